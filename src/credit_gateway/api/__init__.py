@@ -1,0 +1,1 @@
+"""The gRPC edge: servicers and the interceptor. Protobuf types stop here."""

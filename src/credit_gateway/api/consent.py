@@ -1,0 +1,195 @@
+"""ConsentService: the subject's consents and requests, the grantee's requests, tokens and watch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import grpc
+
+from credit_gateway.api import convert
+from credit_gateway.api.interceptor import current_call
+from credit_gateway.api.v1 import consent_pb2, consent_pb2_grpc
+from credit_gateway.consent.service import ConsentService, Granted
+from credit_gateway.domain.consent import ConsentEvent, ConsentStatus
+from credit_gateway.errors import InvalidArgument
+from credit_gateway.storage import records as record_store
+
+_Ctx = grpc.ServicerContext
+
+
+class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
+    def __init__(self, service: ConsentService) -> None:
+        self.service = service
+        self.gateway = service.gateway
+
+    # --- subject ---------------------------------------------------------------------------
+    def GrantConsent(
+        self, request: consent_pb2.GrantConsentRequest, context: _Ctx
+    ) -> consent_pb2.GrantConsentResponse:
+        subject = current_call().principal.id
+        terms = convert.terms_from_pb(request.terms)
+        granted = self.service.grant(
+            subject, terms, request.subject_signature, request.subject_key_id
+        )
+        return self._granted(granted, subject)
+
+    def RevokeConsent(self, request: consent_pb2.ConsentRef, context: _Ctx) -> consent_pb2.Consent:
+        return self._change(request, ConsentStatus.REVOKED)
+
+    def PauseConsent(self, request: consent_pb2.ConsentRef, context: _Ctx) -> consent_pb2.Consent:
+        return self._change(request, ConsentStatus.PAUSED)
+
+    def ResumeConsent(self, request: consent_pb2.ConsentRef, context: _Ctx) -> consent_pb2.Consent:
+        return self._change(request, ConsentStatus.ACTIVE)
+
+    def GetConsent(self, request: consent_pb2.ConsentRef, context: _Ctx) -> consent_pb2.Consent:
+        subject = current_call().principal.id
+        consent = self.service.get(subject, _required(request.consent_id, "consent_id"))
+        return convert.consent_to_pb(consent, subject, self._now())
+
+    def ListConsents(
+        self, request: consent_pb2.ListConsentsRequest, context: _Ctx
+    ) -> consent_pb2.ListConsentsResponse:
+        subject = current_call().principal.id
+        consents = self.service.list_consents(
+            subject, convert.consent_statuses(list(request.statuses))
+        )
+        now = self._now()
+        return consent_pb2.ListConsentsResponse(
+            consents=[convert.consent_to_pb(c, subject, now) for c in consents]
+        )
+
+    def ListInquiries(
+        self, request: consent_pb2.ListInquiriesRequest, context: _Ctx
+    ) -> consent_pb2.ListInquiriesResponse:
+        subject = current_call().principal.id
+        entries = self.service.inquiries(subject, request.consent_id, request.limit or 100)
+        return consent_pb2.ListInquiriesResponse(inquiries=[_inquiry(e) for e in entries])
+
+    def ListConsentRequests(
+        self, request: consent_pb2.ListConsentRequestsRequest, context: _Ctx
+    ) -> consent_pb2.ListConsentRequestsResponse:
+        subject = current_call().principal.id
+        found = self.service.requests(subject, convert.request_statuses(list(request.statuses)))
+        return consent_pb2.ListConsentRequestsResponse(
+            requests=[convert.request_to_pb(r, subject) for r in found]
+        )
+
+    def ApproveConsentRequest(
+        self, request: consent_pb2.ApproveConsentRequestRequest, context: _Ctx
+    ) -> consent_pb2.GrantConsentResponse:
+        subject = current_call().principal.id
+        granted = self.service.approve(
+            subject,
+            _required(request.request_id, "request_id"),
+            request.subject_signature,
+            request.subject_key_id,
+        )
+        return self._granted(granted, subject)
+
+    def RejectConsentRequest(
+        self, request: consent_pb2.ConsentRequestRef, context: _Ctx
+    ) -> consent_pb2.ConsentRequest:
+        subject = current_call().principal.id
+        rejected = self.service.reject(subject, _required(request.request_id, "request_id"))
+        return convert.request_to_pb(rejected, subject)
+
+    # --- grantee ---------------------------------------------------------------------------
+    def RequestConsent(
+        self, request: consent_pb2.RequestConsentRequest, context: _Ctx
+    ) -> consent_pb2.ConsentRequest:
+        grantee = current_call().client.id
+        terms = convert.terms_from_pb(request.terms, grantee=grantee)
+        made = self.service.request(grantee, _required(request.subject_code, "subject_code"), terms)
+        return convert.request_to_pb(made, request.subject_code)
+
+    def GetConsentToken(
+        self, request: consent_pb2.ConsentRef, context: _Ctx
+    ) -> consent_pb2.ConsentToken:
+        granted = self.service.token_for_grantee(
+            current_call().client.id, _required(request.consent_id, "consent_id")
+        )
+        return _token(granted)
+
+    def WatchConsents(
+        self, request: consent_pb2.WatchConsentsRequest, context: _Ctx
+    ) -> Iterator[consent_pb2.ConsentEvent]:
+        grantee = current_call().client.id
+        for event in self.service.watch(grantee, context.is_active):
+            pb = self._event(grantee, event)
+            if pb is not None:
+                yield pb
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _change(
+        self, request: consent_pb2.ConsentRef, target: ConsentStatus
+    ) -> consent_pb2.Consent:
+        subject = current_call().principal.id
+        consent = self.service.change(subject, _required(request.consent_id, "consent_id"), target)
+        return convert.consent_to_pb(consent, subject, self._now())
+
+    def _granted(self, granted: Granted, subject: str) -> consent_pb2.GrantConsentResponse:
+        return consent_pb2.GrantConsentResponse(
+            consent=convert.consent_to_pb(granted.consent, subject, self._now()),
+            token=_token(granted),
+        )
+
+    def _event(self, grantee: str, event: ConsentEvent) -> consent_pb2.ConsentEvent | None:
+        if event.request_id and not (event.consent_id and event.to_status != "approved"):
+            found = self.service.grantee_request(grantee, event.request_id)
+            if found is not None:
+                return consent_pb2.ConsentEvent(
+                    request=convert.request_to_pb(found, self._code(found.subject_id))
+                )
+        if event.consent_id:
+            consent = self.service.grantee_consent(grantee, event.consent_id)
+            if consent is not None:
+                return consent_pb2.ConsentEvent(
+                    consent=convert.consent_to_pb(
+                        consent, self._code(consent.subject_id), self._now()
+                    )
+                )
+        return None
+
+    def _code(self, subject_id: str) -> str:
+        with self.gateway.db.transaction(write=False) as session:
+            return record_store.subject_code(session, self.gateway.envelope, subject_id)
+
+    def _now(self) -> datetime:
+        return self.gateway.clock()
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument.field(field, "required")
+    return value
+
+
+def _token(granted: Granted) -> consent_pb2.ConsentToken:
+    return consent_pb2.ConsentToken(
+        consent_id=granted.consent.id,
+        token=granted.token,
+        expires_at=convert.to_timestamp(granted.consent.terms.valid_until),
+    )
+
+
+def _inquiry(entry: dict[str, object]) -> consent_pb2.InquiryEntry:
+    def strings(key: str) -> list[str]:
+        value = entry.get(key) or []
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    at = datetime.fromisoformat(str(entry["at"]))
+    return consent_pb2.InquiryEntry(
+        inquiry_id=str(entry["id"]),
+        caller=str(entry["caller"]),
+        method=str(entry["method"]),
+        purpose=str(entry["purpose"]),
+        item_codes=strings("items"),
+        outcome=str(entry["outcome"]),
+        reasons=strings("reasons"),
+        consent_id=str(entry.get("consent") or ""),
+        agreement_id=str(entry.get("agreement") or ""),
+        at=convert.to_timestamp(at),
+        released_count=len(strings("released")),
+    )

@@ -1,0 +1,181 @@
+"""The one interceptor: request ids, logging, authentication and scope checks, error mapping.
+
+Every call passes here before any servicer runs. Steps for a method that needs a token:
+  1. the method has a rule in auth.scopes.METHOD_SCOPES (none: refused, fail closed);
+  2. a bearer token is present and verifies (auth.tokens: signature, iss, aud, time);
+  3. its cnf binds it to this connection's client certificate (RFC 8705);
+  4. it is not revoked, and its client participant may act now (read per call, not cached);
+  5. the principal is of the kind the method serves and holds the method's scope.
+The servicer then reads the caller from `current_call()`. Authorization proper (agreements,
+consent, the catalog) is the policy's, not this layer's.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import contextvars
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import grpc
+
+from credit_gateway import logs
+from credit_gateway.api.errors import internal_status, to_status
+from credit_gateway.auth.scopes import METHOD_SCOPES, PUBLIC_METHODS, PrincipalKind
+from credit_gateway.auth.tokens import Principal
+from credit_gateway.domain.participants import Participant
+from credit_gateway.errors import GatewayError, PermissionDenied, Unauthenticated
+from credit_gateway.gateway import Gateway
+from credit_gateway.storage.trust import caller_state
+
+log = logging.getLogger("credit_gateway.calls")
+Behaviour = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    method: str
+    request_id: str
+    principal: Principal
+    client: Participant  # the participant whose certificate carries the call
+
+
+_current: contextvars.ContextVar[CallContext] = contextvars.ContextVar("call")
+
+
+def current_call() -> CallContext:
+    return _current.get()
+
+
+class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._thumbprints: dict[bytes, str] = {}
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        wrap = self._wrap_stream if handler.response_streaming else self._wrap_unary
+        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            behaviour = getattr(handler, kind)
+            if behaviour is not None:
+                factory = getattr(grpc, f"{kind}_rpc_method_handler")
+                return factory(
+                    wrap(method, metadata, behaviour),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+        return handler
+
+    # -- wrapping ----------------------------------------------------------------------------
+    def _wrap_unary(self, method: str, metadata: dict[str, Any], behaviour: Behaviour) -> Behaviour:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            with self._guard(method, metadata, context):
+                return behaviour(request, context)
+            return None  # not reached: _guard aborts the call on any error
+
+        return call
+
+    def _wrap_stream(
+        self, method: str, metadata: dict[str, Any], behaviour: Behaviour
+    ) -> Behaviour:
+        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            with self._guard(method, metadata, context):
+                yield from behaviour(request, context)
+
+        return call
+
+    @contextlib.contextmanager
+    def _guard(
+        self, method: str, metadata: dict[str, Any], context: grpc.ServicerContext
+    ) -> Iterator[None]:
+        """Request id, authentication, and every error mapped to a status in one place."""
+        rid = str(metadata.get("x-request-id") or secrets.token_hex(8))[:64]
+        context.set_trailing_metadata((("x-request-id", rid),))
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+        try:
+            self._authenticate(method, metadata, context)
+            yield
+        except GatewayError as error:
+            elapsed = round((time.perf_counter() - started) * 1000, 3)
+            log.info(
+                "refused",
+                extra={
+                    "fields": {
+                        "method": method,
+                        "reason": error.reason,
+                        "detail": error.message,
+                        "ms": elapsed,
+                    }
+                },
+            )
+            context.abort_with_status(to_status(error))
+        except Exception:
+            log.exception("unhandled error", extra={"fields": {"method": method}})
+            context.abort_with_status(internal_status())
+        finally:
+            logs.request_id.reset(token)
+
+    # -- authentication ----------------------------------------------------------------------
+    def _authenticate(
+        self, method: str, metadata: dict[str, Any], context: grpc.ServicerContext
+    ) -> None:
+        if method in PUBLIC_METHODS:
+            return
+        rule = METHOD_SCOPES.get(method)
+        if rule is None:
+            raise PermissionDenied("method is not open to callers", reason="METHOD_NOT_ALLOWED")
+        header = str(metadata.get("authorization", ""))
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("a bearer access token is required", reason="TOKEN_MISSING")
+        now = self.gateway.clock()
+        principal = self.gateway.token_verifier.verify(
+            token.strip(), self._peer_thumbprint(context), now
+        )
+        with self.gateway.db.transaction(write=False) as session:
+            client, revoked = caller_state(session, principal.client_id, principal.jti)
+        if revoked:
+            self.gateway.token_verifier.forget(token)
+            raise Unauthenticated("access token was revoked", reason="TOKEN_REVOKED")
+        if client is None:
+            raise Unauthenticated("token names an unknown client", reason="TOKEN_INVALID")
+        client.ensure_may_act(now)
+        if principal.kind is not rule.principal:
+            who = "a credit subject" if rule.principal is PrincipalKind.SUBJECT else "a participant"
+            raise PermissionDenied(f"this method is for {who}", reason="WRONG_PRINCIPAL")
+        if rule.scope not in principal.scopes:
+            raise PermissionDenied(f"token lacks scope {rule.scope}", reason="SCOPE_MISSING")
+        _current.set(CallContext(method, logs.request_id.get(), principal, client))
+
+    def _peer_thumbprint(self, context: grpc.ServicerContext) -> str:
+        # The stubs type auth_context() values as bytes; gRPC gives a list of bytes per key.
+        pems = cast(list[bytes], context.auth_context().get("x509_pem_cert") or [])
+        if not pems:
+            raise Unauthenticated("no client certificate", reason="NO_CLIENT_CERTIFICATE")
+        pem = pems[0]
+        thumbprint = self._thumbprints.get(pem)
+        if thumbprint is None:
+            body = b"".join(
+                line for line in pem.strip().splitlines() if not line.startswith(b"-----")
+            )
+            digest = hashlib.sha256(base64.b64decode(body)).digest()
+            thumbprint = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+            if len(self._thumbprints) > 10_000:
+                self._thumbprints.clear()
+            self._thumbprints[pem] = thumbprint
+        return thumbprint

@@ -1,0 +1,58 @@
+"""An audit entry: one decision (release or refusal), as canonical bytes and an RFC 9162 leaf.
+
+The body names who asked, about whom (the subject's internal id, never its code), what, why,
+under which agreement and consent, and what came of it, so the log proves what happened without
+itself disclosing personal data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from credit_gateway.domain.canonical import canonical_bytes
+
+FORMAT = "credit-gateway/audit/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: str
+    at: datetime
+    caller: str
+    method: str
+    subject_id: str | None
+    purpose: str
+    items: tuple[str, ...]
+    outcome: str
+    reasons: tuple[str, ...]
+    agreement_id: str | None = None
+    consent_id: str | None = None
+    released_records: tuple[str, ...] = ()
+    withheld_records: int = 0
+
+    def body(self) -> bytes:
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "id": self.id,
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "caller": self.caller,
+            "method": self.method,
+            "subject": self.subject_id,
+            "purpose": self.purpose,
+            "items": list(self.items),
+            "outcome": self.outcome,
+            "reasons": list(self.reasons),
+            "agreement": self.agreement_id,
+            "consent": self.consent_id,
+            "released": list(self.released_records),
+            "withheld": self.withheld_records,
+        }
+        return canonical_bytes(doc)
+
+
+def leaf_hash(body: bytes) -> bytes:
+    """RFC 9162 section 2.1.1: MTH of one entry is SHA-256(0x00 || entry)."""
+    return hashlib.sha256(b"\x00" + body).digest()

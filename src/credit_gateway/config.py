@@ -1,0 +1,153 @@
+"""One settings object, read from an optional TOML file and then the environment.
+
+Precedence: defaults < file (`--config FILE` or CREDIT_GATEWAY_CONFIG) < CREDIT_GATEWAY_<NAME>
+variables. `Settings.load` validates everything it can without I/O; `Settings.check_files` checks
+that the files the server needs exist, so that `serve` fails in one line before it binds a port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from credit_gateway.errors import ConfigError
+
+ENV_PREFIX = "CREDIT_GATEWAY_"
+_DRIVERS = {"sqlite", "postgresql", "postgresql+psycopg", "mysql+pymysql", "mariadb+pymysql"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path = Path("var")
+    database_url: str = ""  # empty: SQLite in `home`
+    certs_dir: Path = Path("certs")
+    grpc_address: str = "127.0.0.1:50443"
+    oauth_address: str = "127.0.0.1:50444"
+    issuer: str = ""  # empty: https://<oauth_address>
+    audience: str = "credit-gateway"
+    access_token_ttl_seconds: int = 300
+    clock_skew_seconds: int = 30
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_stream_messages: int = 100_000
+    grpc_workers: int = 32
+    log_level: str = "INFO"
+
+    # Derived paths ---------------------------------------------------------------------------
+    @property
+    def ca_cert(self) -> Path:
+        return self.certs_dir / "ca.pem"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.certs_dir / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.certs_dir / "server.key"
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.home / "master.key"
+
+    @property
+    def operator_key_file(self) -> Path:
+        return self.home / "operator.key"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'gateway.db'}"
+
+    @property
+    def effective_issuer(self) -> str:
+        return self.issuer or f"https://{self.oauth_address}"
+
+    # Loading ---------------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls, file: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        file = file or (
+            Path(environ[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in environ else None
+        )
+        if file is not None:
+            try:
+                values.update(tomllib.loads(file.read_text()))
+            except OSError as exc:
+                raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"config file {file} is not valid TOML: {exc}") from exc
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name in fields:
+            if ENV_PREFIX + name.upper() in environ:
+                values[name] = environ[ENV_PREFIX + name.upper()]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r}")
+        typed = {name: _coerce(name, fields[name].type, value) for name, value in values.items()}
+        settings = cls(**typed)
+        settings._validate()
+        return settings
+
+    def _validate(self) -> None:
+        for name in ("grpc_address", "oauth_address"):
+            _parse_address(name, getattr(self, name))
+        try:
+            url = make_url(self.effective_database_url)
+        except ArgumentError as exc:
+            raise ConfigError(f"database_url is not a database URL: {self.database_url!r}") from exc
+        if url.drivername not in _DRIVERS:
+            raise ConfigError(
+                f"database_url driver {url.drivername!r} is not supported "
+                f"(use one of {', '.join(sorted(_DRIVERS))})"
+            )
+        for name in (
+            "access_token_ttl_seconds",
+            "max_message_bytes",
+            "max_stream_messages",
+            "grpc_workers",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+        if not 0 <= self.clock_skew_seconds <= 300:
+            raise ConfigError("clock_skew_seconds must be between 0 and 300")
+
+    def check_files(self) -> None:
+        """The server's TLS material must exist before it starts."""
+        for label, path in (
+            ("CA certificate", self.ca_cert),
+            ("server certificate", self.server_cert),
+            ("server key", self.server_key),
+            ("master key", self.master_key_file),
+        ):
+            if not path.is_file():
+                raise ConfigError(f"{label} not found at {path} (run `credit-gateway init`)")
+
+
+def _coerce(name: str, annotation: object, value: Any) -> Any:
+    kind = {"Path": Path, "int": int, "str": str}[str(annotation)]
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name} must be {annotation!s}, got {value!r}") from exc
+
+
+def _parse_address(name: str, address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name} must be HOST:PORT, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    return _parse_address("address", address)

@@ -1,0 +1,1 @@
+"""Cryptographic building blocks: the master secret, envelope encryption, ES256 keys."""

@@ -1,0 +1,1 @@
+"""The rules' vocabulary: frozen values and pure functions, no I/O, no transport, no database."""

@@ -1,0 +1,151 @@
+"""Data-sharing agreements (Art 20): what a counterparty may do, signed by both sides.
+
+The signed document is JSON: {"agreement": {...terms...}, "signatures": [...]}. What each
+signature covers is the canonical bytes (RFC 8785) of the "agreement" member alone, so adding a
+signature never changes what the others signed. A signature names its signer ("center" or the
+counterparty's participant id), the key id and the algorithm (ES256, raw r||s, base64url).
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from credit_gateway.domain.canonical import canonical_bytes
+from credit_gateway.domain.catalog import CatalogItem, Category, DisclosureLevel
+from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.errors import InvalidArgument
+
+CENTER = "center"
+FORMAT = "credit-gateway/agreement/v1"
+
+
+class Operation(enum.Enum):
+    INQUIRY = "inquiry"
+    BULK_PULL = "bulk_pull"
+    PUSH = "push"
+    CHANGE_FEED = "change_feed"
+    GOVERNMENT_SHARING = "government_sharing"
+    SUBMISSION = "submission"
+
+
+class AgreementStatus(enum.Enum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    calls_per_day: int
+    records_per_day: int
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    id: str
+    counterparty: str
+    operations: frozenset[Operation]
+    items: frozenset[str]
+    categories: frozenset[Category]
+    purposes: frozenset[str]
+    levels: frozenset[DisclosureLevel]
+    subject_kinds: frozenset[SubjectKind]
+    quotas: Quotas
+    valid_from: datetime
+    valid_until: datetime
+
+    def __post_init__(self) -> None:
+        if self.valid_until <= self.valid_from:
+            raise ValueError("agreement ends before it starts")
+        if self.quotas.calls_per_day <= 0 or self.quotas.records_per_day <= 0:
+            raise ValueError("quotas must be positive")
+
+    def covers_item(self, item: CatalogItem) -> bool:
+        return item.code in self.items or item.category in self.categories
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "id": self.id,
+            "counterparty": self.counterparty,
+            "operations": sorted(o.value for o in self.operations),
+            "items": sorted(self.items),
+            "categories": sorted(c.value for c in self.categories),
+            "purposes": sorted(self.purposes),
+            "disclosure_levels": sorted(lv.value for lv in self.levels),
+            "subject_kinds": sorted(k.value for k in self.subject_kinds),
+            "quotas": {
+                "calls_per_day": self.quotas.calls_per_day,
+                "records_per_day": self.quotas.records_per_day,
+            },
+            "valid_from": _ts(self.valid_from),
+            "valid_until": _ts(self.valid_until),
+        }
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.to_document())
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Agreement:
+        try:
+            if doc["format"] != FORMAT:
+                raise ValueError(f"format must be {FORMAT}")
+            return cls(
+                id=str(doc["id"]),
+                counterparty=str(doc["counterparty"]),
+                operations=frozenset(Operation(o) for o in doc["operations"]),
+                items=frozenset(str(i) for i in doc["items"]),
+                categories=frozenset(Category(c) for c in doc["categories"]),
+                purposes=frozenset(str(p) for p in doc["purposes"]),
+                levels=frozenset(DisclosureLevel(lv) for lv in doc["disclosure_levels"]),
+                subject_kinds=frozenset(SubjectKind(k) for k in doc["subject_kinds"]),
+                quotas=Quotas(
+                    int(doc["quotas"]["calls_per_day"]), int(doc["quotas"]["records_per_day"])
+                ),
+                valid_from=datetime.fromisoformat(doc["valid_from"]),
+                valid_until=datetime.fromisoformat(doc["valid_until"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"malformed agreement: {exc}", reason="AGREEMENT_MALFORMED"
+            ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementSignature:
+    signer: str
+    kid: str
+    alg: str
+    value: bytes
+
+    def to_document(self) -> dict[str, str]:
+        return {"signer": self.signer, "kid": self.kid, "alg": self.alg, "sig": b64url(self.value)}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> AgreementSignature:
+        try:
+            return cls(
+                str(doc["signer"]), str(doc["kid"]), str(doc["alg"]), b64url_decode(str(doc["sig"]))
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"malformed signature: {exc}", reason="AGREEMENT_MALFORMED"
+            ) from exc
+
+
+def _ts(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("agreement times must be aware")
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,171 @@
+"""The public credit information catalog (Art 9-10) and the purpose list (Art 19).
+
+The catalog file is versioned JSON (see src/credit_gateway/data/catalog.json). Parsing builds
+frozen values whose constructors check their invariants, so a bad catalog never loads.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from credit_gateway.domain.identifiers import SubjectKind
+
+
+class Category(enum.Enum):
+    """Art 10 (1)-(5), plus Art 26-27 lists and market information (Art 3 para 3)."""
+
+    REGISTRATION = "registration"
+    ADMINISTRATIVE_PERMIT = "administrative_permit"
+    ADMINISTRATIVE_PUNISHMENT = "administrative_punishment"
+    ADMINISTRATIVE_COMPULSION = "administrative_compulsion"
+    ADMINISTRATIVE_OTHER = "administrative_other"
+    JUDICIAL = "judicial"
+    COMMENDATION_VOLUNTEER = "commendation_volunteer"
+    JOINT_INCENTIVE_LIST = "joint_incentive_list"
+    JOINT_DISCIPLINE_LIST = "joint_discipline_list"
+    MARKET = "market"
+    OTHER = "other"
+
+
+class InfoKind(enum.Enum):
+    PUBLIC = "public"
+    MARKET = "market"
+
+
+class Polarity(enum.Enum):
+    POSITIVE = "positive"
+    NEUTRAL = "neutral"
+    UNTRUSTWORTHY = "untrustworthy"
+
+
+class DisclosureLevel(enum.Enum):
+    """Art 17-18. Ordered from widest to narrowest audience; SELF is always open to the subject."""
+
+    OPEN = "open"
+    AUTHORIZED = "authorized"
+    GOVERNMENT = "government"
+    SELF = "self"
+
+
+class Art16Class(enum.Enum):
+    ORDINARY = "ordinary"
+    WRITTEN_CONSENT = "written_consent"  # income, savings, securities, insurance, real estate, tax
+    PROHIBITED = "prohibited"  # religion, genes, fingerprints, blood type, illness, medical history
+
+
+_CODE = re.compile(r"^[A-Z][A-Z0-9_.-]{1,63}$")
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogItem:
+    code: str
+    title: str
+    category: Category
+    info_kind: InfoKind
+    polarity: Polarity
+    providers: frozenset[str]
+    schema: Mapping[str, Any]
+    disclosure: Mapping[SubjectKind, DisclosureLevel]
+    disclosure_period_days: int
+    art16: Art16Class
+    # Art 17 para 2: natural persons' information is OPEN only by a State provision, named here.
+    open_by_state_provision: str = ""
+
+    def __post_init__(self) -> None:
+        if not _CODE.match(self.code):
+            raise CatalogError(f"item code {self.code!r} is not of the form [A-Z][A-Z0-9_.-]+")
+        if set(self.disclosure) != set(SubjectKind):
+            raise CatalogError(f"{self.code}: disclosure must name every subject kind")
+        if (
+            self.disclosure[SubjectKind.NATURAL_PERSON] is DisclosureLevel.OPEN
+            and not self.open_by_state_provision
+        ):
+            raise CatalogError(
+                f"{self.code}: natural persons' information is OPEN only under a State "
+                "provision (Art 17)"
+            )
+        if self.art16 is Art16Class.PROHIBITED:
+            raise CatalogError(f"{self.code}: Art 16 prohibited information cannot be catalogued")
+        if (
+            self.art16 is Art16Class.WRITTEN_CONSENT
+            and DisclosureLevel.OPEN in self.disclosure.values()
+        ):
+            raise CatalogError(f"{self.code}: Art 16 written-consent information cannot be OPEN")
+        if self.disclosure_period_days <= 0:
+            raise CatalogError(f"{self.code}: disclosure period must be positive")
+        if not self.providers:
+            raise CatalogError(f"{self.code}: no authorised providing unit")
+
+    def level_for(self, kind: SubjectKind) -> DisclosureLevel:
+        return self.disclosure[kind]
+
+
+@dataclass(frozen=True, slots=True)
+class Purpose:
+    code: str
+    title: str
+    max_validity_days: int
+    max_data_range_days: int
+    max_uses: int
+
+    def __post_init__(self) -> None:
+        if not _CODE.match(self.code):
+            raise CatalogError(f"purpose code {self.code!r} is malformed")
+        if min(self.max_validity_days, self.max_data_range_days, self.max_uses) <= 0:
+            raise CatalogError(f"purpose {self.code}: limits must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    version: str
+    items: Mapping[str, CatalogItem]
+    purposes: Mapping[str, Purpose] = field(default_factory=dict)
+    # Art 16: payload field names that reveal prohibited information; a record with one is refused.
+    prohibited_fields: frozenset[str] = frozenset()
+
+    def item(self, code: str) -> CatalogItem | None:
+        return self.items.get(code)
+
+    def items_in(self, categories: Iterable[Category]) -> list[CatalogItem]:
+        wanted = set(categories)
+        return [i for i in self.items.values() if i.category in wanted]
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Catalog:
+        try:
+            version = str(doc["version"])
+            items = [_item(raw) for raw in doc["items"]]
+            purposes = [Purpose(**raw) for raw in doc.get("purposes", [])]
+            prohibited = frozenset(str(f) for f in doc.get("prohibited_fields", []))
+        except CatalogError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CatalogError(f"malformed catalog: {exc!r}") from exc
+        by_code = {i.code: i for i in items}
+        if len(by_code) != len(items):
+            raise CatalogError("duplicate item code")
+        return cls(version, by_code, {p.code: p for p in purposes}, prohibited)
+
+
+def _item(raw: Mapping[str, Any]) -> CatalogItem:
+    return CatalogItem(
+        code=raw["code"],
+        title=raw["title"],
+        category=Category(raw["category"]),
+        info_kind=InfoKind(raw["info_kind"]),
+        polarity=Polarity(raw["polarity"]),
+        providers=frozenset(raw["providers"]),
+        schema=raw["schema"],
+        disclosure={SubjectKind(k): DisclosureLevel(v) for k, v in raw["disclosure"].items()},
+        disclosure_period_days=int(raw["disclosure_period_days"]),
+        art16=Art16Class(raw.get("art16", "ordinary")),
+        open_by_state_provision=raw.get("open_by_state_provision", ""),
+    )

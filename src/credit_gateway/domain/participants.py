@@ -1,0 +1,64 @@
+"""Participants: who may connect (DESIGN "Who calls it"), and whether they may act now."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from credit_gateway.errors import PermissionDenied
+
+
+class ParticipantKind(enum.StrEnum):
+    NATIONAL_PLATFORM = "national-platform"
+    PROVINCIAL_PLATFORM = "provincial-platform"
+    CREDIT_AGENCY = "credit-agency"  # a licensed credit service establishment
+    INDUSTRY_ASSOCIATION = "industry-association"
+    GOVERNMENT_DEPARTMENT = "government-department"
+    PROVIDING_UNIT = "providing-unit"
+    IDENTITY_PROVIDER = "identity-provider"
+
+
+class ParticipantStatus(enum.Enum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+PARTICIPANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Licence:
+    number: str
+    valid_until: datetime
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    id: str
+    kind: ParticipantKind
+    org_code: str
+    name: str
+    status: ParticipantStatus
+    scopes: frozenset[str]
+    licence: Licence | None = None
+
+    def __post_init__(self) -> None:
+        if not PARTICIPANT_ID.match(self.id):
+            raise ValueError(f"participant id {self.id!r} must match {PARTICIPANT_ID.pattern}")
+        if self.kind is ParticipantKind.CREDIT_AGENCY and self.licence is None:
+            raise ValueError("a credit service establishment needs a licence")
+
+    def ensure_may_act(self, now: datetime) -> None:
+        """Raises PermissionDenied unless the participant may make any call at `now`."""
+        if self.status is not ParticipantStatus.ACTIVE:
+            raise PermissionDenied(
+                f"participant {self.id} is suspended", reason="PARTICIPANT_SUSPENDED"
+            )
+        if self.kind is ParticipantKind.CREDIT_AGENCY:
+            if self.licence is None or self.licence.revoked:
+                raise PermissionDenied(f"licence of {self.id} is revoked", reason="LICENCE_REVOKED")
+            if now >= self.licence.valid_until:
+                raise PermissionDenied(f"licence of {self.id} expired", reason="LICENCE_EXPIRED")

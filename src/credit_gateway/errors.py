@@ -1,0 +1,104 @@
+"""The gateway's errors, grouped by who is at fault (STYLE lesson 6).
+
+    GatewayError
+    ├── CallerError             the caller's fault: retrying the same call cannot succeed
+    │   ├── InvalidArgument     malformed input; carries field violations
+    │   ├── Unauthenticated     no or bad credentials (terse to the caller, detailed in the log)
+    │   ├── PermissionDenied    authenticated, but not allowed (scope, agreement, consent, policy)
+    │   ├── NotFound
+    │   ├── AlreadyExists
+    │   ├── FailedPrecondition  the state of things forbids it (e.g. a revoked consent resumed)
+    │   └── ResourceExhausted   a quota is used up
+    ├── PeerError               the other party's artefact is bad (signature, tampering)
+    └── InfrastructureError     ours: storage, configuration, keys
+        ├── StorageError
+        └── ConfigError
+
+Each error has a stable machine-readable `reason` (it becomes google.rpc.ErrorInfo.reason at the
+gRPC edge, and the audit log's reason). The mapping to gRPC status codes is in api/errors.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class GatewayError(Exception):
+    default_reason = "INTERNAL"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+
+
+class CallerError(GatewayError):
+    default_reason = "BAD_REQUEST"
+
+
+class InvalidArgument(CallerError):
+    default_reason = "INVALID_ARGUMENT"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        violations: tuple[FieldViolation, ...] = (),
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.violations = violations
+
+    @classmethod
+    def field(cls, field: str, description: str, *, reason: str | None = None) -> InvalidArgument:
+        return cls(
+            f"{field}: {description}",
+            reason=reason,
+            violations=(FieldViolation(field, description),),
+        )
+
+
+class Unauthenticated(CallerError):
+    default_reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(CallerError):
+    default_reason = "PERMISSION_DENIED"
+
+
+class NotFound(CallerError):
+    default_reason = "NOT_FOUND"
+
+
+class AlreadyExists(CallerError):
+    default_reason = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(CallerError):
+    default_reason = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(CallerError):
+    default_reason = "QUOTA_EXHAUSTED"
+
+
+class PeerError(GatewayError):
+    default_reason = "BAD_SIGNATURE"
+
+
+class InfrastructureError(GatewayError):
+    default_reason = "INTERNAL"
+
+
+class StorageError(InfrastructureError):
+    default_reason = "STORAGE"
+
+
+class ConfigError(InfrastructureError):
+    default_reason = "CONFIG"

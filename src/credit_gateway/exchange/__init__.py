@@ -1,0 +1,1 @@
+"""Exchange with participants: agreements, submissions, inquiries (and later push, pull, feed)."""

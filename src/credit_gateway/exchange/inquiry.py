@@ -1,0 +1,203 @@
+"""The release path: every inquiry and sharing call goes through `release()`.
+
+One write transaction reads the state the policy needs (agreement and today's usage, locked;
+the consent, locked; the subject's records), calls policy.decide, and writes the audit entry and
+the use counts before it commits; the payloads are opened inside it too. Only after the commit
+does a refusal become an error for the caller, so a refusal is recorded exactly like a release
+(fail closed: if the audit write fails, nothing is released).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from credit_gateway.audit.entries import AuditEntry
+from credit_gateway.consent.tokens import ConsentTokenError, ConsentTokenVerifier
+from credit_gateway.domain.consent import CONDITIONS
+from credit_gateway.domain.decisions import Decision, Reason
+from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
+from credit_gateway.domain.ids import new_id
+from credit_gateway.errors import InvalidArgument, PermissionDenied
+from credit_gateway.gateway import Gateway
+from credit_gateway.policy import Channel, ReleaseRequest, decide
+from credit_gateway.storage import agreements as agreement_store
+from credit_gateway.storage import audit as audit_store
+from credit_gateway.storage import consents as consent_store
+from credit_gateway.storage import records as record_store
+
+MAX_ITEMS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Inquiry:
+    channel: Channel
+    caller_id: str
+    caller_kind_value: str | None  # ParticipantKind value; None for the subject itself
+    method: str
+    subject_code: str
+    purpose: str
+    item_codes: tuple[str, ...] = ()
+    agreement_id: str | None = None
+    consent_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    record_id: str
+    item_code: str
+    provider_id: str
+    payload: bytes
+    occurred_at: datetime
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WithheldSummary:
+    item_code: str
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class InquiryResult:
+    inquiry_id: str
+    released: tuple[Released, ...]
+    withheld: tuple[WithheldSummary, ...]
+    conditions: tuple[str, ...]
+    agreement_id: str | None
+    consent_id: str | None
+
+
+def parse_subject(code: str, now: datetime) -> tuple[SubjectKind, str]:
+    try:
+        kind, parsed = parse_subject_code(code, today=now.date())
+    except IdentifierError as exc:
+        raise InvalidArgument.field("subject_code", exc.message, reason="BAD_IDENTIFIER") from exc
+    return kind, parsed.value
+
+
+class InquiryService:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.consent_tokens = ConsentTokenVerifier(
+            gateway.keyring, gateway.settings.effective_issuer
+        )
+
+    def release(self, inquiry: Inquiry) -> InquiryResult:
+        gw = self.gateway
+        now = gw.clock()
+        kind, code = parse_subject(inquiry.subject_code, now)
+        if len(inquiry.item_codes) > MAX_ITEMS:
+            raise InvalidArgument.field("item_codes", f"at most {MAX_ITEMS} items per inquiry")
+        catalog = gw.catalog.get()
+        consent_id, token_refusal = self._consent_id(inquiry, now)
+        inquiry_id = new_id("inq")
+        from credit_gateway.domain.participants import ParticipantKind
+
+        caller_kind = (
+            ParticipantKind(inquiry.caller_kind_value) if inquiry.caller_kind_value else None
+        )
+        with gw.db.transaction() as session:
+            subject = record_store.ensure_subject(
+                session, gw.envelope, gw.subject_lookup(code), code, kind, now
+            )
+            caller_id = subject.id if inquiry.channel is Channel.SELF_INQUIRY else inquiry.caller_id
+            agreement = None
+            if inquiry.agreement_id and inquiry.channel is not Channel.SELF_INQUIRY:
+                agreement = agreement_store.lock_agreement_state(
+                    session, inquiry.agreement_id, now.date()
+                )
+            consent = (
+                consent_store.get_consent(session, consent_id, lock=True) if consent_id else None
+            )
+            rows = record_store.subject_records(session, subject.id, inquiry.item_codes or None)
+            request = ReleaseRequest(
+                channel=inquiry.channel,
+                caller_id=caller_id,
+                caller_kind=caller_kind,
+                subject_id=subject.id,
+                subject_kind=kind,
+                purpose=inquiry.purpose,
+                requested_items=inquiry.item_codes,
+                agreement=agreement,
+                consent=consent,
+                records=tuple(record_store.record_state(r) for r in rows),
+            )
+            decision = Decision(token_refusal) if token_refusal else decide(request, catalog, now)
+            released_ids = {r.record_id: r.labels for r in decision.releases}
+            released = tuple(
+                _released(record_store.open_record(gw.envelope, row), released_ids[row.id])
+                for row in rows
+                if row.id in released_ids
+            )
+            audit_store.append(
+                session,
+                AuditEntry(
+                    id=inquiry_id,
+                    at=now,
+                    caller=inquiry.caller_id,
+                    method=inquiry.method,
+                    subject_id=subject.id,
+                    purpose=inquiry.purpose,
+                    items=inquiry.item_codes,
+                    outcome=decision.outcome.value,
+                    reasons=decision.reasons,
+                    agreement_id=inquiry.agreement_id,
+                    consent_id=consent_id,
+                    released_records=tuple(released_ids),
+                    withheld_records=len(decision.withheld_records),
+                ),
+            )
+            if decision.refusal is None:
+                if agreement is not None:
+                    agreement_store.count_usage(
+                        session, agreement.agreement.id, now.date(), len(released)
+                    )
+                if decision.uses_consent and consent is not None:
+                    consent_store.count_use(session, consent, inquiry.caller_id, now)
+        decision.raise_if_refused()  # after the commit: the refusal is on record
+        return InquiryResult(
+            inquiry_id=inquiry_id,
+            released=released,
+            withheld=_summarise(decision),
+            conditions=CONDITIONS if inquiry.channel is not Channel.SELF_INQUIRY else (),
+            agreement_id=inquiry.agreement_id,
+            consent_id=consent_id,
+        )
+
+    def _consent_id(self, inquiry: Inquiry, now: datetime) -> tuple[str | None, Reason | None]:
+        """The consent a token points at, or the reason the token is refused (to be recorded)."""
+        if inquiry.channel is not Channel.AUTHORIZED_INQUIRY:
+            return None, None
+        if not inquiry.consent_token:
+            return None, Reason.CONSENT_REQUIRED
+        try:
+            claims = self.consent_tokens.verify(inquiry.consent_token, now)
+        except ConsentTokenError as exc:
+            return None, Reason(
+                exc.reason
+            ) if exc.reason in Reason.__members__ else Reason.CONSENT_TOKEN_INVALID
+        if claims.grantee != inquiry.caller_id:
+            return claims.consent_id, Reason.CONSENT_OTHER_GRANTEE
+        return claims.consent_id, None
+
+
+def _released(record: record_store.StoredRecord, labels: tuple[str, ...]) -> Released:
+    state = record.state
+    return Released(
+        state.id, state.item_code, record.provider_id, record.payload, state.occurred_at, labels
+    )
+
+
+def _summarise(decision: Decision) -> tuple[WithheldSummary, ...]:
+    items = [WithheldSummary(w.item_code, w.reason.value, 0) for w in decision.withheld_items]
+    counts = Counter((w.item_code, w.reason.value) for w in decision.withheld_records)
+    return (
+        *items,
+        *(WithheldSummary(item, reason, n) for (item, reason), n in sorted(counts.items())),
+    )
+
+
+__all__ = ["Inquiry", "InquiryResult", "InquiryService", "PermissionDenied"]

@@ -1,0 +1,282 @@
+"""Submissions from providing units (Art 11, 14-16, 22): each record checked on its own.
+
+Checks, in order, each failure a named reason and nothing written for that record:
+fields present -> item in the catalog -> provider authorised for the item -> subject code valid ->
+payload is a JSON object -> no Art 16 prohibited field -> fits the item's JSON Schema ->
+untrustworthiness record carries the Art 22 notice reference -> provider's signature verifies.
+Accepted records are written after the whole stream is read, in chunks of one transaction each;
+the provider's own record id makes a resubmission idempotent (same content: DUPLICATE; other
+content: refused, Art 14).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc.jwk import ECKey
+from jsonschema import Draft202012Validator
+
+from credit_gateway.crypto.signatures import verify_es256
+from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
+from credit_gateway.domain.catalog import Catalog, CatalogItem, DisclosureLevel, Polarity
+from credit_gateway.domain.identifiers import IdentifierError, parse_subject_code
+from credit_gateway.domain.records import Submission, prohibited_paths
+from credit_gateway.errors import PeerError
+from credit_gateway.gateway import Gateway
+from credit_gateway.storage import records as record_store
+from credit_gateway.storage import trust
+
+CHUNK = 500
+MAX_PAYLOAD_BYTES = 64 * 1024
+FUTURE_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A record as it came off the wire, before any check."""
+
+    provider_record_id: str
+    item_code: str
+    subject_code: str
+    payload_json: bytes
+    occurred_at: datetime | None
+    notice_reference: str
+    signature: bytes
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    reason: str
+    field: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    index: int
+    provider_record_id: str
+    outcome: str  # ACCEPTED, DUPLICATE, REJECTED
+    record_id: str = ""
+    violations: tuple[Violation, ...] = ()
+
+
+@dataclass
+class _Checked:
+    index: int
+    submission: Submission
+    item: CatalogItem
+    subject_kind: Any
+    digest: str
+    signature: bytes
+    key_id: str
+
+
+@dataclass
+class SubmissionService:
+    gateway: Gateway
+    _validators: dict[tuple[str, str], Draft202012Validator] = field(default_factory=dict)
+
+    def submit(self, provider_id: str, records: Iterable[Incoming]) -> list[RecordOutcome]:
+        gw = self.gateway
+        catalog = gw.catalog.get()
+        with gw.db.transaction(write=False) as session:
+            jwks = trust.participant_jwks(session, provider_id) or {"keys": []}
+        keys = _keys(jwks)
+        outcomes: list[RecordOutcome] = []
+        pending: list[_Checked] = []
+        for index, incoming in enumerate(records):
+            checked = self._check(index, provider_id, incoming, catalog, keys, gw.clock())
+            if isinstance(checked, RecordOutcome):
+                outcomes.append(checked)
+                continue
+            pending.append(checked)
+        # Nothing is written until the whole stream has been read and checked, so a stream that
+        # breaks a limit midway leaves no trace.
+        for start in range(0, len(pending), CHUNK):
+            outcomes += self._store(pending[start : start + CHUNK])
+        return sorted(outcomes, key=lambda o: o.index)
+
+    def _check(
+        self,
+        index: int,
+        provider_id: str,
+        incoming: Incoming,
+        catalog: Catalog,
+        keys: dict[str, ec.EllipticCurvePublicKey],
+        now: datetime,
+    ) -> _Checked | RecordOutcome:
+        def reject(reason: str, path: str = "", description: str = "") -> RecordOutcome:
+            return RecordOutcome(
+                index,
+                incoming.provider_record_id,
+                "REJECTED",
+                violations=(Violation(reason, path, description),),
+            )
+
+        if not incoming.provider_record_id or len(incoming.provider_record_id) > 128:
+            return reject("MISSING_FIELD", "provider_record_id", "required, at most 128 characters")
+        if incoming.occurred_at is None:
+            return reject("MISSING_FIELD", "occurred_at", "required")
+        if incoming.occurred_at > now + FUTURE_SKEW:
+            return reject("INVALID_TIME", "occurred_at", "lies in the future")
+        item = catalog.item(incoming.item_code)
+        if item is None:
+            return reject(
+                "NOT_IN_CATALOG", "item_code", f"{incoming.item_code!r} is not a catalog item"
+            )
+        if provider_id not in item.providers:
+            return reject(
+                "PROVIDER_NOT_AUTHORISED",
+                "item_code",
+                f"{provider_id} does not provide {item.code}",
+            )
+        try:
+            subject_kind, parsed = parse_subject_code(incoming.subject_code, today=now.date())
+        except IdentifierError as exc:
+            return reject("BAD_IDENTIFIER", "subject_code", f"{exc.rule}: {exc.message}")
+        if len(incoming.payload_json) > MAX_PAYLOAD_BYTES:
+            return reject("PAYLOAD_TOO_LARGE", "payload_json", f"at most {MAX_PAYLOAD_BYTES} bytes")
+        try:
+            payload = parse_json_object(incoming.payload_json)
+            canonical_bytes(payload)
+        except CanonicalError as exc:
+            return reject("PAYLOAD_NOT_JSON", "payload_json", str(exc))
+        prohibited = prohibited_paths(payload, catalog.prohibited_fields)
+        if prohibited:
+            return reject(
+                "ART16_PROHIBITED",
+                prohibited[0],
+                "information that must not be aggregated (Art 16)",
+            )
+        error = next(iter(self._validator(catalog, item).iter_errors(payload)), None)
+        if error is not None:
+            return reject("SCHEMA_VIOLATION", error.json_path, error.message)
+        if item.polarity is Polarity.UNTRUSTWORTHY and not incoming.notice_reference:
+            return reject(
+                "ART22_NOTICE_MISSING",
+                "notice_reference",
+                "untrustworthiness information needs the written notice given to the subject",
+            )
+        submission = Submission(
+            provider_id,
+            incoming.provider_record_id,
+            item.code,
+            parsed.value,
+            payload,
+            incoming.occurred_at,
+            incoming.notice_reference,
+        )
+        data = submission.signing_bytes()
+        key = keys.get(incoming.key_id)
+        if key is None:
+            return reject("BAD_SIGNATURE", "key_id", "not a key the provider registered")
+        try:
+            verify_es256(key, data, incoming.signature, what="record")
+        except PeerError:
+            return reject(
+                "BAD_SIGNATURE", "signature", "does not verify over the record's canonical bytes"
+            )
+        return _Checked(
+            index,
+            submission,
+            item,
+            subject_kind,
+            hashlib.sha256(data).hexdigest(),
+            incoming.signature,
+            incoming.key_id,
+        )
+
+    def _validator(self, catalog: Catalog, item: CatalogItem) -> Draft202012Validator:
+        key = (catalog.version, item.code)
+        validator = self._validators.get(key)
+        if validator is None:
+            validator = self._validators[key] = Draft202012Validator(dict(item.schema))
+        return validator
+
+    def _store(self, batch: list[_Checked]) -> list[RecordOutcome]:
+        if not batch:
+            return []
+        gw = self.gateway
+        now = gw.clock()
+        outcomes: list[RecordOutcome] = []
+        with gw.db.transaction() as session:
+            seen: dict[tuple[str, str], tuple[str, str]] = {}
+            for c in batch:
+                s = c.submission
+                known = seen.get(
+                    (s.provider_id, s.provider_record_id)
+                ) or record_store.existing_digest(session, s.provider_id, s.provider_record_id)
+                if known is not None:
+                    record_id, digest = known
+                    if digest == c.digest:
+                        outcomes.append(
+                            RecordOutcome(c.index, s.provider_record_id, "DUPLICATE", record_id)
+                        )
+                    else:
+                        outcomes.append(
+                            RecordOutcome(
+                                c.index,
+                                s.provider_record_id,
+                                "REJECTED",
+                                violations=(
+                                    Violation(
+                                        "CONFLICTING_RESUBMISSION",
+                                        "provider_record_id",
+                                        "this id came before with other content; records are "
+                                        "not altered (Art 14)",
+                                    ),
+                                ),
+                            )
+                        )
+                    continue
+                subject = record_store.ensure_subject(
+                    session,
+                    gw.envelope,
+                    gw.subject_lookup(s.subject_code),
+                    s.subject_code,
+                    c.subject_kind,
+                    now,
+                )
+                sealed = any(
+                    level is not DisclosureLevel.OPEN for level in c.item.disclosure.values()
+                )
+                record_id = record_store.insert_record(
+                    session,
+                    gw.envelope,
+                    record_store.NewRecord(
+                        provider_id=s.provider_id,
+                        provider_record_id=s.provider_record_id,
+                        item_code=s.item_code,
+                        subject_id=subject.id,
+                        occurred_at=s.occurred_at,
+                        digest=c.digest,
+                        payload=canonical_bytes(s.payload),
+                        signature=c.signature,
+                        signer_kid=c.key_id,
+                        notice_reference=s.notice_reference or None,
+                        seal=sealed,
+                    ),
+                    now,
+                )
+                seen[(s.provider_id, s.provider_record_id)] = (record_id, c.digest)
+                outcomes.append(RecordOutcome(c.index, s.provider_record_id, "ACCEPTED", record_id))
+        return outcomes
+
+
+def _keys(jwks: dict[str, Any]) -> dict[str, ec.EllipticCurvePublicKey]:
+    keys: dict[str, ec.EllipticCurvePublicKey] = {}
+    for raw in jwks.get("keys", []):
+        try:
+            jwk = ECKey.import_key(raw)
+        except ValueError:
+            continue
+        public = jwk.get_op_key("verify")
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            keys[str(raw.get("kid") or jwk.thumbprint())] = public
+    return keys

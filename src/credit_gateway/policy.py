@@ -1,0 +1,268 @@
+"""The single release decision. Every read path (inquiry, sharing, self-inquiry, and later pull
+and feed) builds a ReleaseRequest from state read in its release transaction and calls decide();
+nothing else decides what leaves. Pure: no I/O, the clock is an argument.
+
+Steps, in order (the first refusal ends the request; later steps withhold items or records):
+  1. the caller's kind may use the channel                      (Art 17, 20)
+  2. an agreement with the caller, active and in force, that allows the operation, purpose and
+     subject kind; the day's call quota is not used up          (Art 20, 36)
+  3. on the authorized channel: a consent of this subject to this caller, active, in its window,
+     with uses left, for this purpose                           (Art 19, 20 para 2)
+  4. per item: in the catalog, covered by the agreement, its disclosure level for the subject's
+     kind open to the channel and agreed, and (authorized channel) covered by the consent;
+     Art 16 written-consent items only when named one by one    (Art 9-10, 16-19)
+  5. per record: in service, not suspended under objection (labelled while pending), inside the
+     disclosure period and the consent's data range, within the day's record quota
+                                                                (Art 19, 29-31)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from credit_gateway.domain.agreements import Agreement, AgreementStatus, Operation
+from credit_gateway.domain.catalog import Catalog, CatalogItem, DisclosureLevel
+from credit_gateway.domain.consent import Consent, ConsentStatus
+from credit_gateway.domain.decisions import (
+    LABEL_OBJECTION_PENDING,
+    Decision,
+    ItemWithheld,
+    Reason,
+    RecordRelease,
+    RecordWithheld,
+)
+from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.domain.participants import ParticipantKind as PK
+
+OBJECTION_RESPONSE_PERIOD = timedelta(days=15)  # Art 29 para 2
+
+
+class Channel(enum.Enum):
+    OPEN_INQUIRY = "open_inquiry"
+    AUTHORIZED_INQUIRY = "authorized_inquiry"
+    GOVERNMENT_SHARING = "government_sharing"
+    SELF_INQUIRY = "self_inquiry"
+
+
+_OPERATION: Mapping[Channel, Operation] = {
+    Channel.OPEN_INQUIRY: Operation.INQUIRY,
+    Channel.AUTHORIZED_INQUIRY: Operation.INQUIRY,
+    Channel.GOVERNMENT_SHARING: Operation.GOVERNMENT_SHARING,
+}
+_CALLERS: Mapping[Channel, frozenset[PK]] = {
+    Channel.OPEN_INQUIRY: frozenset(
+        {
+            PK.NATIONAL_PLATFORM,
+            PK.PROVINCIAL_PLATFORM,
+            PK.CREDIT_AGENCY,
+            PK.INDUSTRY_ASSOCIATION,
+            PK.GOVERNMENT_DEPARTMENT,
+        }
+    ),
+    Channel.AUTHORIZED_INQUIRY: frozenset(
+        {PK.CREDIT_AGENCY, PK.INDUSTRY_ASSOCIATION}
+    ),  # Art 20 para 2
+    Channel.GOVERNMENT_SHARING: frozenset({PK.GOVERNMENT_DEPARTMENT}),  # Art 20 para 1
+}
+_LEVELS: Mapping[Channel, frozenset[DisclosureLevel]] = {
+    Channel.OPEN_INQUIRY: frozenset({DisclosureLevel.OPEN}),
+    Channel.AUTHORIZED_INQUIRY: frozenset({DisclosureLevel.OPEN, DisclosureLevel.AUTHORIZED}),
+    Channel.GOVERNMENT_SHARING: frozenset(
+        {DisclosureLevel.OPEN, DisclosureLevel.AUTHORIZED, DisclosureLevel.GOVERNMENT}
+    ),
+    Channel.SELF_INQUIRY: frozenset(DisclosureLevel),
+}
+_CONSENT_REFUSALS: Mapping[ConsentStatus, Reason] = {
+    ConsentStatus.REVOKED: Reason.CONSENT_REVOKED,
+    ConsentStatus.PAUSED: Reason.CONSENT_PAUSED,
+    ConsentStatus.EXPIRED: Reason.CONSENT_EXPIRED,
+    ConsentStatus.EXHAUSTED: Reason.CONSENT_EXHAUSTED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordState:
+    id: str
+    item_code: str
+    occurred_at: datetime
+    in_service: bool = True  # False once deleted from service and archived (Art 30-31)
+    objection_filed_at: datetime | None = None  # an unresolved objection (Art 29)
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementState:
+    agreement: Agreement
+    status: AgreementStatus
+    calls_today: int = 0
+    records_today: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRequest:
+    channel: Channel
+    caller_id: str  # a participant id, or the subject's id on the self channel
+    caller_kind: PK | None  # None on the self channel
+    subject_id: str
+    subject_kind: SubjectKind
+    purpose: str
+    requested_items: tuple[str, ...] = ()  # empty: everything the caller may see
+    agreement: AgreementState | None = None
+    consent: Consent | None = None
+    records: tuple[RecordState, ...] = field(default=())
+
+
+def decide(request: ReleaseRequest, catalog: Catalog, now: datetime) -> Decision:
+    refusal = _refuse_request(request, now)
+    if refusal is not None:
+        return Decision(refusal)
+
+    allowed: dict[str, CatalogItem] = {}
+    withheld_items: list[ItemWithheld] = []
+    for code in _items_in_question(request, catalog):
+        item = catalog.item(code)
+        reason = Reason.NOT_IN_CATALOG if item is None else _refuse_item(request, item)
+        if reason is not None or item is None:
+            withheld_items.append(ItemWithheld(code, reason or Reason.NOT_IN_CATALOG))
+        else:
+            allowed[code] = item
+    if request.requested_items and not allowed:
+        # Nothing asked for may be seen: refuse the request with the first item's reason.
+        return Decision(withheld_items[0].reason, withheld_items=tuple(withheld_items))
+    if not request.requested_items and not allowed and request.channel is not Channel.SELF_INQUIRY:
+        return Decision(Reason.NOTHING_REQUESTABLE)
+
+    releases: list[RecordRelease] = []
+    withheld_records: list[RecordWithheld] = []
+    record_budget = _record_budget(request)
+    for record in sorted(request.records, key=lambda r: (r.item_code, r.occurred_at, r.id)):
+        item = allowed.get(record.item_code)
+        if item is None:
+            continue  # not asked for, or withheld as an item above
+        reason, labels = _judge_record(request, item, record, now)
+        if reason is None and len(releases) >= record_budget:
+            reason = Reason.QUOTA_RECORDS_EXHAUSTED
+        if reason is None:
+            releases.append(RecordRelease(record.id, record.item_code, labels))
+        else:
+            withheld_records.append(RecordWithheld(record.id, record.item_code, reason))
+    return Decision(
+        None,
+        tuple(releases),
+        tuple(withheld_records),
+        tuple(withheld_items),
+        uses_consent=request.channel is Channel.AUTHORIZED_INQUIRY,
+    )
+
+
+def _refuse_request(request: ReleaseRequest, now: datetime) -> Reason | None:
+    if request.channel is Channel.SELF_INQUIRY:
+        return (
+            None
+            if request.caller_kind is None and request.caller_id == request.subject_id
+            else (Reason.CALLER_KIND_NOT_ALLOWED)
+        )
+    if request.caller_kind not in _CALLERS[request.channel]:
+        return Reason.CALLER_KIND_NOT_ALLOWED
+    reason = _refuse_agreement(request, now)
+    if reason is None and request.channel is Channel.AUTHORIZED_INQUIRY:
+        reason = _refuse_consent(request, now)
+    return reason
+
+
+def _refuse_agreement(request: ReleaseRequest, now: datetime) -> Reason | None:
+    state = request.agreement
+    if state is None:
+        return Reason.AGREEMENT_REQUIRED
+    agreement = state.agreement
+    checks = (
+        (agreement.counterparty != request.caller_id, Reason.AGREEMENT_OTHER_PARTY),
+        (state.status is not AgreementStatus.ACTIVE, Reason.AGREEMENT_SUSPENDED),
+        (now < agreement.valid_from, Reason.AGREEMENT_NOT_YET_VALID),
+        (now >= agreement.valid_until, Reason.AGREEMENT_EXPIRED),
+        (_OPERATION[request.channel] not in agreement.operations, Reason.OPERATION_NOT_AGREED),
+        (request.purpose not in agreement.purposes, Reason.PURPOSE_NOT_AGREED),
+        (request.subject_kind not in agreement.subject_kinds, Reason.SUBJECT_KIND_NOT_AGREED),
+        (state.calls_today >= agreement.quotas.calls_per_day, Reason.QUOTA_CALLS_EXHAUSTED),
+    )
+    return next((reason for failed, reason in checks if failed), None)
+
+
+def _refuse_consent(request: ReleaseRequest, now: datetime) -> Reason | None:
+    consent = request.consent
+    if consent is None:
+        return Reason.CONSENT_REQUIRED
+    if consent.terms.grantee != request.caller_id:
+        return Reason.CONSENT_OTHER_GRANTEE
+    if consent.subject_id != request.subject_id:
+        return Reason.CONSENT_OTHER_SUBJECT
+    status = consent.effective_status(now)
+    if status in _CONSENT_REFUSALS:
+        return _CONSENT_REFUSALS[status]
+    if now < consent.terms.valid_from:
+        return Reason.CONSENT_NOT_YET_VALID
+    if consent.terms.purpose_code != request.purpose:
+        return Reason.PURPOSE_NOT_CONSENTED
+    return None
+
+
+def _items_in_question(request: ReleaseRequest, catalog: Catalog) -> list[str]:
+    if request.requested_items:
+        return list(dict.fromkeys(request.requested_items))
+    if request.channel is Channel.SELF_INQUIRY or request.agreement is None:
+        return sorted(catalog.items)
+    agreement = request.agreement.agreement
+    return sorted(code for code, item in catalog.items.items() if agreement.covers_item(item))
+
+
+def _refuse_item(request: ReleaseRequest, item: CatalogItem) -> Reason | None:
+    level = item.level_for(request.subject_kind)
+    if level not in _LEVELS[request.channel]:
+        return Reason.NOT_DISCLOSABLE_ON_CHANNEL
+    if request.channel is Channel.SELF_INQUIRY:
+        return None
+    assert request.agreement is not None  # step 2 refused the request otherwise
+    agreement = request.agreement.agreement
+    if not agreement.covers_item(item):
+        return Reason.ITEM_NOT_AGREED
+    if level not in agreement.levels:
+        return Reason.LEVEL_NOT_AGREED
+    if request.channel is Channel.AUTHORIZED_INQUIRY and level is not DisclosureLevel.OPEN:
+        assert request.consent is not None  # step 3 refused the request otherwise
+        if not request.consent.terms.covers(item):
+            return Reason.ITEM_NOT_CONSENTED
+    return None
+
+
+def _judge_record(
+    request: ReleaseRequest, item: CatalogItem, record: RecordState, now: datetime
+) -> tuple[Reason | None, tuple[str, ...]]:
+    if not record.in_service:
+        return Reason.NOT_IN_SERVICE, ()
+    if request.channel is Channel.SELF_INQUIRY:  # the subject sees its own records as they stand
+        return None, (LABEL_OBJECTION_PENDING,) if record.objection_filed_at else ()
+    labels: tuple[str, ...] = ()
+    if record.objection_filed_at is not None:
+        if now >= record.objection_filed_at + OBJECTION_RESPONSE_PERIOD:
+            return Reason.OBJECTION_SUSPENDED, ()
+        labels = (LABEL_OBJECTION_PENDING,)
+    if now >= record.occurred_at + timedelta(days=item.disclosure_period_days):
+        return Reason.DISCLOSURE_PERIOD_ENDED, ()
+    consent = request.consent
+    if (
+        request.channel is Channel.AUTHORIZED_INQUIRY
+        and consent is not None
+        and not consent.terms.data_from <= record.occurred_at < consent.terms.data_to
+    ):
+        return Reason.OUTSIDE_CONSENT_DATA_RANGE, ()
+    return None, labels
+
+
+def _record_budget(request: ReleaseRequest) -> int:
+    if request.agreement is None:
+        return len(request.records)
+    return max(
+        0, request.agreement.agreement.quotas.records_per_day - request.agreement.records_today
+    )

@@ -1,0 +1,115 @@
+"""Operator actions on participants and agreements (the CLI calls these)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from joserfc.jwk import ECKey, KeySet
+from sqlalchemy.orm import Session
+
+from credit_gateway.auth.binding import x5t_s256
+from credit_gateway.auth.scopes import SCOPES_BY_KIND
+from credit_gateway.config import Settings
+from credit_gateway.domain.identifiers import IdentifierError, UnifiedSocialCreditCode
+from credit_gateway.domain.participants import (
+    Licence,
+    Participant,
+    ParticipantKind,
+    ParticipantStatus,
+)
+from credit_gateway.errors import InvalidArgument
+from credit_gateway.gateway import utcnow
+from credit_gateway.storage import trust
+from credit_gateway.storage.db import Database
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    db = Database.connect(settings.effective_database_url)
+    try:
+        with db.transaction() as session:
+            yield session
+    finally:
+        db.dispose()
+
+
+def certificate_facts(path: Path) -> tuple[str, datetime, dict[str, Any]]:
+    """x5t#S256, expiry, and the public JWK (kid = the thumbprint) of a PEM certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument.field("cert", f"{path} is not a readable PEM certificate") from exc
+    public = cert.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise InvalidArgument.field("cert", "only EC P-256 certificates are supported")
+    thumbprint = x5t_s256(cert.public_bytes(Encoding.DER))
+    jwk = ECKey.import_key(public, {"kid": thumbprint, "alg": "ES256", "use": "sig"}).as_dict(
+        private=False
+    )
+    return thumbprint, cert.not_valid_after_utc, jwk
+
+
+def add_participant(
+    settings: Settings,
+    *,
+    participant_id: str,
+    kind: str,
+    org_code: str,
+    name: str,
+    certificates: Sequence[Path],
+    scopes: Sequence[str] | None = None,
+    licence: tuple[str, datetime] | None = None,
+    jwks_file: Path | None = None,
+) -> Participant:
+    if not participant_id or not kind or not org_code or not name:
+        raise InvalidArgument("participants add needs --id, --kind, --org-code and --name")
+    try:
+        code = UnifiedSocialCreditCode.parse(org_code).value
+    except IdentifierError as exc:
+        raise InvalidArgument.field("org_code", exc.message, reason="BAD_IDENTIFIER") from exc
+    participant_kind = ParticipantKind(kind)
+    allowed = SCOPES_BY_KIND[participant_kind]
+    granted = frozenset(scopes) if scopes else allowed
+    if not granted <= allowed:
+        raise InvalidArgument.field("scopes", f"{sorted(granted - allowed)} are not for a {kind}")
+    facts = [certificate_facts(p) for p in certificates]
+    if not facts:
+        raise InvalidArgument.field("cert", "register at least one certificate")
+    if jwks_file is not None:
+        jwks = json.loads(jwks_file.read_text())
+        KeySet.import_key_set(jwks)  # refuses a malformed set before it is stored
+    else:
+        jwks = {"keys": [jwk for _, _, jwk in facts]}
+    lic = None
+    if licence is not None:
+        valid_until = (
+            licence[1] if licence[1].tzinfo else licence[1].replace(tzinfo=utcnow().tzinfo)
+        )
+        lic = Licence(licence[0], valid_until)
+    try:
+        participant = Participant(
+            participant_id, participant_kind, code, name, ParticipantStatus.ACTIVE, granted, lic
+        )
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from exc
+    with _session(settings) as session:
+        trust.add_participant(session, participant, jwks, [(t, n) for t, n, _ in facts], utcnow())
+    return participant
+
+
+def suspend_participant(settings: Settings, participant_id: str) -> None:
+    with _session(settings) as session:
+        trust.set_participant_status(session, participant_id, ParticipantStatus.SUSPENDED)
+
+
+def list_participants(settings: Settings) -> list[Participant]:
+    with _session(settings) as session:
+        return trust.list_participants(session)

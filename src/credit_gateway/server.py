@@ -1,0 +1,88 @@
+"""Wiring: settings -> storage -> services -> the gRPC server (and the HTTPS token endpoint)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from credit_gateway import tls
+from credit_gateway.api.interceptor import GatewayInterceptor
+from credit_gateway.api.services import register_services
+from credit_gateway.config import Settings
+from credit_gateway.gateway import Gateway
+
+log = logging.getLogger("credit_gateway.server")
+GRACE_SECONDS = 10.0
+
+
+@dataclass
+class RunningGateway:
+    gateway: Gateway
+    grpc_server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    extra_stops: list[object] = field(default_factory=list)
+
+    def stop(self, grace: float = GRACE_SECONDS) -> None:
+        self.health.enter_graceful_shutdown()
+        for stopper in self.extra_stops:
+            stopper.stop()  # type: ignore[attr-defined]
+        self.grpc_server.stop(grace).wait()
+        self.gateway.close()
+
+
+def start(settings: Settings, gateway: Gateway | None = None) -> RunningGateway:
+    settings.check_files()
+    gateway = gateway or Gateway(settings)
+    limit = settings.max_message_bytes
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="rpc"),
+        interceptors=[GatewayInterceptor(gateway)],
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=settings.grpc_workers * 8,
+    )
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = register_services(server, gateway)
+    for name in names:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_secure_port(settings.grpc_address, tls.grpc_server_credentials(settings))
+    if port == 0:
+        from credit_gateway.errors import ConfigError
+
+        raise ConfigError(f"cannot listen on {settings.grpc_address}")
+    server.start()
+    running = RunningGateway(gateway, server, port, health_servicer)
+    log.info("serving", extra={"fields": {"grpc_port": port}})
+    return running
+
+
+def serve_forever(settings: Settings) -> None:
+    running = start(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("draining", extra={"fields": {"signal": signal.Signals(signum).name}})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    running.stop()
+    log.info("stopped")

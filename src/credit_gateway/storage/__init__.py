@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, the engine, repositories. Rows never leave this package."""

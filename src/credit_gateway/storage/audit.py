@@ -1,0 +1,43 @@
+"""Appending decisions to the audit log and reading a subject's inquiries back."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from credit_gateway.audit.entries import AuditEntry, leaf_hash
+from credit_gateway.storage.tables import AuditEntryRow
+
+
+def append(session: Session, entry: AuditEntry) -> None:
+    body = entry.body()
+    session.add(
+        AuditEntryRow(
+            id=entry.id,
+            at=entry.at,
+            caller=entry.caller,
+            method=entry.method,
+            subject_id=entry.subject_id,
+            consent_id=entry.consent_id,
+            agreement_id=entry.agreement_id,
+            outcome=entry.outcome,
+            body=body,
+            leaf_hash=leaf_hash(body),
+        )
+    )
+
+
+def subject_entries(
+    session: Session, subject_id: str, consent_id: str | None, limit: int
+) -> list[dict[str, object]]:
+    query = select(AuditEntryRow.body).where(AuditEntryRow.subject_id == subject_id)
+    if consent_id:
+        query = query.where(AuditEntryRow.consent_id == consent_id)
+    bodies = session.scalars(query.order_by(AuditEntryRow.seq.desc()).limit(limit))
+    return [dict(json.loads(b)) for b in bodies]
+
+
+def count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0)

@@ -1,0 +1,157 @@
+"""Subjects (looked up by keyed hash, code sealed) and records (non-open payloads sealed)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from credit_gateway.crypto.envelope import Envelope
+from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.domain.ids import new_id
+from credit_gateway.policy import RecordState
+from credit_gateway.storage.tables import RecordRow, SubjectRow
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    id: str
+    kind: SubjectKind
+    public_jwk: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    state: RecordState
+    provider_id: str
+    payload: bytes  # the canonical JSON payload, opened
+    labels: tuple[str, ...]
+
+
+def find_subject(session: Session, lookup: str) -> Subject | None:
+    row = session.scalar(select(SubjectRow).where(SubjectRow.lookup == lookup))
+    return None if row is None else Subject(row.id, SubjectKind(row.kind), row.public_jwk)
+
+
+def get_subject(session: Session, subject_id: str) -> Subject | None:
+    row = session.get(SubjectRow, subject_id)
+    return None if row is None else Subject(row.id, SubjectKind(row.kind), row.public_jwk)
+
+
+def subject_code(session: Session, envelope: Envelope, subject_id: str) -> str:
+    row = session.get(SubjectRow, subject_id)
+    assert row is not None
+    return envelope.open(
+        row.code_key_id, row.code_sealed, b"subject:" + row.lookup.encode()
+    ).decode()
+
+
+def ensure_subject(
+    session: Session, envelope: Envelope, lookup: str, code: str, kind: SubjectKind, now: datetime
+) -> Subject:
+    found = find_subject(session, lookup)
+    if found is not None:
+        return found
+    key_id, sealed = envelope.seal(code.encode(), b"subject:" + lookup.encode())
+    row = SubjectRow(
+        id=new_id("sbj"),
+        lookup=lookup,
+        kind=kind.value,
+        code_key_id=key_id,
+        code_sealed=sealed,
+        public_jwk=None,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # made by a concurrent submission
+        found = find_subject(session, lookup)
+        assert found is not None
+        return found
+    return Subject(row.id, kind, None)
+
+
+def set_subject_key(session: Session, subject_id: str, public_jwk: str | None) -> None:
+    row = session.get(SubjectRow, subject_id)
+    assert row is not None
+    row.public_jwk = public_jwk
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    provider_id: str
+    provider_record_id: str
+    item_code: str
+    subject_id: str
+    occurred_at: datetime
+    digest: str
+    payload: bytes
+    signature: bytes
+    signer_kid: str
+    notice_reference: str | None
+    seal: bool
+
+
+def existing_digest(
+    session: Session, provider_id: str, provider_record_id: str
+) -> tuple[str, str] | None:
+    row = session.execute(
+        select(RecordRow.id, RecordRow.digest).where(
+            RecordRow.provider_id == provider_id, RecordRow.provider_record_id == provider_record_id
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def insert_record(session: Session, envelope: Envelope, record: NewRecord, now: datetime) -> str:
+    record_id = new_id("rec")
+    key_id: str | None = None
+    payload = record.payload
+    if record.seal:
+        key_id, payload = envelope.seal(payload, b"record:" + record_id.encode())
+    session.add(
+        RecordRow(
+            id=record_id,
+            provider_id=record.provider_id,
+            provider_record_id=record.provider_record_id,
+            item_code=record.item_code,
+            subject_id=record.subject_id,
+            occurred_at=record.occurred_at,
+            submitted_at=now,
+            digest=record.digest,
+            payload_key_id=key_id,
+            payload=payload,
+            signature=record.signature,
+            signer_kid=record.signer_kid,
+            notice_reference=record.notice_reference,
+            state="active",
+            labels="",
+        )
+    )
+    return record_id
+
+
+def subject_records(
+    session: Session, subject_id: str, item_codes: Collection[str] | None
+) -> list[RecordRow]:
+    query = select(RecordRow).where(RecordRow.subject_id == subject_id)
+    if item_codes is not None:
+        query = query.where(RecordRow.item_code.in_(sorted(item_codes)))
+    return list(session.scalars(query))
+
+
+def record_state(row: RecordRow) -> RecordState:
+    return RecordState(row.id, row.item_code, row.occurred_at, in_service=row.state != "archived")
+
+
+def open_record(envelope: Envelope, row: RecordRow) -> StoredRecord:
+    payload = row.payload
+    if row.payload_key_id is not None:
+        payload = envelope.open(row.payload_key_id, payload, b"record:" + row.id.encode())
+    labels = tuple(label for label in row.labels.split(",") if label)
+    return StoredRecord(record_state(row), row.provider_id, payload, labels)

@@ -1,0 +1,274 @@
+"""A real gateway for integration tests: dev PKI, migrated database, keys, catalog, and the gRPC
+server on a loopback port with mutual TLS. Participants get real certificates and real tokens."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from credit_gateway import pki, registry, tls
+from credit_gateway.auth.scopes import SCOPES_BY_KIND, PrincipalKind
+from credit_gateway.bootstrap import initialise
+from credit_gateway.config import Settings
+from credit_gateway.gateway import Gateway
+from credit_gateway.server import RunningGateway, start
+from credit_gateway.storage import catalog as catalog_store
+from credit_gateway.storage.db import Database
+
+CATALOG_FILE = (
+    Path(__file__).resolve().parents[2] / "src" / "credit_gateway" / "data" / "catalog.json"
+)
+
+# Valid codes (GB 32100 / GB 11643) used across the tests.
+ORG_CODES = ["91350100M000100Y43", "91110000600037341L"]
+COMPANY = "91350100M000100Y43"
+PERSON = "11010519491231002X"
+
+
+class Clock:
+    """An adjustable clock shared by the gateway and the test."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@dataclass
+class Participant:
+    id: str
+    kind: str
+    cert: pki.IssuedCert
+    channel: grpc.Channel
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    running: RunningGateway
+    clock: Clock
+    participants: dict[str, Participant] = field(default_factory=dict)
+    _org: int = 0
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.running.gateway
+
+    @property
+    def db(self) -> Database:
+        return self.gateway.db
+
+    @property
+    def target(self) -> str:
+        return f"localhost:{self.running.port}"
+
+    def channel(self, cert: pki.IssuedCert | None) -> grpc.Channel:
+        credentials = tls.grpc_channel_credentials(
+            self.settings.ca_cert, cert.cert_path if cert else None, cert.key_path if cert else None
+        )
+        return grpc.secure_channel(self.target, credentials)
+
+    def add_participant(
+        self,
+        participant_id: str,
+        kind: str,
+        *,
+        scopes: list[str] | None = None,
+        licence_days: int = 365,
+        org_code: str | None = None,
+    ) -> Participant:
+        cert = pki.issue_participant(self.settings.certs_dir, participant_id, kind)
+        code = org_code or _org_code(self._org)
+        self._org += 1
+        registry.add_participant(
+            self.settings,
+            participant_id=participant_id,
+            kind=kind,
+            org_code=code,
+            name=participant_id,
+            certificates=[cert.cert_path],
+            scopes=scopes,
+            licence=("LIC-" + participant_id, self.clock.now + timedelta(days=licence_days))
+            if kind == "credit-agency"
+            else None,
+        )
+        p = Participant(participant_id, kind, cert, self.channel(cert))
+        self.participants[participant_id] = p
+        return p
+
+    def token(self, participant: Participant, scopes: list[str] | None = None) -> str:
+        """A token minted by the gateway's own issuer (the token endpoint uses the same one)."""
+        from credit_gateway.pki import ParticipantKind
+
+        granted = (
+            scopes
+            if scopes is not None
+            else sorted(SCOPES_BY_KIND[ParticipantKind(participant.kind)])
+        )
+        token, _ = self.gateway.token_issuer.issue(
+            client_id=participant.id,
+            subject=participant.id,
+            kind=PrincipalKind.PARTICIPANT,
+            scopes=granted,
+            cnf_x5t=participant.cert.x5t_s256,
+            now=self.clock.now,
+        )
+        return token
+
+    def subject_token(
+        self, portal: Participant, subject_code: str, scopes: list[str] | None = None
+    ) -> str:
+        token, _ = self.gateway.token_issuer.issue(
+            client_id=portal.id,
+            subject=subject_code,
+            kind=PrincipalKind.SUBJECT,
+            scopes=scopes or ["subject.consent", "subject.self"],
+            cnf_x5t=portal.cert.x5t_s256,
+            now=self.clock.now,
+        )
+        return token
+
+    def close(self) -> None:
+        for p in self.participants.values():
+            p.channel.close()
+        self.running.stop(grace=1)
+
+
+def _org_code(n: int) -> str:
+    """A valid USCC per participant: body varies, check characters computed."""
+    from credit_gateway.domain.identifiers import (
+        organisation_code_check_character,
+        uscc_check_character,
+    )
+
+    body8 = f"{n:08d}"
+    org = body8 + organisation_code_check_character(body8)
+    first17 = "91420100" + org
+    return first17 + uscc_check_character(first17)
+
+
+def start_harness(
+    tmp: Path, certs_dir: Path, database_url: str, clock: Clock | None = None, **overrides: Any
+) -> Harness:
+    clock = clock or Clock()
+    settings = Settings.load(
+        environ={},
+        home=tmp / "var",
+        certs_dir=certs_dir,
+        database_url=database_url,
+        grpc_address="127.0.0.1:0",
+        oauth_address="127.0.0.1:0",
+        **overrides,
+    )
+    initialise(settings)
+    gateway = Gateway(settings, clock=clock)
+    with gateway.db.transaction() as session:
+        catalog_store.store_catalog(session, json.loads(CATALOG_FILE.read_text()), clock.now)
+    running = start(settings, gateway)
+    return Harness(settings, running, clock)
+
+
+def metadata(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+# --- agreements and records, made the way their authors make them -----------------------------
+
+
+def make_agreement(
+    h: Harness,
+    participant: Participant,
+    *,
+    agreement_id: str | None = None,
+    operations: tuple[str, ...] = ("inquiry",),
+    items: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+    purposes: tuple[str, ...] = ("LOAN_APPROVAL",),
+    levels: tuple[str, ...] = ("open", "authorized"),
+    calls_per_day: int = 1000,
+    records_per_day: int = 10_000,
+    days: int = 365,
+    starts_in_days: int = -1,
+    subject_kinds: tuple[str, ...] = ("natural_person", "legal_person", "other_organisation"),
+    register: bool = True,
+) -> dict[str, Any]:
+    """Drafts, signs (center + counterparty) and registers an agreement; returns the document."""
+    from credit_gateway.domain.agreements import Agreement, Operation, Quotas
+    from credit_gateway.domain.catalog import Category, DisclosureLevel
+    from credit_gateway.domain.identifiers import SubjectKind
+    from credit_gateway.exchange import agreements as signing
+    from credit_gateway.storage import agreements as agreement_store
+    from credit_gateway.storage import trust
+
+    now = h.clock.now
+    agreement = Agreement(
+        id=agreement_id or f"agr-{participant.id}",
+        counterparty=participant.id,
+        operations=frozenset(Operation(o) for o in operations),
+        items=frozenset(items),
+        categories=frozenset(Category(c) for c in categories),
+        purposes=frozenset(purposes),
+        levels=frozenset(DisclosureLevel(v) for v in levels),
+        subject_kinds=frozenset(SubjectKind(k) for k in subject_kinds),
+        quotas=Quotas(calls_per_day, records_per_day),
+        valid_from=now + timedelta(days=starts_in_days),
+        valid_until=now + timedelta(days=starts_in_days + days),
+    )
+    document = signing.draft(agreement)
+    document = signing.sign(
+        document, "center", signing.load_private_key(h.settings.operator_key_file)
+    )
+    document = signing.sign(
+        document, participant.id, signing.load_private_key(participant.cert.key_path)
+    )
+    if register:
+        center = signing.load_private_key(h.settings.operator_key_file).public_key()
+        with h.db.transaction() as session:
+            verified = signing.verify(
+                document, center, trust.participant_jwks(session, participant.id), now
+            )
+            agreement_store.register_agreement(
+                session, verified, json.dumps(document).encode(), now
+            )
+    return document
+
+
+def signed_record(
+    participant: Participant,
+    *,
+    record_id: str,
+    item: str,
+    subject: str,
+    payload: dict[str, Any],
+    occurred_at: datetime,
+    notice: str = "",
+) -> Any:
+    """A SubmittedRecord signed by the provider's key over the record's canonical bytes."""
+    from credit_gateway.api.convert import to_timestamp
+    from credit_gateway.api.v1 import submission_pb2
+    from credit_gateway.crypto.signatures import sign_es256
+    from credit_gateway.domain.canonical import canonical_bytes
+    from credit_gateway.domain.records import Submission
+    from credit_gateway.exchange.agreements import load_private_key
+
+    submission = Submission(participant.id, record_id, item, subject, payload, occurred_at, notice)
+    key = load_private_key(participant.cert.key_path)
+    return submission_pb2.SubmittedRecord(
+        provider_record_id=record_id,
+        item_code=item,
+        subject_code=subject,
+        payload_json=canonical_bytes(payload),
+        occurred_at=to_timestamp(occurred_at),
+        notice_reference=notice,
+        signature=sign_es256(key, submission.signing_bytes()),
+        key_id=participant.cert.x5t_s256,
+    )
