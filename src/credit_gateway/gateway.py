@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from credit_gateway.auth.keyring import KeyRing
 from credit_gateway.auth.tokens import TokenIssuer, TokenVerifier
 from credit_gateway.config import Settings
+from credit_gateway.consent.tokens import ConsentTokenVerifier
 from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.crypto.master import MasterKey, SubjectLookup
 from credit_gateway.domain.catalog import Catalog
@@ -54,6 +55,8 @@ class CatalogCache:
 
 
 class Gateway:
+    KEY_REFRESH_SECONDS = 10.0  # how soon a replica follows `credit-gateway keys rotate`
+
     def __init__(
         self, settings: Settings, db: Database | None = None, clock: Clock = utcnow
     ) -> None:
@@ -63,22 +66,65 @@ class Gateway:
         self.master = MasterKey.load(settings.master_key_file)
         self.subject_lookup = SubjectLookup(self.master)
         self.catalog = CatalogCache(self.db)
-        self.reload_keys()
+        self._keys_lock = threading.Lock()
+        self._load_keys()
 
-    def reload_keys(self) -> None:
+    def _load_keys(self) -> None:
         with self.db.transaction(write=False) as session:
-            self.keyring: KeyRing = key_store.load_keyring(session, self.master)
+            keyring = key_store.load_keyring(session, self.master)
             self.envelope: Envelope = key_store.load_envelope(session, self.master)
         s = self.settings
-        self.token_issuer = TokenIssuer(
-            self.keyring,
-            s.effective_issuer,
-            s.audience,
-            timedelta(seconds=s.access_token_ttl_seconds),
+        self._keyring = keyring
+        self._kids = key_store.live_kids_of(keyring)
+        self._keys_checked = time.monotonic()
+        self._token_issuer = TokenIssuer(
+            keyring, s.effective_issuer, s.audience, timedelta(seconds=s.access_token_ttl_seconds)
         )
-        self.token_verifier = TokenVerifier(
-            self.keyring, s.effective_issuer, s.audience, timedelta(seconds=s.clock_skew_seconds)
+        self._token_verifier = TokenVerifier(
+            keyring, s.effective_issuer, s.audience, timedelta(seconds=s.clock_skew_seconds)
         )
+        self._consent_verifier = ConsentTokenVerifier(keyring, s.effective_issuer)
+
+    def _refresh_keys(self) -> None:
+        """Follow a rotation made by the CLI or another replica, checking at most every few
+        seconds (one small query)."""
+        if time.monotonic() - self._keys_checked < self.KEY_REFRESH_SECONDS:
+            return
+        with self._keys_lock:
+            if time.monotonic() - self._keys_checked < self.KEY_REFRESH_SECONDS:
+                return
+            with self.db.transaction(write=False) as session:
+                kids = key_store.live_kids(session)
+            if kids != self._kids:
+                self._load_keys()
+            self._keys_checked = time.monotonic()
+
+    def current_keyring(self) -> KeyRing:
+        self._refresh_keys()
+        return self._keyring
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self.current_keyring()
+
+    @property
+    def token_issuer(self) -> TokenIssuer:
+        self._refresh_keys()
+        return self._token_issuer
+
+    @property
+    def token_verifier(self) -> TokenVerifier:
+        self._refresh_keys()
+        return self._token_verifier
+
+    @property
+    def consent_verifier(self) -> ConsentTokenVerifier:
+        self._refresh_keys()
+        return self._consent_verifier
+
+    def reload_keys(self) -> None:
+        with self._keys_lock:
+            self._load_keys()
 
     def close(self) -> None:
         self.db.dispose()

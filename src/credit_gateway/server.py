@@ -16,8 +16,12 @@ from grpc_reflection.v1alpha import reflection
 from credit_gateway import tls
 from credit_gateway.api.interceptor import GatewayInterceptor
 from credit_gateway.api.services import register_services
-from credit_gateway.config import Settings
+from credit_gateway.auth.https import HttpsServer, serve_https
+from credit_gateway.auth.oauth import GatewayAuthorizationServer
+from credit_gateway.config import Settings, split_address
+from credit_gateway.errors import ConfigError
 from credit_gateway.gateway import Gateway
+from credit_gateway.storage.trust import SqlTrustStore
 
 log = logging.getLogger("credit_gateway.server")
 GRACE_SECONDS = 10.0
@@ -29,12 +33,16 @@ class RunningGateway:
     grpc_server: grpc.Server
     port: int
     health: health.HealthServicer
-    extra_stops: list[object] = field(default_factory=list)
+    https: list[HttpsServer] = field(default_factory=list)
+
+    @property
+    def oauth_port(self) -> int:
+        return self.https[0].port
 
     def stop(self, grace: float = GRACE_SECONDS) -> None:
         self.health.enter_graceful_shutdown()
-        for stopper in self.extra_stops:
-            stopper.stop()  # type: ignore[attr-defined]
+        for https in self.https:
+            https.stop()
         self.grpc_server.stop(grace).wait()
         self.gateway.close()
 
@@ -64,13 +72,38 @@ def start(settings: Settings, gateway: Gateway | None = None) -> RunningGateway:
     )
     port = server.add_secure_port(settings.grpc_address, tls.grpc_server_credentials(settings))
     if port == 0:
-        from credit_gateway.errors import ConfigError
-
         raise ConfigError(f"cannot listen on {settings.grpc_address}")
+    https = _token_endpoint(settings, gateway)
     server.start()
-    running = RunningGateway(gateway, server, port, health_servicer)
-    log.info("serving", extra={"fields": {"grpc_port": port}})
+    https.start()
+    running = RunningGateway(gateway, server, port, health_servicer, [https])
+    log.info(
+        "serving",
+        extra={
+            "fields": {
+                "grpc_port": port,
+                "oauth_port": https.port,
+                "issuer": settings.effective_issuer,
+            }
+        },
+    )
     return running
+
+
+def _token_endpoint(settings: Settings, gateway: Gateway) -> HttpsServer:
+    """The OAuth 2.0 authorization server on HTTPS beside the gRPC port (issue: trust)."""
+    app = GatewayAuthorizationServer(
+        store=SqlTrustStore(gateway.db),
+        issuer=gateway.token_issuer,
+        keyring=gateway.current_keyring,
+        issuer_url=settings.effective_issuer,
+        clock=gateway.clock,
+    )
+    host, port = split_address(settings.oauth_address)
+    try:
+        return serve_https(app.handle, host, port, tls.https_server_context(settings))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings.oauth_address}: {exc.strerror}") from exc
 
 
 def serve_forever(settings: Settings) -> None:

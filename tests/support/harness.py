@@ -4,6 +4,7 @@ server on a loopback port with mutual TLS. Participants get real certificates an
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -166,7 +167,7 @@ def start_harness(
         certs_dir=certs_dir,
         database_url=database_url,
         grpc_address="127.0.0.1:0",
-        oauth_address="127.0.0.1:0",
+        oauth_address=f"127.0.0.1:{free_port()}",  # the issuer URL names the port: chosen first
         **overrides,
     )
     initialise(settings)
@@ -175,6 +176,12 @@ def start_harness(
         catalog_store.store_catalog(session, json.loads(CATALOG_FILE.read_text()), clock.now)
     running = start(settings, gateway)
     return Harness(settings, running, clock)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def metadata(token: str) -> tuple[tuple[str, str], ...]:

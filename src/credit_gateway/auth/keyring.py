@@ -33,6 +33,7 @@ class SigningKey:
 class KeyRing:
     def __init__(self, keys: Iterable[SigningKey]) -> None:
         live = [k for k in keys if k.state is not KeyState.RETIRED]
+        self.keys: tuple[SigningKey, ...] = tuple(live)
         current = [k for k in live if k.state is KeyState.CURRENT]
         if len(current) != 1:
             raise InfrastructureError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from credit_gateway.audit.entries import AuditEntry
-from credit_gateway.consent.tokens import ConsentTokenError, ConsentTokenVerifier
+from credit_gateway.consent.tokens import ConsentTokenError
 from credit_gateway.domain.consent import CONDITIONS
 from credit_gateway.domain.decisions import Decision, Reason
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
@@ -81,9 +81,6 @@ def parse_subject(code: str, now: datetime) -> tuple[SubjectKind, str]:
 class InquiryService:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.consent_tokens = ConsentTokenVerifier(
-            gateway.keyring, gateway.settings.effective_issuer
-        )
 
     def release(self, inquiry: Inquiry) -> InquiryResult:
         gw = self.gateway
@@ -174,7 +171,7 @@ class InquiryService:
         if not inquiry.consent_token:
             return None, Reason.CONSENT_REQUIRED
         try:
-            claims = self.consent_tokens.verify(inquiry.consent_token, now)
+            claims = self.gateway.consent_verifier.verify(inquiry.consent_token, now)
         except ConsentTokenError as exc:
             return None, Reason(
                 exc.reason

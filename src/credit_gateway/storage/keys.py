@@ -35,6 +35,19 @@ def load_keyring(session: Session, master: MasterKey) -> KeyRing:
     return KeyRing(keys)
 
 
+def live_kids(session: Session) -> frozenset[tuple[str, str]]:
+    rows = session.execute(
+        select(SigningKeyRow.kid, SigningKeyRow.state).where(
+            SigningKeyRow.state != KeyState.RETIRED.value
+        )
+    )
+    return frozenset((kid, state) for kid, state in rows)
+
+
+def live_kids_of(keyring: KeyRing) -> frozenset[tuple[str, str]]:
+    return frozenset((k.kid, k.state.value) for k in keyring.keys)
+
+
 def rotate_signing_key(session: Session, master: MasterKey, now: datetime) -> str:
     """New current key; the current becomes previous (still verifies), the previous retires."""
     session.execute(
