@@ -12,6 +12,7 @@ from credit_gateway.exchange.inquiry import Inquiry, InquiryResult, InquiryServi
 from credit_gateway.policy import Channel
 
 MAX_PURPOSE = 64
+SELF_CALLER = "self"
 
 
 class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
@@ -39,9 +40,10 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
         self, request: inquiry_pb2.OwnQueryRequest, context: grpc.ServicerContext
     ) -> common_pb2.QueryResponse:
         call = current_call()
+        # The audit log names the caller "self", never the identity number the token carries.
         inquiry = Inquiry(
             Channel.SELF_INQUIRY,
-            call.principal.id,
+            SELF_CALLER,
             None,
             "QueryOwn",
             call.principal.id,

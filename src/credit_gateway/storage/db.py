@@ -67,9 +67,9 @@ def _sqlite_setup(engine: Engine) -> None:
 class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._read = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+        self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(
-            bind=engine.execution_options(write=True), expire_on_commit=False, autoflush=False
+            bind=engine.execution_options(write=True), expire_on_commit=False
         )
 
     @classmethod
