@@ -123,7 +123,9 @@ class Party:
         """private_key_jwt (RFC 7523) with authlib's own OAuth client: any standard client works."""
         jwk = ECKey.import_key(self.cert.key_path.read_bytes(), {"kid": self.cert.x5t_s256})
         session = OAuth2Session(
-            client_id=self.name, client_secret=jwk, token_endpoint_auth_method="private_key_jwt"
+            client_id=self.name,
+            client_secret=jwk,  # the private key signs the client assertion; no shared secret
+            token_endpoint_auth_method="private_key_jwt",  # noqa: S106 - a method name
         )
         session.register_client_auth_method(
             PrivateKeyJWT(TOKEN_URL, alg="ES256", headers={"kid": self.cert.x5t_s256})
@@ -542,10 +544,8 @@ def scenario(
             say("zx-credit", "UNEXPECTED: no revocation event on the watch stream")
             return 1
         if event.HasField("consent") and event.consent.status == consent_pb2.CONSENT_STATUS_REVOKED:
-            say(
-                "zx-credit",
-                f"watch stream: consent REVOKED, seen after {(time.monotonic() - revoked_at) * 1000:.0f} ms",
-            )
+            waited = (time.monotonic() - revoked_at) * 1000
+            say("zx-credit", f"watch stream: consent REVOKED, seen after {waited:.0f} ms")
             break
     watch.cancel()
     try:

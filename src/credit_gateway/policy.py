@@ -131,10 +131,14 @@ def decide(request: ReleaseRequest, catalog: Catalog, now: datetime) -> Decision
     if request.requested_items and not allowed:
         # Nothing asked for may be seen: refuse the request with the first item's reason.
         return Decision(withheld_items[0].reason, withheld_items=tuple(withheld_items))
-    if not request.requested_items and not allowed and not withheld_items:
+    if (
+        not request.requested_items
+        and not allowed
+        and not withheld_items
+        and request.channel is not Channel.SELF_INQUIRY
+    ):
         # The agreement covers no item of the catalog at all: nothing could ever be released.
-        if request.channel is not Channel.SELF_INQUIRY:
-            return Decision(Reason.NOTHING_REQUESTABLE)
+        return Decision(Reason.NOTHING_REQUESTABLE)
 
     releases: list[RecordRelease] = []
     withheld_records: list[RecordWithheld] = []
