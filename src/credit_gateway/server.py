@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from concurrent import futures
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -47,13 +48,20 @@ class RunningGateway:
         self.gateway.close()
 
 
-def start(settings: Settings, gateway: Gateway | None = None) -> RunningGateway:
+def start(
+    settings: Settings,
+    gateway: Gateway | None = None,
+    extra: Callable[[grpc.Server, GatewayInterceptor], None] | None = None,
+) -> RunningGateway:
+    """Builds and starts the gateway. `extra` may add handlers behind the same interceptor (the
+    benchmark's authenticated echo uses it); production passes nothing."""
     settings.check_files()
     gateway = gateway or Gateway(settings)
     limit = settings.max_message_bytes
+    interceptor = GatewayInterceptor(gateway)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="rpc"),
-        interceptors=[GatewayInterceptor(gateway)],
+        interceptors=[interceptor],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -64,6 +72,8 @@ def start(settings: Settings, gateway: Gateway | None = None) -> RunningGateway:
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = register_services(server, gateway)
+    if extra is not None:
+        extra(server, interceptor)
     for name in names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,7 +27,7 @@ import grpc
 
 from credit_gateway import logs
 from credit_gateway.api.errors import internal_status, to_status
-from credit_gateway.auth.scopes import METHOD_SCOPES, PUBLIC_METHODS, PrincipalKind
+from credit_gateway.auth.scopes import METHOD_SCOPES, PUBLIC_METHODS, MethodRule, PrincipalKind
 from credit_gateway.auth.tokens import Principal
 from credit_gateway.domain.participants import Participant
 from credit_gateway.errors import GatewayError, PermissionDenied, Unauthenticated
@@ -54,8 +54,9 @@ def current_call() -> CallContext:
 
 
 class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, rules: Mapping[str, MethodRule] = METHOD_SCOPES) -> None:
         self.gateway = gateway
+        self.rules = rules
         self._thumbprints: dict[bytes, str] = {}
 
     def intercept_service(
@@ -136,7 +137,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]  # g
     ) -> None:
         if method in PUBLIC_METHODS:
             return
-        rule = METHOD_SCOPES.get(method)
+        rule = self.rules.get(method)
         if rule is None:
             raise PermissionDenied("method is not open to callers", reason="METHOD_NOT_ALLOWED")
         header = str(metadata.get("authorization", ""))
