@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from concurrent import futures
 from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass, field
 from types import FrameType
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from credit_gateway.domain.canonical import canonical_bytes
-from credit_gateway.domain.catalog import CatalogItem, Category, DisclosureLevel
+from credit_gateway.domain.catalog import CatalogItem, Category, DisclosureLevel, string_list
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.errors import InvalidArgument
 
@@ -94,25 +94,47 @@ class Agreement:
         try:
             if doc["format"] != FORMAT:
                 raise ValueError(f"format must be {FORMAT}")
+            for name in ("id", "counterparty"):
+                if not isinstance(doc[name], str) or not doc[name]:
+                    raise ValueError(f"{name} must be a non-empty string")
+            lists = {
+                name: string_list(doc[name], name)
+                for name in (
+                    "operations",
+                    "items",
+                    "categories",
+                    "purposes",
+                    "disclosure_levels",
+                    "subject_kinds",
+                )
+            }
             return cls(
-                id=str(doc["id"]),
-                counterparty=str(doc["counterparty"]),
-                operations=frozenset(Operation(o) for o in doc["operations"]),
-                items=frozenset(str(i) for i in doc["items"]),
-                categories=frozenset(Category(c) for c in doc["categories"]),
-                purposes=frozenset(str(p) for p in doc["purposes"]),
-                levels=frozenset(DisclosureLevel(lv) for lv in doc["disclosure_levels"]),
-                subject_kinds=frozenset(SubjectKind(k) for k in doc["subject_kinds"]),
+                id=doc["id"],
+                counterparty=doc["counterparty"],
+                operations=frozenset(Operation(o) for o in lists["operations"]),
+                items=frozenset(lists["items"]),
+                categories=frozenset(Category(c) for c in lists["categories"]),
+                purposes=frozenset(lists["purposes"]),
+                levels=frozenset(DisclosureLevel(lv) for lv in lists["disclosure_levels"]),
+                subject_kinds=frozenset(SubjectKind(k) for k in lists["subject_kinds"]),
                 quotas=Quotas(
                     int(doc["quotas"]["calls_per_day"]), int(doc["quotas"]["records_per_day"])
                 ),
-                valid_from=datetime.fromisoformat(doc["valid_from"]),
-                valid_until=datetime.fromisoformat(doc["valid_until"]),
+                valid_from=aware(doc["valid_from"], "valid_from"),
+                valid_until=aware(doc["valid_until"], "valid_until"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(
                 f"malformed agreement: {exc}", reason="AGREEMENT_MALFORMED"
             ) from exc
+
+
+def aware(text: Any, name: str) -> datetime:
+    """An RFC 3339 timestamp with its offset; a time without a zone is ambiguous, so refused."""
+    value = datetime.fromisoformat(str(text))
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must carry a UTC offset")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,11 @@ def parse_json_object(data: bytes) -> dict[str, Any]:
 
     try:
         value = json.loads(
-            data.decode("utf-8"), object_pairs_hook=no_duplicates, parse_constant=no_constants
+            data.decode("utf-8"),
+            object_pairs_hook=no_duplicates,
+            parse_constant=no_constants,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
         )
     except UnicodeDecodeError as exc:
         raise CanonicalError("not UTF-8") from exc
@@ -53,6 +57,20 @@ def parse_json_object(data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise CanonicalError("not a JSON object")
     return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 overflows to inf: not a JSON number we can keep
+        raise CanonicalError(f"number {text} is out of range")
+    return value
+
+
+def _parse_int(text: str) -> int | float:
+    """JSON numbers are IEEE doubles (RFC 8785 section 3.2.2.3): an integer beyond the exact
+    range is the double it denotes, which is how canonical_bytes writes it back."""
+    value = int(text)
+    return value if abs(value) <= MAX_SAFE_INTEGER else _parse_float(text)
 
 
 def _encode(value: Any) -> str:

@@ -57,7 +57,7 @@ class Art16Class(enum.Enum):
     PROHIBITED = "prohibited"  # religion, genes, fingerprints, blood type, illness, medical history
 
 
-_CODE = re.compile(r"^[A-Z][A-Z0-9_.-]{1,63}$")
+_CODE = re.compile(r"[A-Z][A-Z0-9_.-]{1,63}")  # used with fullmatch: no trailing newline
 
 
 class CatalogError(ValueError):
@@ -80,7 +80,7 @@ class CatalogItem:
     open_by_state_provision: str = ""
 
     def __post_init__(self) -> None:
-        if not _CODE.match(self.code):
+        if not _CODE.fullmatch(self.code):
             raise CatalogError(f"item code {self.code!r} is not of the form [A-Z][A-Z0-9_.-]+")
         if set(self.disclosure) != set(SubjectKind):
             raise CatalogError(f"{self.code}: disclosure must name every subject kind")
@@ -117,7 +117,7 @@ class Purpose:
     max_uses: int
 
     def __post_init__(self) -> None:
-        if not _CODE.match(self.code):
+        if not _CODE.fullmatch(self.code):
             raise CatalogError(f"purpose code {self.code!r} is malformed")
         if min(self.max_validity_days, self.max_data_range_days, self.max_uses) <= 0:
             raise CatalogError(f"purpose {self.code}: limits must be positive")
@@ -147,12 +147,19 @@ class Catalog:
             prohibited = frozenset(str(f) for f in doc.get("prohibited_fields", []))
         except CatalogError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CatalogError(f"malformed catalog: {exc!r}") from exc
         by_code = {i.code: i for i in items}
         if len(by_code) != len(items):
             raise CatalogError("duplicate item code")
         return cls(version, by_code, {p.code: p for p in purposes}, prohibited)
+
+
+def string_list(value: Any, name: str) -> list[str]:
+    """A JSON list of strings; a bare string is refused, not read as a list of characters."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of strings")
+    return value
 
 
 def _item(raw: Mapping[str, Any]) -> CatalogItem:
@@ -162,7 +169,7 @@ def _item(raw: Mapping[str, Any]) -> CatalogItem:
         category=Category(raw["category"]),
         info_kind=InfoKind(raw["info_kind"]),
         polarity=Polarity(raw["polarity"]),
-        providers=frozenset(raw["providers"]),
+        providers=frozenset(string_list(raw["providers"], "providers")),
         schema=raw["schema"],
         disclosure={SubjectKind(k): DisclosureLevel(v) for k, v in raw["disclosure"].items()},
         disclosure_period_days=int(raw["disclosure_period_days"]),

@@ -114,6 +114,17 @@ class ConsentTerms:
     def validate(self, catalog: Catalog, now: datetime) -> None:
         """The rules a grant (or a request) must meet; InvalidArgument names each one broken."""
         problems: list[FieldViolation] = []
+        naive = [
+            n
+            for n in ("data_from", "data_to", "valid_from", "valid_until")
+            if getattr(self, n).tzinfo is None
+        ]
+        if naive:
+            raise InvalidArgument(
+                "consent terms are not acceptable",
+                reason="CONSENT_TERMS_INVALID",
+                violations=tuple(FieldViolation(f"terms.{n}", "needs a UTC offset") for n in naive),
+            )
         purpose = catalog.purposes.get(self.purpose_code)
         if purpose is None:
             problems.append(

@@ -25,7 +25,7 @@ class ParticipantStatus(enum.Enum):
     SUSPENDED = "suspended"
 
 
-PARTICIPANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PARTICIPANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # used with fullmatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class Participant:
     licence: Licence | None = None
 
     def __post_init__(self) -> None:
-        if not PARTICIPANT_ID.match(self.id):
+        if not PARTICIPANT_ID.fullmatch(self.id):
             raise ValueError(f"participant id {self.id!r} must match {PARTICIPANT_ID.pattern}")
         if self.kind is ParticipantKind.CREDIT_AGENCY and self.licence is None:
             raise ValueError("a credit service establishment needs a licence")
