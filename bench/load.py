@@ -26,7 +26,9 @@ def _credentials(ca: Path, cert: Path, key: Path) -> grpc.ChannelCredentials:
 async def unary(args: argparse.Namespace) -> dict[str, object]:
     request = Path(args.request).read_bytes()
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
-    async with aio.secure_channel(args.target, _credentials(args.ca, args.cert, args.key)) as channel:
+    async with aio.secure_channel(
+        args.target, _credentials(args.ca, args.cert, args.key)
+    ) as channel:
         call = channel.unary_unary(args.method)  # bytes in, bytes out
         await call(request, metadata=metadata, timeout=10)
         latencies: list[float] = []
@@ -60,13 +62,19 @@ async def unary(args: argparse.Namespace) -> dict[str, object]:
 async def stream(args: argparse.Namespace) -> dict[str, object]:
     records = [bytes.fromhex(line) for line in Path(args.request).read_text().split()]
     metadata = (("authorization", f"Bearer {args.token}"),)
-    async with aio.secure_channel(args.target, _credentials(args.ca, args.cert, args.key)) as channel:
+    async with aio.secure_channel(
+        args.target, _credentials(args.ca, args.cert, args.key)
+    ) as channel:
         call = channel.stream_unary(args.method)
         started = time.perf_counter()
         result = await call(iter(records), metadata=metadata, timeout=600)
         elapsed = time.perf_counter() - started
-    return {"records": len(records), "seconds": round(elapsed, 2), "records_per_s": round(len(records) / elapsed, 1),
-            "response_bytes": len(result)}
+    return {
+        "records": len(records),
+        "seconds": round(elapsed, 2),
+        "records_per_s": round(len(records) / elapsed, 1),
+        "response_bytes": len(result),
+    }
 
 
 def main() -> int:
@@ -74,7 +82,9 @@ def main() -> int:
     parser.add_argument("mode", choices=["unary", "stream"])
     parser.add_argument("--target", required=True)
     parser.add_argument("--method", required=True)
-    parser.add_argument("--request", required=True, help="file with the serialized request (hex lines for stream)")
+    parser.add_argument(
+        "--request", required=True, help="file with the serialized request (hex lines for stream)"
+    )
     parser.add_argument("--token", default="")
     parser.add_argument("--ca", type=Path, required=True)
     parser.add_argument("--cert", type=Path, required=True)

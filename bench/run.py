@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,13 @@ from sqlalchemy import create_engine, text
 
 from credit_gateway import pki, registry, tls
 from credit_gateway.api.convert import to_timestamp
-from credit_gateway.api.v1 import consent_pb2, consent_pb2_grpc, inquiry_pb2, submission_pb2, submission_pb2_grpc
+from credit_gateway.api.v1 import (
+    consent_pb2,
+    consent_pb2_grpc,
+    inquiry_pb2,
+    submission_pb2,
+    submission_pb2_grpc,
+)
 from credit_gateway.auth.scopes import PrincipalKind
 from credit_gateway.bootstrap import initialise
 from credit_gateway.config import Settings
@@ -55,8 +60,12 @@ def free_port() -> int:
 
 @contextmanager
 def server(mode: str, arg: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    process = subprocess.Popen([sys.executable, str(HERE / "server.py"), mode, str(arg)], stdout=subprocess.PIPE,
-                               text=True, env={"GRPC_VERBOSITY": "ERROR", "PATH": "/usr/bin:/bin"})
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "server.py"), mode, str(arg)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"GRPC_VERBOSITY": "ERROR", "PATH": "/usr/bin:/bin"},
+    )
     assert process.stdout is not None
     line = process.stdout.readline().split()
     if not line or line[0] != "READY":
@@ -75,14 +84,37 @@ class Load:
     def __init__(self, certs: Path, client: pki.IssuedCert, seconds: float, workdir: Path) -> None:
         self.certs, self.client, self.seconds, self.workdir = certs, client, seconds, workdir
 
-    def run(self, mode: str, port: int, method: str, request: bytes | str, token: str = "",
-            client: pki.IssuedCert | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        mode: str,
+        port: int,
+        method: str,
+        request: bytes | str,
+        token: str = "",
+        client: pki.IssuedCert | None = None,
+    ) -> dict[str, Any]:
         client = client or self.client
         path = self.workdir / f"request-{secrets.token_hex(4)}"
         path.write_bytes(request) if isinstance(request, bytes) else path.write_text(request)
-        args = [sys.executable, str(HERE / "load.py"), mode, "--target", f"localhost:{port}", "--method", method,
-                "--request", str(path), "--ca", str(self.certs / "ca.pem"), "--cert", str(client.cert_path),
-                "--key", str(client.key_path), "--seconds", str(self.seconds)]
+        args = [
+            sys.executable,
+            str(HERE / "load.py"),
+            mode,
+            "--target",
+            f"localhost:{port}",
+            "--method",
+            method,
+            "--request",
+            str(path),
+            "--ca",
+            str(self.certs / "ca.pem"),
+            "--cert",
+            str(client.cert_path),
+            "--key",
+            str(client.key_path),
+            "--seconds",
+            str(self.seconds),
+        ]
         if token:
             args += ["--token", token]
         result = subprocess.run(args, capture_output=True, text=True, check=False)
@@ -91,7 +123,9 @@ class Load:
         return dict(json.loads(result.stdout))
 
 
-def prepare_gateway(work: Path, certs: Path, database_url: str, parties: dict[str, pki.IssuedCert]) -> Path:
+def prepare_gateway(
+    work: Path, certs: Path, database_url: str, parties: dict[str, pki.IssuedCert]
+) -> Path:
     """Keys, schema, catalog (+ a BENCHMARK purpose), participants and a signed agreement."""
     config = work / "gateway.toml"
     config.write_text(
@@ -103,31 +137,63 @@ def prepare_gateway(work: Path, certs: Path, database_url: str, parties: dict[st
     initialise(settings)
     catalog = json.loads((ROOT / "src/credit_gateway/data/catalog.json").read_text())
     catalog["version"] += "-bench"
-    catalog["purposes"].append({"code": "BENCHMARK", "title": "Load test", "max_validity_days": 2,
-                                "max_data_range_days": 36500, "max_uses": 100_000_000})
+    catalog["purposes"].append(
+        {
+            "code": "BENCHMARK",
+            "title": "Load test",
+            "max_validity_days": 2,
+            "max_data_range_days": 36500,
+            "max_uses": 100_000_000,
+        }
+    )
     now = datetime.now(UTC)
     gateway = Gateway(settings)
     with gateway.db.transaction() as session:
         catalog_store.store_catalog(session, catalog, now)
-    for name, (kind, code) in {"bench-agency": ("credit-agency", "91420100000000019Q"),
-                               "bench-amr": ("providing-unit", "91420100000000027K"),
-                               "bench-portal": ("identity-provider", "91420100000000035E")}.items():
-        registry.add_participant(settings, participant_id=name, kind=kind, org_code=code, name=name,
-                                 certificates=[parties[name].cert_path],
-                                 licence=("LIC-1", now + timedelta(days=365)) if kind == "credit-agency" else None)
+    for name, (kind, code) in {
+        "bench-agency": ("credit-agency", "91420100000000019Q"),
+        "bench-amr": ("providing-unit", "91420100000000027K"),
+        "bench-portal": ("identity-provider", "91420100000000035E"),
+    }.items():
+        registry.add_participant(
+            settings,
+            participant_id=name,
+            kind=kind,
+            org_code=code,
+            name=name,
+            certificates=[parties[name].cert_path],
+            licence=("LIC-1", now + timedelta(days=365)) if kind == "credit-agency" else None,
+        )
     from credit_gateway.domain.agreements import Agreement, Operation, Quotas
     from credit_gateway.domain.catalog import Category, DisclosureLevel
     from credit_gateway.domain.identifiers import SubjectKind
 
-    agreement = Agreement("agr-bench", "bench-agency", frozenset({Operation.INQUIRY}), frozenset(),
-                          frozenset(Category), frozenset({"BENCHMARK"}),
-                          frozenset({DisclosureLevel.OPEN, DisclosureLevel.AUTHORIZED}), frozenset(SubjectKind),
-                          Quotas(10**9, 10**9), now - timedelta(days=1), now + timedelta(days=2))
-    document = signing.sign(signing.draft(agreement), "center", signing.load_private_key(settings.operator_key_file))
-    document = signing.sign(document, "bench-agency", signing.load_private_key(parties["bench-agency"].key_path))
+    agreement = Agreement(
+        "agr-bench",
+        "bench-agency",
+        frozenset({Operation.INQUIRY}),
+        frozenset(),
+        frozenset(Category),
+        frozenset({"BENCHMARK"}),
+        frozenset({DisclosureLevel.OPEN, DisclosureLevel.AUTHORIZED}),
+        frozenset(SubjectKind),
+        Quotas(10**9, 10**9),
+        now - timedelta(days=1),
+        now + timedelta(days=2),
+    )
+    document = signing.sign(
+        signing.draft(agreement), "center", signing.load_private_key(settings.operator_key_file)
+    )
+    document = signing.sign(
+        document, "bench-agency", signing.load_private_key(parties["bench-agency"].key_path)
+    )
     with gateway.db.transaction() as session:
-        verified = signing.verify(document, signing.load_private_key(settings.operator_key_file).public_key(),
-                                  trust.participant_jwks(session, "bench-agency"), now)
+        verified = signing.verify(
+            document,
+            signing.load_private_key(settings.operator_key_file).public_key(),
+            trust.participant_jwks(session, "bench-agency"),
+            now,
+        )
         agreement_store.register_agreement(session, verified, json.dumps(document).encode(), now)
     gateway.close()
     return config
@@ -137,52 +203,92 @@ def tokens(config: Path, parties: dict[str, pki.IssuedCert]) -> dict[str, str]:
     gateway = Gateway(Settings.load(config, environ={}))
     now = datetime.now(UTC)
     out = {}
-    for name, scopes in {"bench-agency": ["inquiry.open", "inquiry.authorized"],
-                         "bench-amr": ["submission.write"]}.items():
-        out[name] = gateway.token_issuer.issue(client_id=name, subject=name, kind=PrincipalKind.PARTICIPANT,
-                                               scopes=scopes, cnf_x5t=parties[name].x5t_s256, now=now)[0]
-    out["subject"] = gateway.token_issuer.issue(client_id="bench-portal", subject=PERSON, kind=PrincipalKind.SUBJECT,
-                                                scopes=["subject.consent", "subject.self"],
-                                                cnf_x5t=parties["bench-portal"].x5t_s256, now=now)[0]
+    for name, scopes in {
+        "bench-agency": ["inquiry.open", "inquiry.authorized"],
+        "bench-amr": ["submission.write"],
+    }.items():
+        out[name] = gateway.token_issuer.issue(
+            client_id=name,
+            subject=name,
+            kind=PrincipalKind.PARTICIPANT,
+            scopes=scopes,
+            cnf_x5t=parties[name].x5t_s256,
+            now=now,
+        )[0]
+    out["subject"] = gateway.token_issuer.issue(
+        client_id="bench-portal",
+        subject=PERSON,
+        kind=PrincipalKind.SUBJECT,
+        scopes=["subject.consent", "subject.self"],
+        cnf_x5t=parties["bench-portal"].x5t_s256,
+        now=now,
+    )[0]
     gateway.close()
     return out
 
 
-def signed_records(unit: pki.IssuedCert, count: int, prefix: str) -> list[submission_pb2.SubmittedRecord]:
+def signed_records(
+    unit: pki.IssuedCert, count: int, prefix: str
+) -> list[submission_pb2.SubmittedRecord]:
     key = signing.load_private_key(unit.key_path)
     occurred = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     records = []
     for i in range(count):
         subject = COMPANY if i % 2 else PERSON
-        payload = {"permit_no": f"{prefix}-{i}", "permit_type": "food trading", "authority": "Wuhan AMR"}
+        payload = {
+            "permit_no": f"{prefix}-{i}",
+            "permit_type": "food trading",
+            "authority": "Wuhan AMR",
+        }
         s = Submission("bench-amr", f"{prefix}-{i}", "ADM.PERMIT", subject, payload, occurred, "")
-        records.append(submission_pb2.SubmittedRecord(
-            provider_record_id=s.provider_record_id, item_code=s.item_code, subject_code=subject,
-            payload_json=canonical_bytes(payload), occurred_at=to_timestamp(occurred),
-            signature=sign_es256(key, s.signing_bytes()), key_id=unit.x5t_s256))
+        records.append(
+            submission_pb2.SubmittedRecord(
+                provider_record_id=s.provider_record_id,
+                item_code=s.item_code,
+                subject_code=subject,
+                payload_json=canonical_bytes(payload),
+                occurred_at=to_timestamp(occurred),
+                signature=sign_es256(key, s.signing_bytes()),
+                key_id=unit.x5t_s256,
+            )
+        )
     return records
 
 
 def seed(port: int, certs: Path, parties: dict[str, pki.IssuedCert], tok: dict[str, str]) -> str:
     """A few records and a consent with uses to spare; returns the consent token."""
+
     def channel(name: str) -> grpc.Channel:
-        return grpc.secure_channel(f"localhost:{port}", tls.grpc_channel_credentials(
-            certs / "ca.pem", parties[name].cert_path, parties[name].key_path))
+        return grpc.secure_channel(
+            f"localhost:{port}",
+            tls.grpc_channel_credentials(
+                certs / "ca.pem", parties[name].cert_path, parties[name].key_path
+            ),
+        )
 
     with channel("bench-amr") as ch:
         submission_pb2_grpc.SubmissionServiceStub(ch).SubmitRecords(
             iter(signed_records(parties["bench-amr"], 6, "seed")),
-            metadata=(("authorization", f"Bearer {tok['bench-amr']}"),), timeout=30)
+            metadata=(("authorization", f"Bearer {tok['bench-amr']}"),),
+            timeout=30,
+        )
     now = datetime.now(UTC)
     terms = consent_pb2.ConsentTerms(
-        grantee="bench-agency", purpose_code="BENCHMARK", item_codes=["ADM.PERMIT"],
-        data_from=to_timestamp(now - timedelta(days=3650)), data_to=to_timestamp(now + timedelta(days=1)),
-        valid_from=to_timestamp(now - timedelta(minutes=1)), valid_until=to_timestamp(now + timedelta(days=1)),
-        max_uses=100_000_000)
+        grantee="bench-agency",
+        purpose_code="BENCHMARK",
+        item_codes=["ADM.PERMIT"],
+        data_from=to_timestamp(now - timedelta(days=3650)),
+        data_to=to_timestamp(now + timedelta(days=1)),
+        valid_from=to_timestamp(now - timedelta(minutes=1)),
+        valid_until=to_timestamp(now + timedelta(days=1)),
+        max_uses=100_000_000,
+    )
     with channel("bench-portal") as ch:
         granted = consent_pb2_grpc.ConsentServiceStub(ch).GrantConsent(
-            consent_pb2.GrantConsentRequest(terms=terms), metadata=(("authorization", f"Bearer {tok['subject']}"),),
-            timeout=10)
+            consent_pb2.GrantConsentRequest(terms=terms),
+            metadata=(("authorization", f"Bearer {tok['subject']}"),),
+            timeout=10,
+        )
     return str(granted.token.token)
 
 
@@ -208,7 +314,9 @@ def postgres_database() -> Iterator[str | None]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per path")
-    parser.add_argument("--records", type=int, default=10_000, help="records in the submission stream")
+    parser.add_argument(
+        "--records", type=int, default=10_000, help="records in the submission stream"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cg-bench-"))
     try:
@@ -220,9 +328,14 @@ def main() -> int:
 def run(work: Path, args: argparse.Namespace) -> int:
     certs = work / "certs"
     pki.init_pki(certs)
-    parties = {name: pki.issue_participant(certs, name, kind) for name, kind in
-               {"bench-agency": "credit-agency", "bench-amr": "providing-unit",
-                "bench-portal": "identity-provider"}.items()}
+    parties = {
+        name: pki.issue_participant(certs, name, kind)
+        for name, kind in {
+            "bench-agency": "credit-agency",
+            "bench-amr": "providing-unit",
+            "bench-portal": "identity-provider",
+        }.items()
+    }
     load = Load(certs, parties["bench-agency"], args.seconds, work)
     rows: list[tuple[str, dict[str, Any]]] = []
     echo_request = b"x" * 64
@@ -240,44 +353,93 @@ def run(work: Path, args: argparse.Namespace) -> int:
             tok = tokens(config, parties)
             with server("gateway", config) as (port, stats):
                 consent_token = seed(port, certs, parties, tok)
-                query = inquiry_pb2.QueryRequest(subject_code=COMPANY, purpose="BENCHMARK", agreement_id="agr-bench")
+                query = inquiry_pb2.QueryRequest(
+                    subject_code=COMPANY, purpose="BENCHMARK", agreement_id="agr-bench"
+                )
                 authorized = inquiry_pb2.AuthorizedQueryRequest(
-                    query=inquiry_pb2.QueryRequest(subject_code=PERSON, purpose="BENCHMARK", agreement_id="agr-bench",
-                                                   item_codes=["ADM.PERMIT"]), consent_token=consent_token)
+                    query=inquiry_pb2.QueryRequest(
+                        subject_code=PERSON,
+                        purpose="BENCHMARK",
+                        agreement_id="agr-bench",
+                        item_codes=["ADM.PERMIT"],
+                    ),
+                    consent_token=consent_token,
+                )
                 if backend == "sqlite":
-                    rows.append(("gateway Health (mTLS, no token)",
-                                 load.run("unary", port, "/grpc.health.v1.Health/Check", b"")))
-                    rows.append(("gateway echo behind auth (token, cnf, revocation, scope)",
-                                 load.run("unary", port, "/bench.Echo/Echo", echo_request, tok["bench-agency"])))
-                rows.append((f"gateway QueryOpen, open records [{backend}]",
-                             load.run("unary", port, "/credit_gateway.v1.InquiryService/QueryOpen",
-                                      query.SerializeToString(), tok["bench-agency"])))
-                rows.append((f"gateway QueryAuthorized, consented [{backend}]",
-                             load.run("unary", port, "/credit_gateway.v1.InquiryService/QueryAuthorized",
-                                      authorized.SerializeToString(), tok["bench-agency"])))
-                stream = "\n".join(r.SerializeToString().hex() for r in
-                                   signed_records(parties["bench-amr"], args.records, f"s{backend}"))
-                submission = load.run("stream", port, "/credit_gateway.v1.SubmissionService/SubmitRecords", stream,
-                                      tok["bench-amr"], parties["bench-amr"])
+                    rows.append(
+                        (
+                            "gateway Health (mTLS, no token)",
+                            load.run("unary", port, "/grpc.health.v1.Health/Check", b""),
+                        )
+                    )
+                    rows.append(
+                        (
+                            "gateway echo behind auth (token, cnf, revocation, scope)",
+                            load.run(
+                                "unary", port, "/bench.Echo/Echo", echo_request, tok["bench-agency"]
+                            ),
+                        )
+                    )
+                rows.append(
+                    (
+                        f"gateway QueryOpen, open records [{backend}]",
+                        load.run(
+                            "unary",
+                            port,
+                            "/credit_gateway.v1.InquiryService/QueryOpen",
+                            query.SerializeToString(),
+                            tok["bench-agency"],
+                        ),
+                    )
+                )
+                rows.append(
+                    (
+                        f"gateway QueryAuthorized, consented [{backend}]",
+                        load.run(
+                            "unary",
+                            port,
+                            "/credit_gateway.v1.InquiryService/QueryAuthorized",
+                            authorized.SerializeToString(),
+                            tok["bench-agency"],
+                        ),
+                    )
+                )
+                stream = "\n".join(
+                    r.SerializeToString().hex()
+                    for r in signed_records(parties["bench-amr"], args.records, f"s{backend}")
+                )
+                submission = load.run(
+                    "stream",
+                    port,
+                    "/credit_gateway.v1.SubmissionService/SubmitRecords",
+                    stream,
+                    tok["bench-amr"],
+                    parties["bench-amr"],
+                )
             rows.append((f"gateway peak memory [{backend}]", stats))
-            rows.append((f"submission stream of {args.records} signed records [{backend}]", submission))
+            rows.append(
+                (f"submission stream of {args.records} signed records [{backend}]", submission)
+            )
     report(rows, bare)
     return 0
 
 
 def report(rows: list[tuple[str, dict[str, Any]]], bare: dict[str, Any]) -> None:
-    print(f"\ncredit_gateway benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, 64 calls in flight\n")
+    print(
+        f"\ncredit_gateway benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, 64 calls in flight\n"
+    )
     print(f"{'path':<62} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs bare':>8}")
     for name, r in rows:
         if "calls_per_s" in r:
             ratio = r["calls_per_s"] / bare["calls_per_s"]
             errors = f"  ({r['errors']} errors)" if r.get("errors") else ""
-            print(f"{name:<62} {r['calls_per_s']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {ratio:>8.2f}{errors}")
+            latency = f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}"
+            figures = f"{r['calls_per_s']:>9.0f} {latency} {ratio:>8.2f}"
+            print(f"{name:<62} {figures}{errors}")
         elif "records_per_s" in r:
             print(f"{name:<62} {r['records_per_s']:>9.0f} records/s ({r['seconds']} s)")
         elif "peak_rss_mib" in r:
             print(f"{name:<62} {r['peak_rss_mib']:>9.1f} MiB peak RSS")
-    time.sleep(0)
 
 
 if __name__ == "__main__":

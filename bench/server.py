@@ -50,7 +50,10 @@ def serve_gateway(config: Path) -> grpc.Server:
 
     def add_echo(server: grpc.Server, interceptor: GatewayInterceptor) -> None:
         # Same mTLS, same token checks as every gateway method; no work behind them.
-        interceptor.rules = {**interceptor.rules, ECHO: MethodRule(INQUIRY_OPEN, PrincipalKind.PARTICIPANT)}
+        interceptor.rules = {
+            **interceptor.rules,
+            ECHO: MethodRule(INQUIRY_OPEN, PrincipalKind.PARTICIPANT),
+        }
         server.add_generic_rpc_handlers((_echo_handler(),))
 
     running = start(Settings.load(config), extra=add_echo)

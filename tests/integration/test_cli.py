@@ -109,7 +109,8 @@ def test_serve_answers_health_and_drains_on_sigterm(env: dict[str, str], tmp_pat
         assert process.wait(timeout=20) == 0
         assert time.monotonic() - started < 15
         _, stderr = process.communicate()
-        assert '"msg": "draining"' in stderr and '"msg": "stopped"' in stderr
+        assert '"msg": "draining"' in stderr
+        assert '"msg": "stopped"' in stderr
     finally:
         if process.poll() is None:
             process.kill()

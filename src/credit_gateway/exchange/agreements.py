@@ -2,12 +2,12 @@
 
 Registration verifies, in order: the document parses; the center's signature verifies with the
 operator key; the counterparty is a registered participant and its signature verifies with a key
-of its registered JWKS; the agreement is in force now (not expired, not yet valid is refused too).
+of its registered JWKS; the agreement has not expired. One that starts later may be registered
+ahead of time: the policy refuses calls under it until it is in force (AGREEMENT_NOT_YET_VALID).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 
-from credit_gateway.auth.binding import x5t_s256
 from credit_gateway.crypto.signatures import sign_es256, verify_es256
 from credit_gateway.domain.agreements import CENTER, Agreement, AgreementSignature
 from credit_gateway.errors import (
@@ -130,17 +129,3 @@ def _counterparty_key(jwks: dict[str, Any], kid: str) -> ec.EllipticCurvePublicK
         "counterparty signed with a key it has not registered", reason="AGREEMENT_BAD_SIGNATURE"
     )
 
-
-def canonical_document(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-
-
-__all__ = [
-    "create_operator_key",
-    "draft",
-    "key_id",
-    "load_private_key",
-    "sign",
-    "verify",
-    "x5t_s256",
-]
