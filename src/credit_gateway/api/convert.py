@@ -22,6 +22,7 @@ from credit_gateway.domain.consent import (
 from credit_gateway.errors import FieldViolation, InvalidArgument
 
 MAX_TERMS_ITEMS = 100
+MAX_PURPOSE_TEXT = 500
 
 
 def to_datetime(ts: Timestamp, field: str, *, required: bool = True) -> datetime | None:
@@ -60,6 +61,11 @@ def terms_from_pb(pb: consent_pb2.ConsentTerms, grantee: str | None = None) -> C
         problems.append(FieldViolation("terms.item_codes", f"at most {MAX_TERMS_ITEMS} items"))
     if not (grantee or pb.grantee):
         problems.append(FieldViolation("terms.grantee", "required"))
+    if len(pb.purpose_text) > MAX_PURPOSE_TEXT:
+        # Never cut it: the subject consents to (and may sign) exactly this text.
+        problems.append(
+            FieldViolation("terms.purpose_text", f"at most {MAX_PURPOSE_TEXT} characters")
+        )
     if not pb.purpose_code:
         problems.append(FieldViolation("terms.purpose_code", "required"))
     stamps: dict[str, datetime] = {}
@@ -73,7 +79,7 @@ def terms_from_pb(pb: consent_pb2.ConsentTerms, grantee: str | None = None) -> C
     return ConsentTerms(
         grantee=grantee or pb.grantee,
         purpose_code=pb.purpose_code,
-        purpose_text=pb.purpose_text[:500],
+        purpose_text=pb.purpose_text,
         item_codes=frozenset(pb.item_codes),
         categories=frozenset(categories),
         data_from=stamps["data_from"],

@@ -13,12 +13,10 @@ consent, the catalog) is the policy's, not this layer's.
 from __future__ import annotations
 
 import base64
-import contextlib
 import contextvars
 import hashlib
 import logging
 import secrets
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -58,6 +56,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]  # g
         self.gateway = gateway
         self.rules = rules
         self._thumbprints: dict[bytes, str] = {}
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     def intercept_service(
         self,
@@ -68,79 +67,78 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]  # g
         if handler is None:
             return None
         method = handler_call_details.method
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        wrap = self._wrap_stream if handler.response_streaming else self._wrap_unary
+        # Wrapped handlers are built once per method: the wrapper reads each call's metadata
+        # from its context, so nothing per call is captured here.
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Any) -> Any:
         for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
             behaviour = getattr(handler, kind)
             if behaviour is not None:
+                wrap = self._wrap_stream if handler.response_streaming else self._wrap_unary
                 factory = getattr(grpc, f"{kind}_rpc_method_handler")
                 return factory(
-                    wrap(method, metadata, behaviour),
+                    wrap(method, behaviour),
                     request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer,
                 )
         return handler
 
     # -- wrapping ----------------------------------------------------------------------------
-    def _wrap_unary(self, method: str, metadata: dict[str, Any], behaviour: Behaviour) -> Behaviour:
+    def _wrap_unary(self, method: str, behaviour: Behaviour) -> Behaviour:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
-            with self._guard(method, metadata, context):
+            token = self._enter(context)
+            try:
+                self._authenticate(method, context)
                 return behaviour(request, context)
-            return None  # not reached: _guard aborts the call on any error
+            except Exception as error:
+                self._fail(method, context, error)
+            finally:
+                logs.request_id.reset(token)
+            return None  # not reached: _fail aborts the call
 
         return call
 
-    def _wrap_stream(
-        self, method: str, metadata: dict[str, Any], behaviour: Behaviour
-    ) -> Behaviour:
+    def _wrap_stream(self, method: str, behaviour: Behaviour) -> Behaviour:
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            with self._guard(method, metadata, context):
+            token = self._enter(context)
+            try:
+                self._authenticate(method, context)
                 yield from behaviour(request, context)
+            except Exception as error:
+                self._fail(method, context, error)
+            finally:
+                logs.request_id.reset(token)
 
         return call
 
-    @contextlib.contextmanager
-    def _guard(
-        self, method: str, metadata: dict[str, Any], context: grpc.ServicerContext
-    ) -> Iterator[None]:
-        """Request id, authentication, and every error mapped to a status in one place."""
-        rid = str(metadata.get("x-request-id") or secrets.token_hex(8))[:64]
+    def _enter(self, context: grpc.ServicerContext) -> contextvars.Token[str]:
+        rid = _metadata(context, "x-request-id")[:64] or secrets.token_hex(8)
         context.set_trailing_metadata((("x-request-id", rid),))
-        token = logs.request_id.set(rid)
-        started = time.perf_counter()
-        try:
-            self._authenticate(method, metadata, context)
-            yield
-        except GatewayError as error:
-            elapsed = round((time.perf_counter() - started) * 1000, 3)
-            log.info(
-                "refused",
-                extra={
-                    "fields": {
-                        "method": method,
-                        "reason": error.reason,
-                        "detail": error.message,
-                        "ms": elapsed,
-                    }
-                },
-            )
+        return logs.request_id.set(rid)
+
+    def _fail(self, method: str, context: grpc.ServicerContext, error: Exception) -> None:
+        """Every error becomes a status here, in one place; refusals are logged in full."""
+        if isinstance(error, GatewayError):
+            fields = {"method": method, "reason": error.reason, "detail": error.message}
+            log.info("refused", extra={"fields": fields})
             context.abort_with_status(to_status(error))
-        except Exception:
-            log.exception("unhandled error", extra={"fields": {"method": method}})
-            context.abort_with_status(internal_status())
-        finally:
-            logs.request_id.reset(token)
+        log.error("unhandled error", exc_info=error, extra={"fields": {"method": method}})
+        context.abort_with_status(internal_status())
 
     # -- authentication ----------------------------------------------------------------------
-    def _authenticate(
-        self, method: str, metadata: dict[str, Any], context: grpc.ServicerContext
-    ) -> None:
+    def _authenticate(self, method: str, context: grpc.ServicerContext) -> None:
         if method in PUBLIC_METHODS:
             return
         rule = self.rules.get(method)
         if rule is None:
             raise PermissionDenied("method is not open to callers", reason="METHOD_NOT_ALLOWED")
-        header = str(metadata.get("authorization", ""))
+        header = _metadata(context, "authorization")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("a bearer access token is required", reason="TOKEN_MISSING")
@@ -148,8 +146,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]  # g
         principal = self.gateway.token_verifier.verify(
             token.strip(), self._peer_thumbprint(context), now
         )
-        with self.gateway.db.transaction(write=False) as session:
-            client, revoked = caller_state(session, principal.client_id, principal.jti)
+        client, revoked = caller_state(self.gateway.db, principal.client_id, principal.jti)
         if revoked:
             self.gateway.token_verifier.forget(token)
             raise Unauthenticated("access token was revoked", reason="TOKEN_REVOKED")
@@ -180,3 +177,10 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]  # g
                 self._thumbprints.clear()
             self._thumbprints[pem] = thumbprint
         return thumbprint
+
+
+def _metadata(context: grpc.ServicerContext, key: str) -> str:
+    for item in context.invocation_metadata() or ():
+        if item[0] == key:
+            return str(item[1])
+    return ""

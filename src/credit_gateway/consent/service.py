@@ -313,7 +313,7 @@ class ConsentService:
 def _verify_subject_signature(public_jwk: str, key_id: str, data: bytes, signature: bytes) -> None:
     jwk = ECKey.import_key(json.loads(public_jwk))
     if key_id and key_id not in (jwk.kid, jwk.thumbprint()):
-        raise PeerError(
+        raise PermissionDenied(
             "signed with a key the subject has not registered", reason="SUBJECT_SIGNATURE_INVALID"
         )
     public = jwk.get_op_key("verify")

@@ -23,9 +23,13 @@ ALGORITHMS = ["ES256"]
 
 
 class ConsentTokenError(Exception):
-    def __init__(self, reason: str) -> None:
+    """The token is refused; `consent_id` is set when its signature verified (an expired token
+    still names its consent, so the refusal is filed under it for the subject to see)."""
+
+    def __init__(self, reason: str, consent_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.consent_id = consent_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +78,7 @@ class ConsentTokenVerifier:
                     self._cache.clear()
                 self._cache[token] = claims
         if now >= claims.expires_at:
-            raise ConsentTokenError("CONSENT_EXPIRED")
+            raise ConsentTokenError("CONSENT_EXPIRED", claims.consent_id)
         return claims
 
     def _verify_signature(self, token: str) -> ConsentClaims:

@@ -128,4 +128,3 @@ def _counterparty_key(jwks: dict[str, Any], kid: str) -> ec.EllipticCurvePublicK
     raise PeerError(
         "counterparty signed with a key it has not registered", reason="AGREEMENT_BAD_SIGNATURE"
     )
-

@@ -13,15 +13,19 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from credit_gateway.audit.entries import AuditEntry
 from credit_gateway.consent.tokens import ConsentTokenError
-from credit_gateway.domain.consent import CONDITIONS
+from credit_gateway.domain.catalog import Catalog
+from credit_gateway.domain.consent import CONDITIONS, Consent
 from credit_gateway.domain.decisions import Decision, Reason
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
 from credit_gateway.domain.ids import new_id
-from credit_gateway.errors import InvalidArgument, PermissionDenied
+from credit_gateway.domain.participants import ParticipantKind
+from credit_gateway.errors import InvalidArgument, PermissionDenied, StorageError
 from credit_gateway.gateway import Gateway
-from credit_gateway.policy import Channel, ReleaseRequest, decide
+from credit_gateway.policy import AgreementState, Channel, RecordState, ReleaseRequest, decide
 from credit_gateway.storage import agreements as agreement_store
 from credit_gateway.storage import audit as audit_store
 from credit_gateway.storage import consents as consent_store
@@ -91,38 +95,25 @@ class InquiryService:
         catalog = gw.catalog.get()
         consent_id, token_refusal = self._consent_id(inquiry, now)
         inquiry_id = new_id("inq")
-        from credit_gateway.domain.participants import ParticipantKind
-
-        caller_kind = (
-            ParticipantKind(inquiry.caller_kind_value) if inquiry.caller_kind_value else None
-        )
         with gw.db.transaction() as session:
             subject = record_store.ensure_subject(
                 session, gw.envelope, gw.subject_lookup(code), code, kind, now
             )
-            caller_id = subject.id if inquiry.channel is Channel.SELF_INQUIRY else inquiry.caller_id
-            agreement = None
-            if inquiry.agreement_id and inquiry.channel is not Channel.SELF_INQUIRY:
-                agreement = agreement_store.lock_agreement_state(
-                    session, inquiry.agreement_id, now.date()
-                )
-            consent = (
-                consent_store.get_consent(session, consent_id, lock=True) if consent_id else None
-            )
             rows = record_store.subject_records(session, subject.id, inquiry.item_codes or None)
-            request = ReleaseRequest(
-                channel=inquiry.channel,
-                caller_id=caller_id,
-                caller_kind=caller_kind,
-                subject_id=subject.id,
-                subject_kind=kind,
-                purpose=inquiry.purpose,
-                requested_items=inquiry.item_codes,
-                agreement=agreement,
-                consent=consent,
-                records=tuple(record_store.record_state(r) for r in rows),
+            state = _Read(
+                inquiry, subject.id, kind, consent_id, tuple(map(record_store.record_state, rows))
             )
-            decision = Decision(token_refusal) if token_refusal else decide(request, catalog, now)
+            # Decide on state read without locks. Only if a counter moved meanwhile (a racing
+            # call took a quota or the consent's last use), decide again on locked state.
+            decision, agreement, consent = state.decide(
+                session, catalog, now, token_refusal, locked=False
+            )
+            if not _counted(session, inquiry, decision, agreement, consent, now):
+                decision, agreement, consent = state.decide(
+                    session, catalog, now, token_refusal, locked=True
+                )
+                if not _counted(session, inquiry, decision, agreement, consent, now):
+                    raise StorageError("usage counters moved while locked")
             released_ids = {r.record_id: r.labels for r in decision.releases}
             released = tuple(
                 _released(record_store.open_record(gw.envelope, row), released_ids[row.id])
@@ -147,13 +138,6 @@ class InquiryService:
                     withheld_records=len(decision.withheld_records),
                 ),
             )
-            if decision.refusal is None:
-                if agreement is not None:
-                    agreement_store.count_usage(
-                        session, agreement.agreement.id, now.date(), len(released)
-                    )
-                if decision.uses_consent and consent is not None:
-                    consent_store.count_use(session, consent, inquiry.caller_id, now)
         decision.raise_if_refused()  # after the commit: the refusal is on record
         return InquiryResult(
             inquiry_id=inquiry_id,
@@ -173,12 +157,89 @@ class InquiryService:
         try:
             claims = self.gateway.consent_verifier.verify(inquiry.consent_token, now)
         except ConsentTokenError as exc:
-            return None, Reason(
-                exc.reason
-            ) if exc.reason in Reason.__members__ else Reason.CONSENT_TOKEN_INVALID
+            reason = Reason.__members__.get(exc.reason, Reason.CONSENT_TOKEN_INVALID)
+            return exc.consent_id, reason
         if claims.grantee != inquiry.caller_id:
             return claims.consent_id, Reason.CONSENT_OTHER_GRANTEE
         return claims.consent_id, None
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What one inquiry's decision is made from, besides the counters read per attempt."""
+
+    inquiry: Inquiry
+    subject_id: str
+    subject_kind: SubjectKind
+    consent_id: str | None
+    records: tuple[RecordState, ...]
+
+    def decide(
+        self,
+        session: Session,
+        catalog: Catalog,
+        now: datetime,
+        token_refusal: Reason | None,
+        *,
+        locked: bool,
+    ) -> tuple[Decision, AgreementState | None, Consent | None]:
+        inquiry = self.inquiry
+        agreement = None
+        if inquiry.agreement_id and inquiry.channel is not Channel.SELF_INQUIRY:
+            agreement = agreement_store.agreement_state(
+                session, inquiry.agreement_id, now.date(), lock=locked
+            )
+        consent = (
+            consent_store.get_consent(session, self.consent_id, lock=locked)
+            if self.consent_id
+            else None
+        )
+        if token_refusal is not None:
+            return Decision(token_refusal), agreement, consent
+        self_inquiry = inquiry.channel is Channel.SELF_INQUIRY
+        request = ReleaseRequest(
+            channel=inquiry.channel,
+            caller_id=self.subject_id if self_inquiry else inquiry.caller_id,
+            caller_kind=ParticipantKind(inquiry.caller_kind_value)
+            if inquiry.caller_kind_value
+            else None,
+            subject_id=self.subject_id,
+            subject_kind=self.subject_kind,
+            purpose=inquiry.purpose,
+            requested_items=inquiry.item_codes,
+            agreement=agreement,
+            consent=consent,
+            records=self.records,
+        )
+        return decide(request, catalog, now), agreement, consent
+
+
+def _counted(
+    session: Session,
+    inquiry: Inquiry,
+    decision: Decision,
+    agreement: AgreementState | None,
+    consent: Consent | None,
+    now: datetime,
+) -> bool:
+    """Counts the call against the agreement's quotas and the use against the consent, each an
+    atomic conditional UPDATE; False (and nothing counted) if either had moved."""
+    if decision.refusal is not None:
+        return True
+    counts_consent = decision.uses_consent and consent is not None
+    both = agreement is not None and counts_consent
+    savepoint = session.begin_nested() if both else None  # undo the first count if the second fails
+    ok = agreement is None or agreement_store.count_usage(
+        session, agreement, now.date(), len(decision.releases)
+    )
+    if ok and counts_consent:
+        assert consent is not None
+        ok = consent_store.count_use(session, consent, inquiry.caller_id, now)
+    if savepoint is not None and ok:
+        savepoint.commit()
+    elif savepoint is not None:
+        savepoint.rollback()
+    return ok
 
 
 def _released(record: record_store.StoredRecord, labels: tuple[str, ...]) -> Released:

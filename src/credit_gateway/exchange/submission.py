@@ -19,14 +19,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from credit_gateway.crypto.signatures import verify_es256
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
 from credit_gateway.domain.catalog import Catalog, CatalogItem, DisclosureLevel, Polarity
 from credit_gateway.domain.identifiers import IdentifierError, parse_subject_code
 from credit_gateway.domain.records import Submission, prohibited_paths
-from credit_gateway.errors import PeerError
+from credit_gateway.errors import PeerError, StorageError
 from credit_gateway.gateway import Gateway
 from credit_gateway.storage import records as record_store
 from credit_gateway.storage import trust
@@ -156,7 +157,7 @@ class SubmissionService:
             )
         error = next(iter(self._validator(catalog, item).iter_errors(payload)), None)
         if error is not None:
-            return reject("SCHEMA_VIOLATION", error.json_path, error.message)
+            return reject("SCHEMA_VIOLATION", _field_path(error), error.message)
         if item.polarity is Polarity.UNTRUSTWORTHY and not incoming.notice_reference:
             return reject(
                 "ART22_NOTICE_MISSING",
@@ -202,6 +203,16 @@ class SubmissionService:
     def _store(self, batch: list[_Checked]) -> list[RecordOutcome]:
         if not batch:
             return []
+        try:
+            return self._store_chunk(batch, careful=False)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            # A concurrent submission stored one of these ids (or subjects) first: go again,
+            # record by record, so each finds what the other stored.
+            return self._store_chunk(batch, careful=True)
+
+    def _store_chunk(self, batch: list[_Checked], *, careful: bool) -> list[RecordOutcome]:
         gw = self.gateway
         now = gw.clock()
         outcomes: list[RecordOutcome] = []
@@ -209,64 +220,72 @@ class SubmissionService:
             seen: dict[tuple[str, str], tuple[str, str]] = {}
             for c in batch:
                 s = c.submission
-                known = seen.get(
-                    (s.provider_id, s.provider_record_id)
-                ) or record_store.existing_digest(session, s.provider_id, s.provider_record_id)
-                if known is not None:
-                    record_id, digest = known
-                    if digest == c.digest:
+                key = (s.provider_id, s.provider_record_id)
+                known = seen.get(key) or record_store.existing_digest(
+                    session, *key, current=careful
+                )
+                if known is None:
+                    subject = record_store.ensure_subject(
+                        session,
+                        gw.envelope,
+                        gw.subject_lookup(s.subject_code),
+                        s.subject_code,
+                        c.subject_kind,
+                        now,
+                    )
+                    record_id = record_store.insert_record(
+                        session, gw.envelope, self._new_record(c, subject.id), now, careful=careful
+                    )
+                    if record_id is not None:
+                        seen[key] = (record_id, c.digest)
                         outcomes.append(
-                            RecordOutcome(c.index, s.provider_record_id, "DUPLICATE", record_id)
+                            RecordOutcome(c.index, s.provider_record_id, "ACCEPTED", record_id)
                         )
-                    else:
-                        outcomes.append(
-                            RecordOutcome(
-                                c.index,
-                                s.provider_record_id,
-                                "REJECTED",
-                                violations=(
-                                    Violation(
-                                        "CONFLICTING_RESUBMISSION",
-                                        "provider_record_id",
-                                        "this id came before with other content; records are "
-                                        "not altered (Art 14)",
-                                    ),
-                                ),
-                            )
-                        )
-                    continue
-                subject = record_store.ensure_subject(
-                    session,
-                    gw.envelope,
-                    gw.subject_lookup(s.subject_code),
-                    s.subject_code,
-                    c.subject_kind,
-                    now,
-                )
-                sealed = any(
-                    level is not DisclosureLevel.OPEN for level in c.item.disclosure.values()
-                )
-                record_id = record_store.insert_record(
-                    session,
-                    gw.envelope,
-                    record_store.NewRecord(
-                        provider_id=s.provider_id,
-                        provider_record_id=s.provider_record_id,
-                        item_code=s.item_code,
-                        subject_id=subject.id,
-                        occurred_at=s.occurred_at,
-                        digest=c.digest,
-                        payload=canonical_bytes(s.payload),
-                        signature=c.signature,
-                        signer_kid=c.key_id,
-                        notice_reference=s.notice_reference or None,
-                        seal=sealed,
-                    ),
-                    now,
-                )
-                seen[(s.provider_id, s.provider_record_id)] = (record_id, c.digest)
-                outcomes.append(RecordOutcome(c.index, s.provider_record_id, "ACCEPTED", record_id))
+                        continue
+                    known = record_store.existing_digest(session, *key, current=True)
+                    assert known is not None  # the insert lost to exactly this row
+                outcomes.append(_resubmission(c, *known))
         return outcomes
+
+    @staticmethod
+    def _new_record(c: _Checked, subject_id: str) -> record_store.NewRecord:
+        s = c.submission
+        return record_store.NewRecord(
+            provider_id=s.provider_id,
+            provider_record_id=s.provider_record_id,
+            item_code=s.item_code,
+            subject_id=subject_id,
+            occurred_at=s.occurred_at,
+            digest=c.digest,
+            payload=canonical_bytes(s.payload),
+            signature=c.signature,
+            signer_kid=c.key_id,
+            notice_reference=s.notice_reference or None,
+            # Non-open items are sealed at rest; open ones are public anyway.
+            seal=any(level is not DisclosureLevel.OPEN for level in c.item.disclosure.values()),
+        )
+
+
+def _resubmission(c: _Checked, record_id: str, digest: str) -> RecordOutcome:
+    """The same provider id again: the same content is a duplicate, other content is refused."""
+    rid = c.submission.provider_record_id
+    if digest == c.digest:
+        return RecordOutcome(c.index, rid, "DUPLICATE", record_id)
+    violation = Violation(
+        "CONFLICTING_RESUBMISSION",
+        "provider_record_id",
+        "this id came before with other content; records are not altered (Art 14)",
+    )
+    return RecordOutcome(c.index, rid, "REJECTED", violations=(violation,))
+
+
+def _field_path(error: ValidationError) -> str:
+    """Where to fix it: a missing required property is named, not just its parent object."""
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [p for p in error.validator_value if p not in error.instance]
+        if missing:
+            return f"{error.json_path}.{missing[0]}"
+    return str(error.json_path)
 
 
 def _keys(jwks: dict[str, Any]) -> dict[str, ec.EllipticCurvePublicKey]:

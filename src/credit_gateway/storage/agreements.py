@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from credit_gateway.domain.agreements import Agreement, AgreementStatus
 from credit_gateway.errors import AlreadyExists, NotFound
 from credit_gateway.policy import AgreementState
-from credit_gateway.storage.tables import AgreementRow, QuotaUsageRow
+from credit_gateway.storage.tables import AgreementRow, QuotaUsageRow, core
 
 
 def register_agreement(
@@ -33,8 +35,14 @@ def register_agreement(
     )
 
 
-def _agreement(row: AgreementRow) -> Agreement:
-    return Agreement.from_document(json.loads(row.document)["agreement"])
+@functools.lru_cache(maxsize=1024)
+def _parse(document: bytes) -> Agreement:
+    """A registered document never changes, so its parse is cached by its exact bytes."""
+    return Agreement.from_document(json.loads(document)["agreement"])
+
+
+def _agreement(row: Any) -> Agreement:
+    return _parse(row.document)
 
 
 def list_agreements(
@@ -54,37 +62,70 @@ def set_agreement_status(session: Session, agreement_id: str, status: AgreementS
         raise NotFound(f"no agreement {agreement_id}", reason="AGREEMENT_NOT_FOUND")
 
 
-def lock_agreement_state(session: Session, agreement_id: str, day: date) -> AgreementState | None:
-    """The agreement and today's usage, the usage row locked until the transaction ends so that
-    concurrent calls count one after another (SQLite: the write transaction already serialises)."""
-    row = session.get(AgreementRow, agreement_id)
+_AGREEMENTS = core(AgreementRow)
+_USAGE = core(QuotaUsageRow)
+_AGREEMENT_STATUS = select(_AGREEMENTS.c.document, _AGREEMENTS.c.status).where(
+    _AGREEMENTS.c.id == bindparam("agreement_id")
+)
+_USAGE_ROW = select(_USAGE.c.calls, _USAGE.c.records).where(
+    _USAGE.c.agreement_id == bindparam("agreement_id"), _USAGE.c.day == bindparam("day")
+)
+_USAGE_LOCKED = _USAGE_ROW.with_for_update()
+_USAGE_NEW = insert(_USAGE).values(calls=0, records=0)
+# UPDATE binds may not share a column's name, hence the b_ prefixes.
+_USAGE_COUNT = (
+    update(_USAGE)
+    .where(
+        _USAGE.c.agreement_id == bindparam("b_agreement"),
+        _USAGE.c.day == bindparam("b_day"),
+        _USAGE.c.calls < bindparam("b_calls_limit"),
+        _USAGE.c.records + bindparam("b_released") <= bindparam("b_records_limit"),
+    )
+    .values(calls=_USAGE.c.calls + 1, records=_USAGE.c.records + bindparam("b_released"))
+)
+
+
+def agreement_state(
+    session: Session, agreement_id: str, day: date, *, lock: bool
+) -> AgreementState | None:
+    """The agreement and today's usage. Unlocked, the usage may be a moment old: count_usage
+    then refuses to count past a quota and the caller decides again with lock=True, which takes
+    the usage row until the transaction ends (SQLite: the write transaction serialises)."""
+    conn = session.connection()
+    row = conn.execute(_AGREEMENT_STATUS, {"agreement_id": agreement_id}).first()
     if row is None:
         return None
-    usage = _lock_usage(session, agreement_id, day)
-    return AgreementState(_agreement(row), AgreementStatus(row.status), usage.calls, usage.records)
+    params = {"agreement_id": agreement_id, "day": day}
+    usage = conn.execute(_USAGE_LOCKED if lock else _USAGE_ROW, params).first()
+    if usage is None and lock:
+        _make_usage_row(session, params)
+        usage = conn.execute(_USAGE_LOCKED, params).one()
+    calls, records = (usage.calls, usage.records) if usage is not None else (0, 0)
+    return AgreementState(_agreement(row), AgreementStatus(row.status), calls, records)
 
 
-def _lock_usage(session: Session, agreement_id: str, day: date) -> QuotaUsageRow:
-    query = (
-        select(QuotaUsageRow)
-        .where(QuotaUsageRow.agreement_id == agreement_id, QuotaUsageRow.day == day)
-        .with_for_update()
-    )
-    usage = session.scalar(query)
-    if usage is None:
-        try:
-            with session.begin_nested():
-                session.add(QuotaUsageRow(agreement_id=agreement_id, day=day, calls=0, records=0))
-        except IntegrityError:
-            pass  # another replica made today's row first
-        usage = session.scalar(query.execution_options(populate_existing=True))
-        assert usage is not None
-    return usage
+def _make_usage_row(session: Session, params: dict[str, Any]) -> None:
+    try:
+        with session.connection().begin_nested() as nested:
+            session.connection().execute(_USAGE_NEW, params)
+            nested.commit()
+    except IntegrityError:
+        pass  # another call or replica made today's row first
 
 
-def count_usage(session: Session, agreement_id: str, day: date, records: int) -> None:
-    session.execute(
-        update(QuotaUsageRow)
-        .where(QuotaUsageRow.agreement_id == agreement_id, QuotaUsageRow.day == day)
-        .values(calls=QuotaUsageRow.calls + 1, records=QuotaUsageRow.records + records)
-    )
+def count_usage(session: Session, state: AgreementState, day: date, released: int) -> bool:
+    """One call and its records, only while within the quotas (an atomic conditional UPDATE:
+    the row lock is held just from here to the commit). False: the quota ran out meanwhile."""
+    quotas = state.agreement.quotas
+    params = {
+        "b_agreement": state.agreement.id,
+        "b_day": day,
+        "b_released": released,
+        "b_calls_limit": quotas.calls_per_day,
+        "b_records_limit": quotas.records_per_day,
+    }
+    conn = session.connection()
+    if conn.execute(_USAGE_COUNT, params).rowcount == 1:
+        return True
+    _make_usage_row(session, {"agreement_id": state.agreement.id, "day": day})
+    return bool(conn.execute(_USAGE_COUNT, params).rowcount == 1)

@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from credit_gateway.audit.entries import AuditEntry, leaf_hash
-from credit_gateway.storage.tables import AuditEntryRow
+from credit_gateway.storage.tables import AuditEntryRow, core
+
+_AUDIT = core(AuditEntryRow)
+_APPEND = insert(_AUDIT)
 
 
 def append(session: Session, entry: AuditEntry) -> None:
+    """Written in the release transaction itself: no release without its entry."""
     body = entry.body()
-    session.add(
-        AuditEntryRow(
-            id=entry.id,
-            at=entry.at,
-            caller=entry.caller,
-            method=entry.method,
-            subject_id=entry.subject_id,
-            consent_id=entry.consent_id,
-            agreement_id=entry.agreement_id,
-            outcome=entry.outcome,
-            body=body,
-            leaf_hash=leaf_hash(body),
-        )
+    session.connection().execute(
+        _APPEND,
+        {
+            "id": entry.id,
+            "at": entry.at,
+            "caller": entry.caller,
+            "method": entry.method,
+            "subject_id": entry.subject_id,
+            "consent_id": entry.consent_id,
+            "agreement_id": entry.agreement_id,
+            "outcome": entry.outcome,
+            "body": body,
+            "leaf_hash": leaf_hash(body),
+        },
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from credit_gateway.domain.canonical import canonical_bytes, parse_json_object
@@ -17,21 +19,54 @@ from credit_gateway.domain.consent import (
     ConsentTerms,
     RequestStatus,
 )
-from credit_gateway.storage.tables import ConsentEventRow, ConsentRequestRow, ConsentRow
+from credit_gateway.storage.tables import ConsentEventRow, ConsentRequestRow, ConsentRow, core
 
 
-def _consent(row: ConsentRow) -> Consent:
-    doc = parse_json_object(row.artefact)
+@functools.lru_cache(maxsize=4096)
+def _terms(artefact: bytes) -> ConsentTerms:
+    """An artefact never changes once granted, so its parse is cached by its exact bytes."""
+    return ConsentTerms.from_document(parse_json_object(artefact)["terms"])
+
+
+def _consent(row: Any) -> Consent:
     return Consent(
         id=row.id,
         subject_id=row.subject_id,
-        terms=ConsentTerms.from_document(doc["terms"]),
+        terms=_terms(row.artefact),
         status=ConsentStatus(row.status),
         uses=row.uses,
         granted_at=row.granted_at,
         status_changed_at=row.status_changed_at,
         evidence=row.evidence,
     )
+
+
+_CONSENTS = core(ConsentRow)
+_EVENTS = core(ConsentEventRow)
+_CONSENT = select(_CONSENTS).where(_CONSENTS.c.id == bindparam("consent_id"))
+_CONSENT_LOCKED = _CONSENT.with_for_update()  # serialises uses and transitions of one consent
+# UPDATE binds may not share a column's name, hence the b_ prefixes.
+_COUNT_USE = (
+    update(_CONSENTS)
+    .where(
+        _CONSENTS.c.id == bindparam("b_consent"),
+        _CONSENTS.c.status == ConsentStatus.ACTIVE.value,
+        _CONSENTS.c.uses < _CONSENTS.c.max_uses,
+        _CONSENTS.c.valid_from <= bindparam("b_now"),
+        _CONSENTS.c.valid_until > bindparam("b_now"),
+    )
+    .values(uses=_CONSENTS.c.uses + 1)
+)
+_EXHAUST = (
+    update(_CONSENTS)
+    .where(
+        _CONSENTS.c.id == bindparam("b_consent"),
+        _CONSENTS.c.status == ConsentStatus.ACTIVE.value,
+        _CONSENTS.c.uses >= _CONSENTS.c.max_uses,
+    )
+    .values(status=ConsentStatus.EXHAUSTED.value, status_changed_at=bindparam("b_now"))
+)
+_ADD_EVENT = insert(_EVENTS)
 
 
 def insert_consent(
@@ -65,10 +100,9 @@ def insert_consent(
 
 
 def get_consent(session: Session, consent_id: str, *, lock: bool = False) -> Consent | None:
-    query = select(ConsentRow).where(ConsentRow.id == consent_id)
-    if lock:  # serialises concurrent uses and transitions of one consent
-        query = query.with_for_update()
-    row = session.scalar(query)
+    statement = _CONSENT_LOCKED if lock else _CONSENT
+    session.flush()  # Core reads skip autoflush: see this transaction's own ORM writes
+    row = session.connection().execute(statement, {"consent_id": consent_id}).first()
     return None if row is None else _consent(row)
 
 
@@ -105,13 +139,29 @@ def set_status(
     )
 
 
-def count_use(session: Session, consent: Consent, actor: str, now: datetime) -> None:
-    """One more use; the last allowed use moves the consent to EXHAUSTED in the same write."""
-    row = session.get(ConsentRow, consent.id)
-    assert row is not None
-    row.uses += 1
-    if row.uses >= row.max_uses:
-        set_status(session, consent, ConsentStatus.EXHAUSTED, actor, now)
+def count_use(session: Session, consent: Consent, actor: str, now: datetime) -> bool:
+    """One more use, only while the consent is active, in its window and has uses left: an
+    atomic conditional UPDATE, so of two racing calls for the last use exactly one counts, on
+    every replica. The use that spends the last one moves the consent to EXHAUSTED, with its
+    event. False: the consent changed since it was read; the caller decides again."""
+    conn = session.connection()
+    params = {"b_consent": consent.id, "b_now": now}
+    if conn.execute(_COUNT_USE, params).rowcount != 1:
+        return False
+    if conn.execute(_EXHAUST, params).rowcount == 1:
+        conn.execute(
+            _ADD_EVENT,
+            {
+                "grantee_id": consent.terms.grantee,
+                "consent_id": consent.id,
+                "request_id": None,
+                "from_status": ConsentStatus.ACTIVE.value,
+                "to_status": ConsentStatus.EXHAUSTED.value,
+                "actor": actor,
+                "at": now,
+            },
+        )
+    return True
 
 
 def add_event(

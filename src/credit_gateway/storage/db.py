@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,6 +64,19 @@ def _sqlite_setup(engine: Engine) -> None:
         )
 
 
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Driver errors leave storage as StorageError; the gateway's own errors pass through."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except DBAPIError as exc:
+        raise StorageError(f"database error: {type(exc.orig).__name__}: {exc.orig}") from exc
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database error: {exc}") from exc
+
+
 class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -83,15 +96,14 @@ class Database:
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
         factory = self._write if write else self._read
-        try:
-            with factory() as session, session.begin():
-                yield session
-        except GatewayError:
-            raise
-        except DBAPIError as exc:
-            raise StorageError(f"database error: {type(exc.orig).__name__}: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise StorageError(f"database error: {exc}") from exc
+        with translated_errors(), factory() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A plain connection for prebuilt Core reads on hot paths (no ORM session)."""
+        with translated_errors(), self.engine.connect() as conn:
+            yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,7 @@ from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.ids import new_id
 from credit_gateway.policy import RecordState
-from credit_gateway.storage.tables import RecordRow, SubjectRow
+from credit_gateway.storage.tables import RecordRow, SubjectRow, core
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +33,22 @@ class StoredRecord:
     labels: tuple[str, ...]
 
 
-def find_subject(session: Session, lookup: str) -> Subject | None:
-    row = session.scalar(select(SubjectRow).where(SubjectRow.lookup == lookup))
+_SUBJECTS = core(SubjectRow)
+_RECORDS = core(RecordRow)
+_SUBJECT_BY_LOOKUP = select(_SUBJECTS.c.id, _SUBJECTS.c.kind, _SUBJECTS.c.public_jwk).where(
+    _SUBJECTS.c.lookup == bindparam("lookup")
+)
+_SUBJECT_BY_LOOKUP_CURRENT = _SUBJECT_BY_LOOKUP.with_for_update(read=True)
+_SUBJECT_RECORDS = select(_RECORDS).where(_RECORDS.c.subject_id == bindparam("subject_id"))
+_SUBJECT_ITEM_RECORDS = _SUBJECT_RECORDS.where(
+    _RECORDS.c.item_code.in_(bindparam("items", expanding=True))
+)
+
+
+def find_subject(session: Session, lookup: str, *, current: bool = False) -> Subject | None:
+    """`current`: the latest committed row, with a share lock (see existing_digest)."""
+    statement = _SUBJECT_BY_LOOKUP_CURRENT if current else _SUBJECT_BY_LOOKUP
+    row = session.connection().execute(statement, {"lookup": lookup}).first()
     return None if row is None else Subject(row.id, SubjectKind(row.kind), row.public_jwk)
 
 
@@ -69,8 +84,8 @@ def ensure_subject(
     try:
         with session.begin_nested():
             session.add(row)
-    except IntegrityError:  # made by a concurrent submission
-        found = find_subject(session, lookup)
+    except IntegrityError:  # made by a concurrent submission: read it as committed
+        found = find_subject(session, lookup, current=True)
         assert found is not None
         return found
     return Subject(row.id, kind, None)
@@ -98,58 +113,74 @@ class NewRecord:
 
 
 def existing_digest(
-    session: Session, provider_id: str, provider_record_id: str
+    session: Session, provider_id: str, provider_record_id: str, *, current: bool = False
 ) -> tuple[str, str] | None:
-    row = session.execute(
-        select(RecordRow.id, RecordRow.digest).where(
-            RecordRow.provider_id == provider_id, RecordRow.provider_record_id == provider_record_id
-        )
-    ).first()
+    """The stored record's id and digest. `current` reads the latest committed row with a
+    share lock (InnoDB's REPEATABLE READ snapshot would not show a concurrent insert)."""
+    query = select(RecordRow.id, RecordRow.digest).where(
+        RecordRow.provider_id == provider_id, RecordRow.provider_record_id == provider_record_id
+    )
+    if current:
+        query = query.with_for_update(read=True)
+    row = session.execute(query).first()
     return None if row is None else (row[0], row[1])
 
 
-def insert_record(session: Session, envelope: Envelope, record: NewRecord, now: datetime) -> str:
+def insert_record(
+    session: Session, envelope: Envelope, record: NewRecord, now: datetime, *, careful: bool = False
+) -> str | None:
+    """Adds the record; `careful` flushes it in a savepoint and answers None if a concurrent
+    insert of the same provider id won (the caller then reads what was stored)."""
     record_id = new_id("rec")
     key_id: str | None = None
     payload = record.payload
     if record.seal:
         key_id, payload = envelope.seal(payload, b"record:" + record_id.encode())
-    session.add(
-        RecordRow(
-            id=record_id,
-            provider_id=record.provider_id,
-            provider_record_id=record.provider_record_id,
-            item_code=record.item_code,
-            subject_id=record.subject_id,
-            occurred_at=record.occurred_at,
-            submitted_at=now,
-            digest=record.digest,
-            payload_key_id=key_id,
-            payload=payload,
-            signature=record.signature,
-            signer_kid=record.signer_kid,
-            notice_reference=record.notice_reference,
-            state="active",
-            labels="",
-        )
+    row = RecordRow(
+        id=record_id,
+        provider_id=record.provider_id,
+        provider_record_id=record.provider_record_id,
+        item_code=record.item_code,
+        subject_id=record.subject_id,
+        occurred_at=record.occurred_at,
+        submitted_at=now,
+        digest=record.digest,
+        payload_key_id=key_id,
+        payload=payload,
+        signature=record.signature,
+        signer_kid=record.signer_kid,
+        notice_reference=record.notice_reference,
+        state="active",
+        labels="",
     )
+    if not careful:
+        session.add(row)
+        return record_id
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None
     return record_id
 
 
 def subject_records(
     session: Session, subject_id: str, item_codes: Collection[str] | None
-) -> list[RecordRow]:
-    query = select(RecordRow).where(RecordRow.subject_id == subject_id)
-    if item_codes is not None:
-        query = query.where(RecordRow.item_code.in_(sorted(item_codes)))
-    return list(session.scalars(query))
+) -> list[Any]:
+    """The subject's records as Core rows (columns as attributes), read on every inquiry."""
+    conn = session.connection()
+    if item_codes is None:
+        return list(conn.execute(_SUBJECT_RECORDS, {"subject_id": subject_id}))
+    return list(
+        conn.execute(_SUBJECT_ITEM_RECORDS, {"subject_id": subject_id, "items": sorted(item_codes)})
+    )
 
 
-def record_state(row: RecordRow) -> RecordState:
+def record_state(row: Any) -> RecordState:
     return RecordState(row.id, row.item_code, row.occurred_at, in_service=row.state != "archived")
 
 
-def open_record(envelope: Envelope, row: RecordRow) -> StoredRecord:
+def open_record(envelope: Envelope, row: Any) -> StoredRecord:
     payload = row.payload
     if row.payload_key_id is not None:
         payload = envelope.open(row.payload_key_id, payload, b"record:" + row.id.encode())

@@ -8,7 +8,7 @@ never contend for a sequence; the audit log alone keeps a database sequence for 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -232,3 +233,8 @@ class AuditEntryRow(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     body: Mapped[bytes] = mapped_column(Blob)
     leaf_hash: Mapped[bytes] = mapped_column(Blob)
+
+
+def core(row: type[Base]) -> Table:
+    """The Core table behind a mapped class, for prebuilt statements on hot paths."""
+    return cast(Table, row.__table__)

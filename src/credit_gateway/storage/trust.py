@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,10 +25,12 @@ from credit_gateway.storage.tables import (
     ParticipantRow,
     RevokedTokenRow,
     UsedAssertionRow,
+    core,
 )
 
 
-def _participant(row: ParticipantRow) -> Participant:
+def _participant(row: Any) -> Participant:
+    """From an ORM row or a Core row: both have the columns as attributes."""
     licence = None
     if row.licence_number is not None and row.licence_valid_until is not None:
         licence = Licence(row.licence_number, row.licence_valid_until, row.licence_revoked)
@@ -165,11 +168,18 @@ class SqlTrustStore:
             return session.get(RevokedTokenRow, jti) is not None
 
 
-def caller_state(
-    session: Session, participant_id: str, jti: str
-) -> tuple[Participant | None, bool]:
+_PARTICIPANTS = core(ParticipantRow)
+_REVOKED = core(RevokedTokenRow)
+# Built once: the interceptor runs this on every call.
+_CALLER_STATE = select(
+    _PARTICIPANTS,
+    exists().where(_REVOKED.c.jti == bindparam("jti")).label("revoked"),
+).where(_PARTICIPANTS.c.id == bindparam("participant_id"))
+
+
+def caller_state(db: Database, participant_id: str, jti: str) -> tuple[Participant | None, bool]:
     """The interceptor's one query per call: the participant as it is now, and whether the
     token was revoked. Neither is cached, so suspension and revocation act at once."""
-    row = session.get(ParticipantRow, participant_id)
-    revoked = session.get(RevokedTokenRow, jti) is not None
-    return (None if row is None else _participant(row)), revoked
+    with db.connection() as conn:
+        row = conn.execute(_CALLER_STATE, {"participant_id": participant_id, "jti": jti}).first()
+    return (None, False) if row is None else (_participant(row), bool(row.revoked))
