@@ -126,6 +126,14 @@ def cmd_participants(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action == "suspend":
         registry.suspend_participant(settings, args.id)
         print(f"participants: suspended {args.id}")
+    elif args.action == "licence":
+        until = (
+            datetime.fromisoformat(args.licence_valid_until) if args.licence_valid_until else None
+        )
+        registry.change_licence(
+            settings, args.id, valid_until=until, revoked=args.revoke_licence or None
+        )
+        print(f"participants: licence of {args.id} updated")
     else:
         for p in registry.list_participants(settings):
             print(
@@ -140,6 +148,14 @@ def cmd_participants(args: argparse.Namespace, settings: Settings) -> int:
                     ensure_ascii=False,
                 )
             )
+    return 0
+
+
+def cmd_subject_key(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_gateway import registry
+
+    kid = registry.register_subject_key(settings, args.code, Path(args.jwk))
+    print(f"subjects: key {kid} registered; GrantConsent now requires the subject's signature")
     return 0
 
 
@@ -184,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     load = add("load", cmd_catalog_load, "load a catalog file and make it current", catalog)
     load.add_argument("file")
     participants = add("participants", cmd_participants, "register and manage participants")
-    participants.add_argument("action", choices=["add", "suspend", "list"])
+    participants.add_argument("action", choices=["add", "suspend", "licence", "list"])
     participants.add_argument("--id")
     participants.add_argument("--kind", choices=[k.value for k in pki.ParticipantKind])
     participants.add_argument("--org-code")
@@ -194,6 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
     participants.add_argument("--scopes", nargs="*")
     participants.add_argument("--licence-number")
     participants.add_argument("--licence-valid-until")
+    participants.add_argument(
+        "--revoke-licence", action="store_true", help="with `licence`: revoke it"
+    )
+    subjects = sub.add_parser("subjects", help="credit subjects").add_subparsers(
+        dest="subjects_command", required=True
+    )
+    key = add(
+        "register-key",
+        cmd_subject_key,
+        "register a subject's public key: its consents must then be signed",
+        subjects,
+    )
+    key.add_argument("code", help="the subject's USCC or resident identity number")
+    key.add_argument("--jwk", required=True, help="file with the public JWK (EC P-256)")
     from credit_gateway.agreement_cli import add_agreement_commands
 
     add_agreement_commands(sub)

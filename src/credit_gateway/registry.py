@@ -18,7 +18,11 @@ from sqlalchemy.orm import Session
 from credit_gateway.auth.binding import x5t_s256
 from credit_gateway.auth.scopes import SCOPES_BY_KIND
 from credit_gateway.config import Settings
-from credit_gateway.domain.identifiers import IdentifierError, UnifiedSocialCreditCode
+from credit_gateway.domain.identifiers import (
+    IdentifierError,
+    UnifiedSocialCreditCode,
+    parse_subject_code,
+)
 from credit_gateway.domain.participants import (
     Licence,
     Participant,
@@ -113,3 +117,42 @@ def suspend_participant(settings: Settings, participant_id: str) -> None:
 def list_participants(settings: Settings) -> list[Participant]:
     with _session(settings) as session:
         return trust.list_participants(session)
+
+
+def change_licence(
+    settings: Settings, participant_id: str, *, valid_until: datetime | None, revoked: bool | None
+) -> None:
+    """An expired or revoked licence stops all access at the participant's next call."""
+    if valid_until is not None and valid_until.tzinfo is None:
+        valid_until = valid_until.replace(tzinfo=utcnow().tzinfo)
+    with _session(settings) as session:
+        trust.set_licence(session, participant_id, valid_until=valid_until, revoked=revoked)
+
+
+def register_subject_key(settings: Settings, subject_code: str, jwk_file: Path) -> str:
+    """Registers the subject's public key (the subject row is made if it has none yet)."""
+    from credit_gateway.crypto.master import MasterKey, SubjectLookup
+    from credit_gateway.storage import keys as key_store
+    from credit_gateway.storage import records as record_store
+
+    now = utcnow()
+    try:
+        kind, parsed = parse_subject_code(subject_code, today=now.date())
+    except IdentifierError as exc:
+        raise InvalidArgument.field("code", exc.message, reason="BAD_IDENTIFIER") from exc
+    try:
+        jwk = ECKey.import_key(json.loads(jwk_file.read_text()))
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument.field("jwk", f"{jwk_file} is not a readable EC JWK") from exc
+    if jwk.curve_name != "P-256" or jwk.is_private:
+        raise InvalidArgument.field("jwk", "give the public half of an EC P-256 key")
+    master = MasterKey.load(settings.master_key_file)
+    code = parsed.value
+    with _session(settings) as session:
+        envelope = key_store.load_envelope(session, master)
+        subject = record_store.ensure_subject(
+            session, envelope, SubjectLookup(master)(code), code, kind, now
+        )
+        public = jwk.as_dict(private=False)
+        record_store.set_subject_key(session, subject.id, json.dumps(public, sort_keys=True))
+    return str(jwk.thumbprint())

@@ -23,11 +23,10 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from cryptography.hazmat.primitives import serialization
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from joserfc.jwk import ECKey
 from sqlalchemy import func, select
 from support.harness import COMPANY, Harness, Participant, make_agreement, metadata, signed_record
+from support.rpc import reason_of
 
 from credit_gateway import registry, tls
 from credit_gateway.api.v1 import common_pb2, inquiry_pb2, inquiry_pb2_grpc, submission_pb2_grpc
@@ -57,17 +56,6 @@ def _no_gateway_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def reason_of(error: grpc.RpcError) -> str:
-    """The machine-readable reason: google.rpc.ErrorInfo in the status details."""
-    status = rpc_status.from_call(cast(grpc.Call, error))
-    assert status is not None, error
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
-    raise AssertionError(f"no ErrorInfo in {error}")
 
 
 def audit_log(h: Harness) -> list[dict[str, Any]]:
@@ -571,17 +559,7 @@ def test_daily_call_quota_is_enforced_and_survives_a_restart(world: World) -> No
 
 @pytest.fixture
 def config(harness: Harness, tmp_path: Path) -> Path:
-    s = harness.settings
-    values = {
-        "home": str(s.home),
-        "certs_dir": str(s.certs_dir),
-        "database_url": s.database_url,
-        "grpc_address": s.grpc_address,
-        "oauth_address": s.oauth_address,
-    }
-    path = tmp_path / "gateway.toml"
-    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
-    return path
+    return harness.write_config(tmp_path / "gateway.toml")
 
 
 def test_agreement_drafted_signed_and_registered_with_the_cli(

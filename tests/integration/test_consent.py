@@ -21,8 +21,6 @@ from typing import Any, cast
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy import func, select
@@ -34,6 +32,7 @@ from support.harness import (
     metadata,
     signed_record,
 )
+from support.rpc import field_violations, status_of
 
 from credit_gateway.api import convert
 from credit_gateway.api.convert import to_timestamp
@@ -57,29 +56,6 @@ DENIED = grpc.StatusCode.PERMISSION_DENIED
 
 
 # --- reading refusals --------------------------------------------------------------------------
-
-
-def status_of(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
-    """The status code and the machine-readable ErrorInfo reason of a refused call."""
-    call = cast(grpc.Call, error)
-    status = rpc_status.from_call(call)
-    assert status is not None, f"no google.rpc.Status details: {call.details()}"
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return call.code(), info.reason
-    raise AssertionError(f"no ErrorInfo in {status}")
-
-
-def field_violations(error: grpc.RpcError) -> set[str]:
-    status = rpc_status.from_call(cast(grpc.Call, error))
-    assert status is not None
-    fields: set[str] = set()
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            fields |= {v.field for v in bad.field_violations}
-    return fields
 
 
 def refusal(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:

@@ -18,9 +18,7 @@ from typing import cast
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 from sqlalchemy import select
 from support.databases import backends
 from support.harness import (
@@ -32,6 +30,7 @@ from support.harness import (
     metadata,
     signed_record,
 )
+from support.rpc import status_of
 
 from credit_gateway import tls
 from credit_gateway.api.convert import to_timestamp
@@ -162,17 +161,6 @@ def replicas(prepared: Harness, tmp_path: Path) -> Iterator[tuple[Replica, Repli
                 replica.process.wait(timeout=10)
 
 
-def _reason(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
-    call = cast(grpc.Call, error)
-    status = rpc_status.from_call(call)
-    assert status is not None, call.details()
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return call.code(), info.reason
-    raise AssertionError(f"no ErrorInfo in {status}")
-
-
 def test_revocation_through_one_replica_refuses_the_next_inquiry_through_the_other(
     prepared: Harness, replicas: tuple[Replica, Replica]
 ) -> None:
@@ -239,7 +227,7 @@ def test_revocation_through_one_replica_refuses_the_next_inquiry_through_the_oth
             assert revoked.status == consent_pb2.CONSENT_STATUS_REVOKED
             with pytest.raises(grpc.RpcError) as refused:
                 inquiry_b.QueryAuthorized(query, metadata=token(agency), timeout=10)
-            assert _reason(refused.value) == (
+            assert status_of(refused.value) == (
                 grpc.StatusCode.PERMISSION_DENIED,
                 "CONSENT_REVOKED",
             )

@@ -138,6 +138,19 @@ class Harness:
         )
         return token
 
+    def write_config(self, path: Path) -> Path:
+        """A TOML settings file naming this gateway, for the CLI the operator runs beside it."""
+        s = self.settings
+        values = {
+            "home": str(s.home),
+            "certs_dir": str(s.certs_dir),
+            "database_url": s.database_url,
+            "grpc_address": s.grpc_address,
+            "oauth_address": s.oauth_address,
+        }
+        path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+        return path
+
     def close(self) -> None:
         for p in self.participants.values():
             p.channel.close()

@@ -1,0 +1,107 @@
+"""Operator commands that act on a running gateway at once: licences and subject keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc.jwk import ECKey
+from support.harness import PERSON, Harness, make_agreement, metadata
+from support.rpc import reason_of
+
+from credit_gateway.api.convert import to_timestamp
+from credit_gateway.api.v1 import consent_pb2, consent_pb2_grpc, inquiry_pb2, inquiry_pb2_grpc
+from credit_gateway.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CREDIT_GATEWAY_* variables override --config; none may leak in from the environment.
+    for name in ("CREDIT_GATEWAY_HOME", "CREDIT_GATEWAY_DATABASE_URL", "CREDIT_GATEWAY_CERTS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_revoked_licence_stops_the_agency_at_its_next_call(
+    harness: Harness, tmp_path: Path
+) -> None:
+    agency = harness.add_participant("zx-credit", "credit-agency")
+    make_agreement(harness, agency, categories=("registration",))
+    token = harness.token(agency)
+    stub = inquiry_pb2_grpc.InquiryServiceStub(agency.channel)
+    query = inquiry_pb2.QueryRequest(
+        subject_code=PERSON, purpose="LOAN_APPROVAL", agreement_id="agr-zx-credit"
+    )
+    stub.QueryOpen(query, metadata=metadata(token), timeout=5)
+    config = harness.write_config(tmp_path / "gateway.toml")
+    assert (
+        main(
+            [
+                "--config",
+                str(config),
+                "participants",
+                "licence",
+                "--id",
+                "zx-credit",
+                "--revoke-licence",
+            ]
+        )
+        == 0
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.QueryOpen(query, metadata=metadata(token), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reason_of(refused.value) == "LICENCE_REVOKED"
+
+
+def test_registered_subject_key_makes_consent_signatures_mandatory(
+    harness: Harness, tmp_path: Path
+) -> None:
+    agency = harness.add_participant("zx-credit", "credit-agency")
+    portal = harness.add_participant("realname-portal", "identity-provider")
+    make_agreement(harness, agency, categories=("administrative_permit",))
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk_file = tmp_path / "subject.jwk"
+    jwk_file.write_text(json.dumps(ECKey.import_key(key.public_key()).as_dict(private=False)))
+    config = harness.write_config(tmp_path / "gateway.toml")
+    assert (
+        main(["--config", str(config), "subjects", "register-key", PERSON, "--jwk", str(jwk_file)])
+        == 0
+    )
+    now = harness.clock.now
+    terms = consent_pb2.ConsentTerms(
+        grantee="zx-credit",
+        purpose_code="LOAN_APPROVAL",
+        item_codes=["ADM.PERMIT"],
+        data_from=to_timestamp(now - timedelta(days=30)),
+        data_to=to_timestamp(now),
+        valid_from=to_timestamp(now),
+        valid_until=to_timestamp(now + timedelta(days=30)),
+        max_uses=1,
+    )
+    stub = consent_pb2_grpc.ConsentServiceStub(portal.channel)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.GrantConsent(
+            consent_pb2.GrantConsentRequest(terms=terms),
+            metadata=metadata(harness.subject_token(portal, PERSON)),
+            timeout=5,
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reason_of(refused.value) == "SUBJECT_SIGNATURE_REQUIRED"
+
+
+def test_register_key_refuses_a_private_key(
+    harness: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk_file = tmp_path / "subject.jwk"
+    jwk_file.write_text(json.dumps(ECKey.import_key(key).as_dict(private=True)))
+    config = harness.write_config(tmp_path / "gateway.toml")
+    assert (
+        main(["--config", str(config), "subjects", "register-key", PERSON, "--jwk", str(jwk_file)])
+        == 2
+    )
+    assert "public half" in capsys.readouterr().err
