@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography.hazmat.primitives.asymmetric import ec
-from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
 from credit_gateway.consent import tokens as consent_tokens
+from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import verify_es256
 from credit_gateway.domain.agreements import Operation
 from credit_gateway.domain.catalog import DisclosureLevel
@@ -110,7 +109,9 @@ class ConsentService:
             status_changed_at=now,
             evidence=evidence,
         )
-        store.insert_consent(session, consent, artefact_bytes(code, terms), signature or None)
+        store.insert_consent(
+            session, self.gateway.envelope, consent, artefact_bytes(code, terms), signature or None
+        )
         return consent
 
     def _check_grantee(self, session: Session, terms: ConsentTerms, now: datetime) -> None:
@@ -311,13 +312,12 @@ class ConsentService:
 
 
 def _verify_subject_signature(public_jwk: str, key_id: str, data: bytes, signature: bytes) -> None:
-    jwk = ECKey.import_key(json.loads(public_jwk))
-    if key_id and key_id not in (jwk.kid, jwk.thumbprint()):
+    keys = ec_keys({"keys": [json.loads(public_jwk)]})
+    public = keys.get(key_id) if key_id else next(iter(keys.values()), None)
+    if public is None:
         raise PermissionDenied(
             "signed with a key the subject has not registered", reason="SUBJECT_SIGNATURE_INVALID"
         )
-    public = jwk.get_op_key("verify")
-    assert isinstance(public, ec.EllipticCurvePublicKey)
     try:
         verify_es256(public, data, signature, what="consent")
     except PeerError as exc:

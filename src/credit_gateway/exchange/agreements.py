@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 
+from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import sign_es256, verify_es256
 from credit_gateway.domain.agreements import CENTER, Agreement, AgreementSignature
 from credit_gateway.errors import (
@@ -119,12 +120,9 @@ def _verify(key: ec.EllipticCurvePublicKey, data: bytes, signature: bytes) -> No
 
 
 def _counterparty_key(jwks: dict[str, Any], kid: str) -> ec.EllipticCurvePublicKey:
-    for raw in jwks.get("keys", []):
-        jwk = ECKey.import_key(raw)
-        if kid in (raw.get("kid"), jwk.thumbprint()):
-            public = jwk.get_op_key("verify")
-            assert isinstance(public, ec.EllipticCurvePublicKey)
-            return public
-    raise PeerError(
-        "counterparty signed with a key it has not registered", reason="AGREEMENT_BAD_SIGNATURE"
-    )
+    key = ec_keys(jwks).get(kid)
+    if key is None:
+        raise PeerError(
+            "counterparty signed with a key it has not registered", reason="AGREEMENT_BAD_SIGNATURE"
+        )
+    return key

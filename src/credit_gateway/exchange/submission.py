@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from joserfc.jwk import ECKey
 from jsonschema import Draft202012Validator, ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import verify_es256
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
 from credit_gateway.domain.catalog import Catalog, CatalogItem, DisclosureLevel, Polarity
@@ -88,7 +88,7 @@ class SubmissionService:
         catalog = gw.catalog.get()
         with gw.db.transaction(write=False) as session:
             jwks = trust.participant_jwks(session, provider_id) or {"keys": []}
-        keys = _keys(jwks)
+        keys = ec_keys(jwks)
         outcomes: list[RecordOutcome] = []
         pending: list[_Checked] = []
         for index, incoming in enumerate(records):
@@ -286,16 +286,3 @@ def _field_path(error: ValidationError) -> str:
         if missing:
             return f"{error.json_path}.{missing[0]}"
     return str(error.json_path)
-
-
-def _keys(jwks: dict[str, Any]) -> dict[str, ec.EllipticCurvePublicKey]:
-    keys: dict[str, ec.EllipticCurvePublicKey] = {}
-    for raw in jwks.get("keys", []):
-        try:
-            jwk = ECKey.import_key(raw)
-        except ValueError:
-            continue
-        public = jwk.get_op_key("verify")
-        if isinstance(public, ec.EllipticCurvePublicKey):
-            keys[str(raw.get("kid") or jwk.thumbprint())] = public
-    return keys

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.canonical import canonical_bytes, parse_json_object
 from credit_gateway.domain.consent import (
     Consent,
@@ -23,16 +24,16 @@ from credit_gateway.storage.tables import ConsentEventRow, ConsentRequestRow, Co
 
 
 @functools.lru_cache(maxsize=4096)
-def _terms(artefact: bytes) -> ConsentTerms:
-    """An artefact never changes once granted, so its parse is cached by its exact bytes."""
-    return ConsentTerms.from_document(parse_json_object(artefact)["terms"])
+def _terms(document: bytes) -> ConsentTerms:
+    """A consent's terms never change once granted, so their parse is cached by exact bytes."""
+    return ConsentTerms.from_document(parse_json_object(document))
 
 
 def _consent(row: Any) -> Consent:
     return Consent(
         id=row.id,
         subject_id=row.subject_id,
-        terms=_terms(row.artefact),
+        terms=_terms(row.terms),
         status=ConsentStatus(row.status),
         uses=row.uses,
         granted_at=row.granted_at,
@@ -70,14 +71,19 @@ _ADD_EVENT = insert(_EVENTS)
 
 
 def insert_consent(
-    session: Session, consent: Consent, artefact: bytes, signature: bytes | None
+    session: Session, envelope: Envelope, consent: Consent, artefact: bytes, signature: bytes | None
 ) -> None:
+    """Stores the consent; the artefact (which names the subject's code) is sealed, bound to
+    this consent's id, and kept byte for byte as the subject consented to or signed it."""
+    key_id, sealed = envelope.seal(artefact, b"consent:" + consent.id.encode())
     session.add(
         ConsentRow(
             id=consent.id,
             subject_id=consent.subject_id,
             grantee_id=consent.terms.grantee,
-            artefact=artefact,
+            terms=canonical_bytes(consent.terms.to_document()),
+            artefact_key_id=key_id,
+            artefact_sealed=sealed,
             subject_signature=signature,
             evidence=consent.evidence,
             valid_from=consent.terms.valid_from,
@@ -106,10 +112,11 @@ def get_consent(session: Session, consent_id: str, *, lock: bool = False) -> Con
     return None if row is None else _consent(row)
 
 
-def artefact(session: Session, consent_id: str) -> bytes:
+def artefact(session: Session, envelope: Envelope, consent_id: str) -> bytes:
+    """The artefact as the subject consented to it (the evidence, e.g. for its signature)."""
     row = session.get(ConsentRow, consent_id)
     assert row is not None
-    return row.artefact
+    return envelope.open(row.artefact_key_id, row.artefact_sealed, b"consent:" + row.id.encode())
 
 
 def list_consents(

@@ -176,7 +176,11 @@ class ConsentRow(Base):
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
     grantee_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
-    artefact: Mapped[bytes] = mapped_column(Blob)  # canonical bytes of the terms, as consented
+    # The terms as canonical JSON (no personal data: read on every authorized inquiry), and the
+    # whole artefact the subject consented to, which names the subject's code: sealed.
+    terms: Mapped[bytes] = mapped_column(Blob)
+    artefact_key_id: Mapped[str] = mapped_column(String(64))
+    artefact_sealed: Mapped[bytes] = mapped_column(Blob)
     subject_signature: Mapped[bytes | None] = mapped_column(Blob)
     evidence: Mapped[str] = mapped_column(String(32))
     valid_from: Mapped[datetime]
