@@ -80,10 +80,12 @@ def start(
     reflection.enable_server_reflection(
         (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    # The token endpoint binds first: its port is configured, the gRPC one may be ephemeral.
+    https = _token_endpoint(settings, gateway)
     port = server.add_secure_port(settings.grpc_address, tls.grpc_server_credentials(settings))
     if port == 0:
+        https.stop()
         raise ConfigError(f"cannot listen on {settings.grpc_address}")
-    https = _token_endpoint(settings, gateway)
     server.start()
     https.start()
     running = RunningGateway(gateway, server, port, health_servicer, [https])

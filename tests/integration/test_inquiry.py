@@ -14,8 +14,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from sqlalchemy import func, select, update
 from support.harness import (
     COMPANY,
@@ -26,6 +24,7 @@ from support.harness import (
     metadata,
     signed_record,
 )
+from support.rpc import field_violations, reason_of
 
 from credit_gateway.api.convert import to_timestamp
 from credit_gateway.api.v1 import (
@@ -46,27 +45,6 @@ GOV_AGREEMENT = "agr-hubei-drc"
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _status_detail(err: grpc.RpcError, message: Any) -> Any:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]  # a grpc.Call at runtime
-    assert status is not None, "refusal carries no google.rpc.Status"
-    for detail in status.details:
-        if detail.Is(message.DESCRIPTOR):
-            detail.Unpack(message)
-            return message
-    raise AssertionError(f"refusal carries no {message.DESCRIPTOR.name}")
-
-
-def error_reason(err: grpc.RpcError) -> str:
-    """The google.rpc.ErrorInfo reason every refusal carries."""
-    return str(_status_detail(err, error_details_pb2.ErrorInfo()).reason)
-
-
-def bad_fields(err: grpc.RpcError) -> list[str]:
-    """The fields a google.rpc.BadRequest names."""
-    bad = _status_detail(err, error_details_pb2.BadRequest())
-    return [v.field for v in bad.field_violations]
 
 
 @dataclass(frozen=True)
@@ -391,7 +369,7 @@ def test_each_open_query_writes_exactly_one_audit_entry_with_its_outcome(
         with pytest.raises(grpc.RpcError) as refused:
             call()
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert error_reason(refused.value) == case.refusal
+        assert reason_of(refused.value) == case.refusal
     else:
         answer = call()
         assert {r.record_id for r in answer.records} == {world.ids[x] for x in case.released}
@@ -517,7 +495,7 @@ def test_a_credit_agency_cannot_call_share_government(harness: Harness) -> None:
         )
 
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert error_reason(refused.value) == "SCOPE_MISSING"
+    assert reason_of(refused.value) == "SCOPE_MISSING"
     # Refused at the door by the token's scopes, before any inquiry is decided.
     assert audit_log(h) == []
 
@@ -537,7 +515,7 @@ def test_a_credit_agency_holding_the_sharing_scope_is_still_refused_and_recorded
         )
 
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert error_reason(refused.value) == "CALLER_KIND_NOT_ALLOWED"
+    assert reason_of(refused.value) == "CALLER_KIND_NOT_ALLOWED"
     assert marker("p_soc") not in str(refused.value.details()).encode()
     (entry,) = audit_log(h)
     assert (entry.outcome, entry.body["reasons"], entry.body["released"]) == (
@@ -579,8 +557,8 @@ def test_a_malformed_query_is_refused_and_writes_nothing(
         inquiry(agency).QueryOpen(request_pb, metadata=metadata(h.token(agency)), timeout=10)
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error_reason(refused.value) == reason
-    assert bad_fields(refused.value) == [field_name]
+    assert reason_of(refused.value) == reason
+    assert sorted_fields(refused.value) == [field_name]
     # Malformed input is not an inquiry: nothing is decided, so nothing is written.
     assert audit_log(h) == []
     assert count(h, SubjectRow) == subjects
@@ -748,3 +726,7 @@ def test_no_path_releases_a_record_the_policy_withholds(harness: Harness, path: 
     assert set(entry.body["released"]) == {world.ids[x] for x in path.released}
     assert entry.body["withheld"] == path.withheld_records
     assert set(entry.body["reasons"]) == {reason for _, reason, _ in path.withheld}
+
+
+def sorted_fields(err: grpc.RpcError) -> list[str]:
+    return sorted(field_violations(err))

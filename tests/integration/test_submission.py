@@ -17,8 +17,6 @@ from typing import Any
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from sqlalchemy import func, select
 from support.databases import empty
 from support.harness import (
@@ -32,6 +30,7 @@ from support.harness import (
     signed_record,
     start_harness,
 )
+from support.rpc import reason_of
 
 from credit_gateway.api.v1 import (
     inquiry_pb2,
@@ -55,18 +54,6 @@ ACCEPTED, DUPLICATE, REJECTED = (
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def error_reason(err: grpc.RpcError) -> str:
-    """The google.rpc.ErrorInfo reason every refusal carries."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]  # a grpc.Call at runtime
-    assert status is not None, "refusal carries no google.rpc.Status"
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return str(info.reason)
-    raise AssertionError("refusal carries no ErrorInfo")
 
 
 def submit(h: Harness, provider: Participant, records: list[Any]) -> Any:
@@ -493,7 +480,7 @@ def test_a_stream_longer_than_the_limit_is_refused_and_stores_nothing(
         submit(h, amr, batch)
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error_reason(refused.value) == "STREAM_TOO_LONG"
+    assert reason_of(refused.value) == "STREAM_TOO_LONG"
     assert stored_ids(h) == []
 
 
@@ -510,7 +497,7 @@ def test_a_token_without_submission_scope_is_refused_and_stores_nothing(harness:
         )
 
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert error_reason(refused.value) == "SCOPE_MISSING"
+    assert reason_of(refused.value) == "SCOPE_MISSING"
     with h.db.transaction(write=False) as session:
         assert session.scalar(select(func.count()).select_from(RecordRow)) == 0
         assert session.scalar(select(func.count()).select_from(SubjectRow)) == 0
@@ -579,7 +566,7 @@ def test_the_same_record_submitted_concurrently_is_stored_once(
 
     results, errors = race(h, amr, [[record], [record]], monkeypatch, "existing_digest", backend)
 
-    assert [(e.code(), error_reason(e)) for e in errors] == []
+    assert [(e.code(), reason_of(e)) for e in errors] == []
     assert sorted(r.outcome for res in results for r in res.results) == [ACCEPTED, DUPLICATE]
     assert len({r.record_id for res in results for r in res.results}) == 1
     assert stored_ids(h) == ["known", "r-1"]
@@ -601,7 +588,7 @@ def test_records_of_a_new_subject_submitted_concurrently_are_all_stored(
         backend,
     )
 
-    assert [(e.code(), error_reason(e)) for e in errors] == []
+    assert [(e.code(), reason_of(e)) for e in errors] == []
     assert sorted(r.outcome for res in results for r in res.results) == [ACCEPTED, ACCEPTED]
     assert stored_ids(h) == ["r-a", "r-b"]
     with h.db.transaction(write=False) as session:
