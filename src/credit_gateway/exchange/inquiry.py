@@ -1,10 +1,12 @@
 """The release path: every inquiry and sharing call goes through `release()`.
 
-One write transaction reads the state the policy needs (agreement and today's usage, locked;
-the consent, locked; the subject's records), calls policy.decide, and writes the audit entry and
-the use counts before it commits; the payloads are opened inside it too. Only after the commit
+One write transaction reads the state the policy needs (the subject's records, the agreement and
+today's usage, the consent), calls policy.decide, counts the call and the consent use with
+atomic conditional UPDATEs (deciding again on locked rows only if a racing call moved a counter),
+writes the audit entry and opens the released payloads; then it commits. Only after the commit
 does a refusal become an error for the caller, so a refusal is recorded exactly like a release
-(fail closed: if the audit write fails, nothing is released).
+(fail closed: if the audit write fails, nothing is released). Consent status is read here, in
+the transaction, never from a cache: a revocation acts on the very next call on every replica.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from credit_gateway.domain.decisions import Decision, Reason
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
 from credit_gateway.domain.ids import new_id
 from credit_gateway.domain.participants import ParticipantKind
-from credit_gateway.errors import InvalidArgument, PermissionDenied, StorageError
+from credit_gateway.errors import InvalidArgument, StorageError
 from credit_gateway.gateway import Gateway
 from credit_gateway.policy import AgreementState, Channel, RecordState, ReleaseRequest, decide
 from credit_gateway.storage import agreements as agreement_store
@@ -257,5 +259,3 @@ def _summarise(decision: Decision) -> tuple[WithheldSummary, ...]:
         *(WithheldSummary(item, reason, n) for (item, reason), n in sorted(counts.items())),
     )
 
-
-__all__ = ["Inquiry", "InquiryResult", "InquiryService", "PermissionDenied"]
