@@ -96,26 +96,36 @@ class InquiryService:
             raise InvalidArgument.field("item_codes", f"at most {MAX_ITEMS} items per inquiry")
         catalog = gw.catalog.get()
         consent_id, token_refusal = self._consent_id(inquiry, now)
+        attempt = _Attempt(inquiry, kind, code, consent_id, token_refusal, catalog, now)
+        try:
+            # Decide on state read without locks, count last, just before the commit, so the
+            # counters' rows are locked only from their UPDATE to the COMMIT.
+            decision, result = self._attempt(attempt, locked=False)
+        except _CountersMoved:
+            # A racing call took a quota or the consent's last use: decide again, in a new
+            # transaction, on rows locked before they are read.
+            decision, result = self._attempt(attempt, locked=True)
+        decision.raise_if_refused()  # after the commit: the refusal is on record
+        return result
+
+    def _attempt(self, a: _Attempt, *, locked: bool) -> tuple[Decision, InquiryResult]:
+        gw, inquiry, now = self.gateway, a.inquiry, a.now
         inquiry_id = new_id("inq")
         with gw.db.transaction() as session:
             subject = record_store.ensure_subject(
-                session, gw.envelope, gw.subject_lookup(code), code, kind, now
+                session, gw.envelope, gw.subject_lookup(a.code), a.code, a.kind, now
             )
             rows = record_store.subject_records(session, subject.id, inquiry.item_codes or None)
             state = _Read(
-                inquiry, subject.id, kind, consent_id, tuple(map(record_store.record_state, rows))
+                inquiry,
+                subject.id,
+                a.kind,
+                a.consent_id,
+                tuple(map(record_store.record_state, rows)),
             )
-            # Decide on state read without locks. Only if a counter moved meanwhile (a racing
-            # call took a quota or the consent's last use), decide again on locked state.
             decision, agreement, consent = state.decide(
-                session, catalog, now, token_refusal, locked=False
+                session, a.catalog, now, a.token_refusal, locked=locked
             )
-            if not _counted(session, inquiry, decision, agreement, consent, now):
-                decision, agreement, consent = state.decide(
-                    session, catalog, now, token_refusal, locked=True
-                )
-                if not _counted(session, inquiry, decision, agreement, consent, now):
-                    raise StorageError("usage counters moved while locked")
             released_ids = {r.record_id: r.labels for r in decision.releases}
             released = tuple(
                 _released(record_store.open_record(gw.envelope, row), released_ids[row.id])
@@ -135,19 +145,22 @@ class InquiryService:
                     outcome=decision.outcome.value,
                     reasons=decision.reasons,
                     agreement_id=inquiry.agreement_id,
-                    consent_id=consent_id,
+                    consent_id=a.consent_id,
                     released_records=tuple(released_ids),
                     withheld_records=len(decision.withheld_records),
                 ),
             )
-        decision.raise_if_refused()  # after the commit: the refusal is on record
-        return InquiryResult(
+            if not _counted(session, inquiry, decision, agreement, consent, now):
+                if locked:  # cannot happen: the rows were read under their locks
+                    raise StorageError("usage counters moved while locked")
+                raise _CountersMoved  # leaving the block rolls the whole attempt back
+        return decision, InquiryResult(
             inquiry_id=inquiry_id,
             released=released,
             withheld=_summarise(decision),
             conditions=CONDITIONS if inquiry.channel is not Channel.SELF_INQUIRY else (),
             agreement_id=inquiry.agreement_id,
-            consent_id=consent_id,
+            consent_id=a.consent_id,
         )
 
     def _consent_id(self, inquiry: Inquiry, now: datetime) -> tuple[str | None, Reason | None]:
@@ -164,6 +177,21 @@ class InquiryService:
         if claims.grantee != inquiry.caller_id:
             return claims.consent_id, Reason.CONSENT_OTHER_GRANTEE
         return claims.consent_id, None
+
+
+class _CountersMoved(Exception):
+    """Raised inside an attempt's transaction to roll it back and decide again under locks."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    inquiry: Inquiry
+    kind: SubjectKind
+    code: str
+    consent_id: str | None
+    token_refusal: Reason | None
+    catalog: Catalog
+    now: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,23 +253,16 @@ def _counted(
     now: datetime,
 ) -> bool:
     """Counts the call against the agreement's quotas and the use against the consent, each an
-    atomic conditional UPDATE; False (and nothing counted) if either had moved."""
+    atomic conditional UPDATE; False if either had moved (the caller then rolls back)."""
     if decision.refusal is not None:
         return True
-    counts_consent = decision.uses_consent and consent is not None
-    both = agreement is not None and counts_consent
-    savepoint = session.begin_nested() if both else None  # undo the first count if the second fails
-    ok = agreement is None or agreement_store.count_usage(
+    if agreement is not None and not agreement_store.count_usage(
         session, agreement, now.date(), len(decision.releases)
-    )
-    if ok and counts_consent:
-        assert consent is not None
-        ok = consent_store.count_use(session, consent, inquiry.caller_id, now)
-    if savepoint is not None and ok:
-        savepoint.commit()
-    elif savepoint is not None:
-        savepoint.rollback()
-    return ok
+    ):
+        return False
+    if decision.uses_consent and consent is not None:
+        return consent_store.count_use(session, consent, inquiry.caller_id, now)
+    return True
 
 
 def _released(record: record_store.StoredRecord, labels: tuple[str, ...]) -> Released:
@@ -258,4 +279,3 @@ def _summarise(decision: Decision) -> tuple[WithheldSummary, ...]:
         *items,
         *(WithheldSummary(item, reason, n) for (item, reason), n in sorted(counts.items())),
     )
-

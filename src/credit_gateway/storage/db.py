@@ -8,6 +8,8 @@ such block.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -64,6 +66,18 @@ def _sqlite_setup(engine: Engine) -> None:
         )
 
 
+_WRITER_LOCKS: dict[str, threading.Lock] = {}
+
+
+def _sqlite_writer_lock(engine: Engine) -> threading.Lock | None:
+    """SQLite admits one writer; its busy handler makes the others sleep and poll, in steps of
+    up to 100 ms. Queueing this process's writers on a mutex instead hands the database over at
+    once (other processes still meet the busy timeout)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    return _WRITER_LOCKS.setdefault(str(engine.url), threading.Lock())
+
+
 @contextmanager
 def translated_errors() -> Iterator[None]:
     """Driver errors leave storage as StorageError; the gateway's own errors pass through."""
@@ -85,6 +99,7 @@ class Database:
             if engine.dialect.name == "sqlite"
             else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
+        self._writer_lock = _sqlite_writer_lock(engine)
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(
             bind=engine.execution_options(write=True), expire_on_commit=False
@@ -101,7 +116,13 @@ class Database:
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
         factory = self._write if write else self._read
-        with translated_errors(), factory() as session, session.begin():
+        lock = self._writer_lock if write else None
+        with (
+            translated_errors(),
+            lock or contextlib.nullcontext(),
+            factory() as session,
+            session.begin(),
+        ):
             yield session
 
     @contextmanager
