@@ -36,3 +36,5 @@ def configure(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # authlib logs whole token responses at DEBUG: bearer tokens, and subjects' codes in `sub`.
+    logging.getLogger("authlib").setLevel(max(logging.INFO, root.level))

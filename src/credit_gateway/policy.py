@@ -165,11 +165,10 @@ def decide(request: ReleaseRequest, catalog: Catalog, now: datetime) -> Decision
 
 def _refuse_request(request: ReleaseRequest, now: datetime) -> Reason | None:
     if request.channel is Channel.SELF_INQUIRY:
-        return (
-            None
-            if request.caller_kind is None and request.caller_id == request.subject_id
-            else (Reason.CALLER_KIND_NOT_ALLOWED)
-        )
+        # Who the subject is comes from the subject token's `sub` (QueryOwn takes no subject
+        # code); this check keeps participants off the self channel.
+        is_subject = request.caller_kind is None and request.caller_id == request.subject_id
+        return None if is_subject else Reason.CALLER_KIND_NOT_ALLOWED
     if request.caller_kind not in _CALLERS[request.channel]:
         return Reason.CALLER_KIND_NOT_ALLOWED
     reason = _refuse_agreement(request, now)

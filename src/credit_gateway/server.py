@@ -105,7 +105,7 @@ def start(
 def _token_endpoint(settings: Settings, gateway: Gateway) -> HttpsServer:
     """The OAuth 2.0 authorization server on HTTPS beside the gRPC port (issue: trust)."""
     app = GatewayAuthorizationServer(
-        store=SqlTrustStore(gateway.db),
+        store=SqlTrustStore(gateway.db, gateway.clock),
         issuer=gateway.token_issuer,
         keyring=gateway.current_keyring,
         issuer_url=settings.effective_issuer,

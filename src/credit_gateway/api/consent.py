@@ -12,7 +12,6 @@ from credit_gateway.api.interceptor import current_call
 from credit_gateway.api.v1 import consent_pb2, consent_pb2_grpc
 from credit_gateway.consent.service import ConsentService, Granted
 from credit_gateway.domain.consent import ConsentEvent, ConsentStatus
-from credit_gateway.errors import InvalidArgument
 from credit_gateway.storage import records as record_store
 
 _Ctx = grpc.ServicerContext
@@ -101,7 +100,7 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
     ) -> consent_pb2.ConsentRequest:
         grantee = current_call().client.id
         terms = convert.terms_from_pb(request.terms, grantee=grantee)
-        made = self.service.request(grantee, _required(request.subject_code, "subject_code"), terms)
+        made = self.service.request(grantee, request.subject_code, terms)
         return convert.request_to_pb(made, request.subject_code)
 
     def GetConsentToken(
@@ -161,9 +160,8 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
 
 
 def _required(value: str, field: str) -> str:
-    if not value:
-        raise InvalidArgument.field(field, "required")
-    return value
+    """A consent or request id: the gateway's own ids are at most 40 characters."""
+    return convert.identifier(value, field, max_length=40)
 
 
 def _token(granted: Granted) -> consent_pb2.ConsentToken:

@@ -6,12 +6,14 @@ raises InvalidArgument naming the field.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from credit_gateway.api.v1 import consent_pb2
-from credit_gateway.domain.catalog import Category
+from credit_gateway.domain.catalog import ITEM_CODE, Category
 from credit_gateway.domain.consent import (
     Consent,
     ConsentRequest,
@@ -23,6 +25,27 @@ from credit_gateway.errors import FieldViolation, InvalidArgument
 
 MAX_TERMS_ITEMS = 100
 MAX_PURPOSE_TEXT = 500
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+
+def identifier(value: str, field: str, *, max_length: int = 64) -> str:
+    """An id the caller names (agreement, consent, request, purpose): required, short and plain,
+    so a caller's typo is INVALID_ARGUMENT here, never a database error further in."""
+    if not value:
+        raise InvalidArgument.field(field, "required")
+    if len(value) > max_length or not _IDENTIFIER.fullmatch(value):
+        raise InvalidArgument.field(field, f"at most {max_length} letters, digits and . _ : -")
+    return value
+
+
+def item_codes(values: Iterable[str], field: str = "item_codes") -> tuple[str, ...]:
+    codes = tuple(values)
+    bad = [c for c in codes if not ITEM_CODE.fullmatch(c)]
+    if bad:
+        raise InvalidArgument.field(field, "not an item code ([A-Z][A-Z0-9_.-], at most 64)")
+    return codes
 
 
 def to_datetime(ts: Timestamp, field: str, *, required: bool = True) -> datetime | None:

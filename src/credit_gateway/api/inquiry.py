@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import grpc
 
-from credit_gateway.api.convert import to_timestamp
+from credit_gateway.api.convert import identifier, item_codes, to_timestamp
 from credit_gateway.api.interceptor import current_call
 from credit_gateway.api.v1 import common_pb2, inquiry_pb2, inquiry_pb2_grpc
 from credit_gateway.errors import InvalidArgument
 from credit_gateway.exchange.inquiry import Inquiry, InquiryResult, InquiryService
 from credit_gateway.policy import Channel
 
-MAX_PURPOSE = 64
+MAX_TOKEN = 8192  # a consent token is a few hundred bytes
 SELF_CALLER = "self"
 
 
@@ -48,7 +48,7 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             "QueryOwn",
             call.principal.id,
             purpose="SELF",
-            item_codes=tuple(request.item_codes),
+            item_codes=item_codes(request.item_codes),
         )
         return _response(self.service.release(inquiry))
 
@@ -62,21 +62,19 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
         call = current_call()
         if not request.subject_code:
             raise InvalidArgument.field("subject_code", "required")
-        if not request.purpose or len(request.purpose) > MAX_PURPOSE:
-            raise InvalidArgument.field("purpose", f"required, at most {MAX_PURPOSE} characters")
-        if not request.agreement_id:
-            raise InvalidArgument.field(
-                "agreement_id", "name the agreement the inquiry is made under"
-            )
+        purpose = identifier(request.purpose, "purpose")
+        agreement_id = identifier(request.agreement_id, "agreement_id")
+        if consent_token is not None and len(consent_token) > MAX_TOKEN:
+            raise InvalidArgument.field("consent_token", f"at most {MAX_TOKEN} characters")
         inquiry = Inquiry(
             channel,
             call.client.id,
             call.client.kind.value,
             method,
             request.subject_code,
-            request.purpose,
-            tuple(request.item_codes),
-            request.agreement_id,
+            purpose,
+            item_codes(request.item_codes),
+            agreement_id,
             consent_token,
         )
         return _response(self.service.release(inquiry))

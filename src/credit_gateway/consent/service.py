@@ -31,7 +31,7 @@ from credit_gateway.domain.consent import (
     transition,
 )
 from credit_gateway.domain.ids import new_id
-from credit_gateway.domain.participants import ParticipantKind, ParticipantStatus
+from credit_gateway.domain.participants import ParticipantKind
 from credit_gateway.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -92,6 +92,13 @@ class ConsentService:
         terms.validate(self.gateway.catalog.get(), now)
         self._check_grantee(session, terms, now)
         evidence = EVIDENCE_REAL_NAME
+        if public_jwk is None and signature:
+            # Stored unverified it would later look like proof that the subject signed.
+            raise InvalidArgument.field(
+                "subject_signature",
+                "this subject has no registered key; send no signature",
+                reason="SUBJECT_KEY_NOT_REGISTERED",
+            )
         if public_jwk is not None:  # a registered key makes the subject's own signature mandatory
             if not signature:
                 raise PermissionDenied(
@@ -118,14 +125,17 @@ class ConsentService:
         """The grantee is a registered establishment or association with an agreement in force
         that allows authorized inquiry (Art 20 para 2)."""
         grantee = trust.get_participant(session, terms.grantee)
-        if (
-            grantee is None
-            or grantee.kind not in GRANTEE_KINDS
-            or grantee.status is not ParticipantStatus.ACTIVE
-        ):
+        eligible = grantee is not None and grantee.kind in GRANTEE_KINDS
+        try:
+            if grantee is not None:
+                grantee.ensure_may_act(now)  # active, and its licence valid (Art 20 para 2)
+        except PermissionDenied:
+            eligible = False
+        if not eligible:
             raise InvalidArgument.field(
                 "terms.grantee",
-                "not a registered credit service establishment or industry association",
+                "not a licensed credit service establishment or industry association in good "
+                "standing",
                 reason="GRANTEE_NOT_ELIGIBLE",
             )
         for agreement, status in agreement_store.list_agreements(

@@ -57,7 +57,8 @@ class Art16Class(enum.Enum):
     PROHIBITED = "prohibited"  # religion, genes, fingerprints, blood type, illness, medical history
 
 
-_CODE = re.compile(r"[A-Z][A-Z0-9_.-]{1,63}")  # used with fullmatch: no trailing newline
+ITEM_CODE = re.compile(r"[A-Z][A-Z0-9_.-]{1,63}")  # used with fullmatch: no trailing newline
+_CODE = ITEM_CODE
 
 
 class CatalogError(ValueError):

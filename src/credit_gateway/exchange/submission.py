@@ -34,6 +34,7 @@ from credit_gateway.storage import trust
 
 CHUNK = 500
 MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_NOTICE = 128  # the column's width
 FUTURE_SKEW = timedelta(minutes=5)
 
 
@@ -158,6 +159,8 @@ class SubmissionService:
         error = next(iter(self._validator(catalog, item).iter_errors(payload)), None)
         if error is not None:
             return reject("SCHEMA_VIOLATION", _field_path(error), error.message)
+        if len(incoming.notice_reference) > MAX_NOTICE:
+            return reject("FIELD_TOO_LONG", "notice_reference", f"at most {MAX_NOTICE} characters")
         if item.polarity is Polarity.UNTRUSTWORTHY and not incoming.notice_reference:
             return reject(
                 "ART22_NOTICE_MISSING",

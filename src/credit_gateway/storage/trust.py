@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -130,8 +130,11 @@ def participant_jwks(session: Session, participant_id: str) -> dict[str, object]
 class SqlTrustStore:
     """auth.ports.TrustStore over the database; each call is its own short transaction."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    # Kept past expiry for longer than any verifier's leeway, so a replay inside it is caught.
+    ASSERTION_RETENTION = timedelta(minutes=10)
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db, self.clock = db, clock
 
     def client(self, client_id: str) -> Client | None:
         with self.db.transaction(write=False) as session:
@@ -145,12 +148,9 @@ class SqlTrustStore:
 
     def consume_assertion(self, issuer: str, jti: str, expires_at: datetime) -> bool:
         with self.db.transaction() as session:
-            # Rows of assertions that have expired can go: an expired assertion is refused anyway.
-            session.execute(
-                delete(UsedAssertionRow).where(
-                    UsedAssertionRow.expires_at < expires_at - timedelta(hours=1)
-                )
-            )
+            # Rows of assertions long expired can go: an expired assertion is refused anyway.
+            cutoff = self.clock() - self.ASSERTION_RETENTION
+            session.execute(delete(UsedAssertionRow).where(UsedAssertionRow.expires_at < cutoff))
             try:
                 with session.begin_nested():  # the primary key refuses a second use, on any replica
                     session.add(UsedAssertionRow(issuer=issuer, jti=jti, expires_at=expires_at))
