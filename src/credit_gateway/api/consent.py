@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 
 import grpc
 
 from credit_gateway.api import convert
-from credit_gateway.api.interceptor import current_call
+from credit_gateway.api.interceptor import current_call, recheck
 from credit_gateway.api.v1 import consent_pb2, consent_pb2_grpc
 from credit_gateway.consent.service import ConsentService, Granted
 from credit_gateway.domain.consent import ConsentEvent, ConsentStatus
-from credit_gateway.storage import records as record_store
+from credit_gateway.errors import ResourceExhausted
 
 _Ctx = grpc.ServicerContext
+RECHECK_SECONDS = 2.0
+WATCHES_PER_GRANTEE = 2
 
 
 class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
     def __init__(self, service: ConsentService) -> None:
         self.service = service
         self.gateway = service.gateway
+        self._watch_lock = threading.Lock()
+        self._watchers: Counter[str] = Counter()
+        self._watch_limit = max(1, self.gateway.settings.grpc_workers // 4)
 
     # --- subject ---------------------------------------------------------------------------
     def GrantConsent(
@@ -114,11 +123,39 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
     def WatchConsents(
         self, request: consent_pb2.WatchConsentsRequest, context: _Ctx
     ) -> Iterator[consent_pb2.ConsentEvent]:
-        grantee = current_call().client.id
-        for event in self.service.watch(grantee, context.is_active):
-            pb = self._event(grantee, event)
-            if pb is not None:
-                yield pb
+        call = current_call()
+        grantee = call.client.id
+        checked = time.monotonic()
+
+        def active() -> bool:
+            # A watch may run for hours: the caller's standing is checked again as it runs.
+            nonlocal checked
+            if time.monotonic() - checked >= RECHECK_SECONDS:
+                recheck(self.gateway, call)
+                checked = time.monotonic()
+            return bool(context.is_active())
+
+        with self._watch_slot(grantee):
+            for event in self.service.watch(grantee, active):
+                pb = self._event(grantee, event)
+                if pb is not None:
+                    yield pb
+
+    @contextlib.contextmanager
+    def _watch_slot(self, grantee: str) -> Iterator[None]:
+        """Each watch holds a server thread: a few per grantee, a share of the pool in all."""
+        with self._watch_lock:
+            if (
+                self._watchers[grantee] >= WATCHES_PER_GRANTEE
+                or sum(self._watchers.values()) >= self._watch_limit
+            ):
+                raise ResourceExhausted("too many open watch streams", reason="WATCH_LIMIT")
+            self._watchers[grantee] += 1
+        try:
+            yield
+        finally:
+            with self._watch_lock:
+                self._watchers[grantee] -= 1
 
     # --- helpers ---------------------------------------------------------------------------
     def _change(
@@ -152,8 +189,7 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
         return None
 
     def _code(self, subject_id: str) -> str:
-        with self.gateway.db.transaction(write=False) as session:
-            return record_store.subject_code(session, self.gateway.envelope, subject_id)
+        return self.service.subject_code(subject_id)
 
     def _now(self) -> datetime:
         return self.gateway.clock()

@@ -19,6 +19,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import grpc
@@ -146,13 +147,11 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]  # g
         principal = self.gateway.token_verifier.verify(
             token.strip(), self._peer_thumbprint(context), now
         )
-        client, revoked = caller_state(self.gateway.db, principal.client_id, principal.jti)
-        if revoked:
+        try:
+            client = _standing(self.gateway, principal, now)
+        except Unauthenticated:
             self.gateway.token_verifier.forget(token)
-            raise Unauthenticated("access token was revoked", reason="TOKEN_REVOKED")
-        if client is None:
-            raise Unauthenticated("token names an unknown client", reason="TOKEN_INVALID")
-        client.ensure_may_act(now)
+            raise
         if principal.kind is not rule.principal:
             who = "a credit subject" if rule.principal is PrincipalKind.SUBJECT else "a participant"
             raise PermissionDenied(f"this method is for {who}", reason="WRONG_PRINCIPAL")
@@ -177,6 +176,27 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]  # g
                 self._thumbprints.clear()
             self._thumbprints[pem] = thumbprint
         return thumbprint
+
+
+def _standing(gateway: Gateway, principal: Principal, now: datetime) -> Participant:
+    """Read per call, never cached: the token is not revoked and its client may act now."""
+    client, revoked = caller_state(gateway.db, principal.client_id, principal.jti)
+    if revoked:
+        raise Unauthenticated("access token was revoked", reason="TOKEN_REVOKED")
+    if client is None:
+        raise Unauthenticated("token names an unknown client", reason="TOKEN_INVALID")
+    client.ensure_may_act(now)
+    return client
+
+
+def recheck(gateway: Gateway, call: CallContext) -> None:
+    """For calls that outlive a moment (server streams): the checks that can change while the
+    call runs, again. Raises when the token expired or was revoked, or the client was suspended
+    or lost its licence, so the stream ends with that status."""
+    now = gateway.clock()
+    if now >= call.principal.expires_at + gateway.token_verifier.skew:
+        raise Unauthenticated("access token expired", reason="TOKEN_EXPIRED")
+    _standing(gateway, call.principal, now)
 
 
 def _metadata(context: grpc.ServicerContext, key: str) -> str:

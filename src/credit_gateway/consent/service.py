@@ -280,6 +280,11 @@ class ConsentService:
             if not events:
                 time.sleep(poll_seconds)
 
+    def subject_code(self, subject_id: str) -> str:
+        """The code of a subject the grantee deals with (it named it when it asked)."""
+        with self.gateway.db.transaction(write=False) as session:
+            return record_store.subject_code(session, self.gateway.envelope, subject_id)
+
     # --- helpers ---------------------------------------------------------------------------
     def _token(self, consent: Consent) -> str:
         return consent_tokens.issue(
