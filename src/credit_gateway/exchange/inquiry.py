@@ -157,7 +157,7 @@ class InquiryService:
         return decision, InquiryResult(
             inquiry_id=inquiry_id,
             released=released,
-            withheld=_summarise(decision),
+            withheld=_summarise(decision, inquiry.channel),
             conditions=CONDITIONS if inquiry.channel is not Channel.SELF_INQUIRY else (),
             agreement_id=inquiry.agreement_id,
             consent_id=a.consent_id,
@@ -272,9 +272,18 @@ def _released(record: record_store.StoredRecord, labels: tuple[str, ...]) -> Rel
     )
 
 
-def _summarise(decision: Decision) -> tuple[WithheldSummary, ...]:
+def _summarise(decision: Decision, channel: Channel) -> tuple[WithheldSummary, ...]:
+    """What the answer says was withheld. Item-level reasons say nothing about whether records
+    exist. Record-level ones would (a punishment past its disclosure period, a record restored
+    out of service or suspended under objection): only the subject sees those, and the caller
+    sees only that its record quota ran out. The audit entry keeps every reason."""
     items = [WithheldSummary(w.item_code, w.reason.value, 0) for w in decision.withheld_items]
-    counts = Counter((w.item_code, w.reason.value) for w in decision.withheld_records)
+    shown = [
+        w
+        for w in decision.withheld_records
+        if channel is Channel.SELF_INQUIRY or w.reason is Reason.QUOTA_RECORDS_EXHAUSTED
+    ]
+    counts = Counter((w.item_code, w.reason.value) for w in shown)
     return (
         *items,
         *(WithheldSummary(item, reason, n) for (item, reason), n in sorted(counts.items())),
