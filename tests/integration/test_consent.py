@@ -527,6 +527,15 @@ def test_consent_of_another_subject_is_refused(world: World) -> None:
     w = world
     theirs = w.grant(subject=PERSON2)
     w.assert_query_refused(theirs.token.token, "CONSENT_OTHER_SUBJECT", subject=PERSON)
+    # The consent's owner sees its consent used against someone else.
+    listed = w.consents.ListInquiries(
+        consent_pb2.ListInquiriesRequest(consent_id=theirs.consent.consent_id),
+        metadata=w.subject_md(PERSON2),
+        timeout=10,
+    ).inquiries
+    assert [(e.outcome, list(e.reasons)) for e in listed] == [
+        ("REFUSED", ["CONSENT_OTHER_SUBJECT"])
+    ]
 
 
 def test_query_without_consent_token_is_refused(world: World) -> None:

@@ -187,7 +187,7 @@ class ConsentService:
             )
             if subject_id is None:
                 return []
-            if consent_id:
+            if consent_id:  # the subject's own consent, or NOT_FOUND
                 self._own_consent(session, subject_id, consent_id)
             return audit_store.subject_entries(
                 session, subject_id, consent_id or None, min(max(limit, 1), 1000)

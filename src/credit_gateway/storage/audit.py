@@ -37,9 +37,13 @@ def append(session: Session, entry: AuditEntry) -> None:
 def subject_entries(
     session: Session, subject_id: str, consent_id: str | None, limit: int
 ) -> list[dict[str, object]]:
-    query = select(AuditEntryRow.body).where(AuditEntryRow.subject_id == subject_id)
+    """The subject's entries, newest first; with a consent id, every entry made under that
+    consent, whichever subject was asked about (so its owner sees a misuse of it too)."""
+    query = select(AuditEntryRow.body)
     if consent_id:
         query = query.where(AuditEntryRow.consent_id == consent_id)
+    else:
+        query = query.where(AuditEntryRow.subject_id == subject_id)
     bodies = session.scalars(query.order_by(AuditEntryRow.seq.desc()).limit(limit))
     return [dict(json.loads(b)) for b in bodies]
 
