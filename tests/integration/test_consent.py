@@ -48,6 +48,7 @@ from credit_gateway.crypto.signatures import sign_es256
 from credit_gateway.domain.consent import artefact_bytes
 from credit_gateway.storage import keys as key_store
 from credit_gateway.storage import records as record_store
+from credit_gateway.storage import trust
 from credit_gateway.storage.tables import AuditEntryRow, ConsentEventRow, ConsentRow
 
 PERSON2 = "420106198501011233"  # a second natural person (valid GB 11643 check character)
@@ -605,13 +606,19 @@ def test_overlong_purpose_text_is_invalid(world: World) -> None:
     assert w.count(ConsentRow) == 0
 
 
-@pytest.mark.parametrize("grantee", ["open-only-agency", "realname-portal", "nobody"])
+@pytest.mark.parametrize(
+    "grantee", ["open-only-agency", "unlicensed-agency", "realname-portal", "nobody"]
+)
 def test_grant_to_a_grantee_without_authorized_inquiry_is_invalid(
     world: World, grantee: str
 ) -> None:
     w = world
     if grantee == "open-only-agency":  # an agreement, but for open information only
         other_agency(w, grantee, levels=("open",))
+    if grantee == "unlicensed-agency":  # an agreement, but its licence has lapsed (Art 20)
+        other_agency(w, grantee)
+        with w.h.db.transaction() as session:
+            trust.set_licence(session, grantee, valid_until=w.h.clock.now - timedelta(days=1))
     with pytest.raises(grpc.RpcError) as caught:
         w.grant(grantee=grantee)
     assert status_of(caught.value) == (grpc.StatusCode.INVALID_ARGUMENT, "GRANTEE_NOT_ELIGIBLE")
