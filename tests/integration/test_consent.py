@@ -629,6 +629,19 @@ def test_grant_to_a_grantee_without_authorized_inquiry_is_invalid(
 # --- signed written consent ---------------------------------------------------------------------
 
 
+def test_signature_without_a_registered_key_is_refused(world: World) -> None:
+    # Stored unverified, it would later look like proof that the subject signed.
+    w = world
+    request = consent_pb2.GrantConsentRequest(terms=w.terms(), subject_signature=b"\x01" * 64)
+    with pytest.raises(grpc.RpcError) as caught:
+        w.consents.GrantConsent(request, metadata=w.subject_md(), timeout=10)
+    assert status_of(caught.value) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "SUBJECT_KEY_NOT_REGISTERED",
+    )
+    assert (w.count(ConsentRow), w.count(ConsentEventRow)) == (0, 0)
+
+
 @dataclass
 class SubjectKey:
     private: ec.EllipticCurvePrivateKey

@@ -539,6 +539,18 @@ BAD_QUERIES = {
         "agreement_id",
         "INVALID_ARGUMENT",
     ),
+    # Longer than any id the gateway keeps: refused here, never a database error further in.
+    "over-long agreement id": (
+        query(PERSON, "ADM.PUNISHMENT", agreement="a" * 65),
+        "agreement_id",
+        "INVALID_ARGUMENT",
+    ),
+    "agreement id with a NUL": (
+        query(PERSON, "ADM.PUNISHMENT", agreement="agr\x00x"),
+        "agreement_id",
+        "INVALID_ARGUMENT",
+    ),
+    "malformed item code": (query(PERSON, "adm punishment"), "item_codes", "INVALID_ARGUMENT"),
 }
 
 

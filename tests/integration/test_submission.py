@@ -593,3 +593,29 @@ def test_records_of_a_new_subject_submitted_concurrently_are_all_stored(
     assert stored_ids(h) == ["r-a", "r-b"]
     with h.db.transaction(write=False) as session:
         assert session.scalar(select(func.count()).select_from(SubjectRow)) == 1
+
+
+def test_an_over_long_notice_rejects_its_record_not_the_stream(harness: Harness) -> None:
+    h = harness
+    amr = h.add_participant("hubei-amr", "providing-unit")
+    now = h.clock.now
+    long_notice = signed_record(
+        amr,
+        record_id="long-notice",
+        item="ADM.PUNISHMENT",
+        subject=PERSON,
+        payload=punishment(),
+        occurred_at=now - timedelta(days=5),
+        notice="N" * 129,
+    )
+    result = submit(h, amr, [long_notice, enterprise(amr, now, "good")])
+    assert summary(result) == [
+        (
+            0,
+            "long-notice",
+            submission_pb2.RecordResult.OUTCOME_REJECTED,
+            [("FIELD_TOO_LONG", "notice_reference")],
+        ),
+        (1, "good", submission_pb2.RecordResult.OUTCOME_ACCEPTED, []),
+    ]
+    assert [r.provider_record_id for r in stored_rows(h)] == ["good"]
