@@ -4,9 +4,6 @@ the agreements CLI; signing-key rotation."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -26,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey
 from sqlalchemy import func, select
 from support.harness import COMPANY, Harness, Participant, make_agreement, metadata, signed_record
+from support.jose import forged
 from support.rpc import reason_of
 
 from credit_gateway import registry, tls
@@ -93,19 +91,6 @@ def refused_recorded(
     assert len(after) == len(before) + 1
     entry = after[-1]
     assert (entry["outcome"], entry["reasons"], entry["released"]) == ("REFUSED", [reason], [])
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def forged(header: dict[str, Any], claims: dict[str, Any], hmac_key: bytes | None) -> str:
-    """A JWT made by hand: alg none (no key) or HS256 keyed with whatever bytes are given."""
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-    if hmac_key is None:
-        return signing_input + "."
-    mac = hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
 
 
 class TokenEndpoint:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import secrets
 import socket
@@ -26,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from support.jose import forged
 
 from credit_gateway.auth.https import HttpRequest, HttpResponse, HttpsServer, serve_https
 from credit_gateway.auth.keyring import KeyRing, KeyState, SigningKey
@@ -128,19 +126,6 @@ def client_for(cert: IssuedCert, participant: Participant) -> Client:
         jwks={"keys": [public.as_dict(private=False)]},
         certificate_thumbprints=frozenset({cert.x5t_s256}),
     )
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def forged(header: dict[str, Any], claims: dict[str, Any], hmac_key: bytes | None) -> str:
-    """A JWT signed by hand: alg none (no key) or HMAC keyed with arbitrary bytes."""
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-    if hmac_key is None:
-        return signing_input + "."
-    mac = hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
 
 
 class World:
