@@ -7,7 +7,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -71,6 +71,16 @@ _USAGE_ROW = select(_USAGE.c.calls, _USAGE.c.records).where(
     _USAGE.c.agreement_id == bindparam("agreement_id"), _USAGE.c.day == bindparam("day")
 )
 _USAGE_LOCKED = _USAGE_ROW.with_for_update()
+_AGREEMENT_WITH_USAGE = (
+    select(_AGREEMENTS.c.document, _AGREEMENTS.c.status, _USAGE.c.calls, _USAGE.c.records)
+    .select_from(
+        _AGREEMENTS.outerjoin(
+            _USAGE,
+            and_(_USAGE.c.agreement_id == _AGREEMENTS.c.id, _USAGE.c.day == bindparam("day")),
+        )
+    )
+    .where(_AGREEMENTS.c.id == bindparam("agreement_id"))
+)
 _USAGE_NEW = insert(_USAGE).values(calls=0, records=0)
 # UPDATE binds may not share a column's name, hence the b_ prefixes.
 _USAGE_COUNT = (
@@ -92,16 +102,23 @@ def agreement_state(
     then refuses to count past a quota and the caller decides again with lock=True, which takes
     the usage row until the transaction ends (SQLite: the write transaction serialises)."""
     conn = session.connection()
-    row = conn.execute(_AGREEMENT_STATUS, {"agreement_id": agreement_id}).first()
-    if row is None:
-        return None
     params = {"agreement_id": agreement_id, "day": day}
-    usage = conn.execute(_USAGE_LOCKED if lock else _USAGE_ROW, params).first()
-    if usage is None and lock:
-        _make_usage_row(session, params)
-        usage = conn.execute(_USAGE_LOCKED, params).one()
-    calls, records = (usage.calls, usage.records) if usage is not None else (0, 0)
-    return AgreementState(_agreement(row), AgreementStatus(row.status), calls, records)
+    row: Any
+    if not lock:  # one round trip: the usage row may not exist yet today
+        row = conn.execute(_AGREEMENT_WITH_USAGE, params).first()
+        if row is None:
+            return None
+        usage = (row.calls or 0, row.records or 0)
+    else:
+        row = conn.execute(_AGREEMENT_STATUS, params).first()
+        if row is None:
+            return None
+        locked = conn.execute(_USAGE_LOCKED, params).first()
+        if locked is None:
+            _make_usage_row(session, params)
+            locked = conn.execute(_USAGE_LOCKED, params).one()
+        usage = (locked.calls, locked.records)
+    return AgreementState(_agreement(row), AgreementStatus(row.status), *usage)
 
 
 def _make_usage_row(session: Session, params: dict[str, Any]) -> None:
