@@ -99,6 +99,11 @@ class InfrastructureError(GatewayError):
 class StorageError(InfrastructureError):
     default_reason = "STORAGE"
 
+    def __init__(self, message: str, *, reason: str | None = None, transient: bool = False) -> None:
+        super().__init__(message, reason=reason)
+        # A deadlock or serialization failure: the same transaction may succeed if run again.
+        self.transient = transient
+
 
 class ConfigError(InfrastructureError):
     default_reason = "CONFIG"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
@@ -87,6 +87,7 @@ def parse_subject(code: str, now: datetime) -> tuple[SubjectKind, str]:
 class InquiryService:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self._usage_rows: set[tuple[str, date]] = set()  # today's usage rows known to exist
 
     def release(self, inquiry: Inquiry) -> InquiryResult:
         gw = self.gateway
@@ -97,16 +98,29 @@ class InquiryService:
         catalog = gw.catalog.get()
         consent_id, token_refusal = self._consent_id(inquiry, now)
         attempt = _Attempt(inquiry, kind, code, consent_id, token_refusal, catalog, now)
+        if inquiry.agreement_id and inquiry.channel is not Channel.SELF_INQUIRY:
+            self._usage_row_exists(inquiry.agreement_id, now)
         try:
             # Decide on state read without locks, count last, just before the commit, so the
             # counters' rows are locked only from their UPDATE to the COMMIT.
             decision, result = self._attempt(attempt, locked=False)
-        except _CountersMoved:
-            # A racing call took a quota or the consent's last use: decide again, in a new
-            # transaction, on rows locked before they are read.
+        except (_CountersMoved, StorageError) as exc:
+            if isinstance(exc, StorageError) and not exc.transient:
+                raise
+            # A racing call took a quota or the consent's last use (or the database broke a
+            # deadlock): decide again, in a new transaction, on rows locked before they are read.
             decision, result = self._attempt(attempt, locked=True)
         decision.raise_if_refused()  # after the commit: the refusal is on record
         return result
+
+    def _usage_row_exists(self, agreement_id: str, now: datetime) -> None:
+        key = (agreement_id, now.date())
+        if key not in self._usage_rows:
+            with self.gateway.db.transaction() as session:
+                agreement_store.ensure_usage_row(session, agreement_id, now.date())
+            if len(self._usage_rows) > 10_000:
+                self._usage_rows.clear()
+            self._usage_rows.add(key)
 
     def _attempt(self, a: _Attempt, *, locked: bool) -> tuple[Decision, InquiryResult]:
         gw, inquiry, now = self.gateway, a.inquiry, a.now

@@ -121,6 +121,14 @@ def agreement_state(
     return AgreementState(_agreement(row), AgreementStatus(row.status), *usage)
 
 
+def ensure_usage_row(session: Session, agreement_id: str, day: date) -> None:
+    """Today's usage row, made in a short transaction of its own before any release under the
+    agreement: the release then updates and locks an existing row (on InnoDB, an UPDATE that
+    finds no row takes a gap lock, and concurrent inserts into that gap deadlock)."""
+    if session.connection().execute(_AGREEMENT_STATUS, {"agreement_id": agreement_id}).first():
+        _make_usage_row(session, {"agreement_id": agreement_id, "day": day})
+
+
 def _make_usage_row(session: Session, params: dict[str, Any]) -> None:
     try:
         with session.connection().begin_nested() as nested:

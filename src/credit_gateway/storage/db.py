@@ -86,9 +86,22 @@ def translated_errors() -> Iterator[None]:
     except GatewayError:
         raise
     except DBAPIError as exc:
-        raise StorageError(f"database error: {type(exc.orig).__name__}: {exc.orig}") from exc
+        raise StorageError(
+            f"database error: {type(exc.orig).__name__}: {exc.orig}", transient=_transient(exc)
+        ) from exc
     except SQLAlchemyError as exc:
         raise StorageError(f"database error: {exc}") from exc
+
+
+# Deadlocks and serialization failures: MySQL/MariaDB 1213 and 1205, PostgreSQL 40P01 and 40001.
+_TRANSIENT_MYSQL = {1205, 1213}
+_TRANSIENT_SQLSTATE = {"40P01", "40001"}
+
+
+def _transient(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "args", (None,))[0] if orig is not None else None
+    return code in _TRANSIENT_MYSQL or getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATE
 
 
 class Database:
