@@ -24,6 +24,7 @@ import grpc
 from sqlalchemy import create_engine, text
 
 from credit_gateway import pki, registry, tls
+from credit_gateway.api import client
 from credit_gateway.api.convert import to_timestamp
 from credit_gateway.api.v1 import (
     consent_pb2,
@@ -35,8 +36,6 @@ from credit_gateway.api.v1 import (
 from credit_gateway.auth.scopes import PrincipalKind
 from credit_gateway.bootstrap import initialise
 from credit_gateway.config import Settings
-from credit_gateway.crypto.signatures import sign_es256
-from credit_gateway.domain.canonical import canonical_bytes
 from credit_gateway.domain.records import Submission
 from credit_gateway.exchange import agreements as signing
 from credit_gateway.gateway import Gateway
@@ -241,17 +240,7 @@ def signed_records(
             "authority": "Wuhan AMR",
         }
         s = Submission("bench-amr", f"{prefix}-{i}", "ADM.PERMIT", subject, payload, occurred, "")
-        records.append(
-            submission_pb2.SubmittedRecord(
-                provider_record_id=s.provider_record_id,
-                item_code=s.item_code,
-                subject_code=subject,
-                payload_json=canonical_bytes(payload),
-                occurred_at=to_timestamp(occurred),
-                signature=sign_es256(key, s.signing_bytes()),
-                key_id=unit.x5t_s256,
-            )
-        )
+        records.append(client.signed_record(s, key, unit.x5t_s256))
     return records
 
 

@@ -33,6 +33,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from credit_gateway import pki, tls
+from credit_gateway.api import client
 from credit_gateway.api.convert import to_timestamp
 from credit_gateway.api.v1 import (
     consent_pb2,
@@ -42,7 +43,6 @@ from credit_gateway.api.v1 import (
     submission_pb2,
     submission_pb2_grpc,
 )
-from credit_gateway.crypto.signatures import sign_es256
 from credit_gateway.domain.canonical import canonical_bytes
 from credit_gateway.domain.records import Submission
 from credit_gateway.exchange.agreements import load_private_key
@@ -161,18 +161,12 @@ def record(
 ) -> submission_pb2.SubmittedRecord:
     occurred = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days_ago)
     signed = Submission(unit.name, rid, item, subject, payload, occurred, notice)
-    signature = sign_es256(load_private_key(unit.cert.key_path), signed.signing_bytes())
-    body = dict(payload, authority=payload["authority"] + " (altered)") if tamper else payload
-    return submission_pb2.SubmittedRecord(
-        provider_record_id=rid,
-        item_code=item,
-        subject_code=subject,
-        payload_json=canonical_bytes(body),
-        occurred_at=to_timestamp(occurred),
-        notice_reference=notice,
-        signature=signature,
-        key_id=unit.cert.x5t_s256,
-    )
+    pb = client.signed_record(signed, load_private_key(unit.cert.key_path), unit.cert.x5t_s256)
+    if tamper:  # altered after it was signed: the gateway must refuse it
+        pb.payload_json = canonical_bytes(
+            dict(payload, authority=payload["authority"] + " (altered)")
+        )
+    return pb
 
 
 def main() -> int:

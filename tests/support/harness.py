@@ -273,22 +273,10 @@ def signed_record(
     notice: str = "",
 ) -> Any:
     """A SubmittedRecord signed by the provider's key over the record's canonical bytes."""
-    from credit_gateway.api.convert import to_timestamp
-    from credit_gateway.api.v1 import submission_pb2
-    from credit_gateway.crypto.signatures import sign_es256
-    from credit_gateway.domain.canonical import canonical_bytes
+    from credit_gateway.api import client
     from credit_gateway.domain.records import Submission
     from credit_gateway.exchange.agreements import load_private_key
 
     submission = Submission(participant.id, record_id, item, subject, payload, occurred_at, notice)
     key = load_private_key(participant.cert.key_path)
-    return submission_pb2.SubmittedRecord(
-        provider_record_id=record_id,
-        item_code=item,
-        subject_code=subject,
-        payload_json=canonical_bytes(payload),
-        occurred_at=to_timestamp(occurred_at),
-        notice_reference=notice,
-        signature=sign_es256(key, submission.signing_bytes()),
-        key_id=participant.cert.x5t_s256,
-    )
+    return client.signed_record(submission, key, participant.cert.x5t_s256)
