@@ -49,13 +49,3 @@ def https_server_context(settings: Settings) -> ssl.SSLContext:
     context.load_verify_locations(cafile=str(settings.ca_cert))
     context.verify_mode = ssl.CERT_OPTIONAL
     return context
-
-
-def https_client_context(
-    ca_cert: Path, cert: Path | None = None, key: Path | None = None
-) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(ca_cert))
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    if cert is not None:
-        context.load_cert_chain(cert, key)
-    return context

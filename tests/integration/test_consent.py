@@ -46,6 +46,7 @@ from credit_gateway.api.v1 import (
 )
 from credit_gateway.crypto.signatures import sign_es256
 from credit_gateway.domain.consent import artefact_bytes
+from credit_gateway.storage import consents as consent_store
 from credit_gateway.storage import keys as key_store
 from credit_gateway.storage import records as record_store
 from credit_gateway.storage import trust
@@ -694,6 +695,10 @@ def test_signed_consent_is_granted_with_signature_evidence(
         stored = session.get(ConsentRow, granted.consent.consent_id)
         assert stored is not None
         assert stored.subject_signature == request.subject_signature
+        # The evidence: sealed at rest, it opens to exactly the bytes the subject signed.
+        signed = artefact_bytes(PERSON, convert.terms_from_pb(request.terms))
+        assert signed not in stored.artefact_sealed
+        assert consent_store.artefact(session, w.h.gateway.envelope, stored.id) == signed
     assert len(w.query(granted.token.token).records) == 1
 
 

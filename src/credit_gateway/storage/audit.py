@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from credit_gateway.audit.entries import AuditEntry, leaf_hash
@@ -46,7 +46,3 @@ def subject_entries(
         query = query.where(AuditEntryRow.subject_id == subject_id)
     bodies = session.scalars(query.order_by(AuditEntryRow.seq.desc()).limit(limit))
     return [dict(json.loads(b)) for b in bodies]
-
-
-def count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0)

@@ -52,11 +52,6 @@ def find_subject(session: Session, lookup: str, *, current: bool = False) -> Sub
     return None if row is None else Subject(row.id, SubjectKind(row.kind), row.public_jwk)
 
 
-def get_subject(session: Session, subject_id: str) -> Subject | None:
-    row = session.get(SubjectRow, subject_id)
-    return None if row is None else Subject(row.id, SubjectKind(row.kind), row.public_jwk)
-
-
 def subject_code(session: Session, envelope: Envelope, subject_id: str) -> str:
     row = session.get(SubjectRow, subject_id)
     assert row is not None
