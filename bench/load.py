@@ -73,7 +73,7 @@ async def stream(args: argparse.Namespace) -> dict[str, object]:
         "records": len(records),
         "seconds": round(elapsed, 2),
         "records_per_s": round(len(records) / elapsed, 1),
-        "response_bytes": len(result),
+        "response_hex": result.hex(),  # the caller checks every record was accepted
     }
 
 

@@ -30,6 +30,7 @@ from credit_gateway.api.v1 import (
     consent_pb2,
     consent_pb2_grpc,
     inquiry_pb2,
+    inquiry_pb2_grpc,
     submission_pb2,
     submission_pb2_grpc,
 )
@@ -63,7 +64,15 @@ def server(mode: str, arg: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         [sys.executable, str(HERE / "server.py"), mode, str(arg)],
         stdout=subprocess.PIPE,
         text=True,
-        env={"GRPC_VERBOSITY": "ERROR", "PATH": "/usr/bin:/bin"},
+        env={
+            "GRPC_VERBOSITY": "ERROR",
+            "PATH": "/usr/bin:/bin",
+            **{
+                k: v
+                for k, v in __import__("os").environ.items()
+                if k.startswith(("CREDIT_GATEWAY_", "CG_"))
+            },
+        },
     )
     assert process.stdout is not None
     line = process.stdout.readline().split()
@@ -136,6 +145,9 @@ def prepare_gateway(
     initialise(settings)
     catalog = json.loads((ROOT / "src/credit_gateway/data/catalog.json").read_text())
     catalog["version"] += "-bench"
+    for item in catalog["items"]:  # the bench's providing unit submits ADM.PERMIT records
+        if item["code"] == "ADM.PERMIT":
+            item["providers"].append("bench-amr")
     catalog["purposes"].append(
         {
             "code": "BENCHMARK",
@@ -256,11 +268,12 @@ def seed(port: int, certs: Path, parties: dict[str, pki.IssuedCert], tok: dict[s
         )
 
     with channel("bench-amr") as ch:
-        submission_pb2_grpc.SubmissionServiceStub(ch).SubmitRecords(
+        seeded = submission_pb2_grpc.SubmissionServiceStub(ch).SubmitRecords(
             iter(signed_records(parties["bench-amr"], 6, "seed")),
             metadata=(("authorization", f"Bearer {tok['bench-amr']}"),),
             timeout=30,
         )
+    all_accepted(seeded, 6)
     now = datetime.now(UTC)
     terms = consent_pb2.ConsentTerms(
         grantee="bench-agency",
@@ -279,6 +292,27 @@ def seed(port: int, certs: Path, parties: dict[str, pki.IssuedCert], tok: dict[s
             timeout=10,
         )
     return str(granted.token.token)
+
+
+def all_accepted(response: submission_pb2.SubmissionResult, expected: int) -> None:
+    """A bench that measured refusals would measure the wrong thing: stop instead."""
+    accepted = submission_pb2.RecordResult.OUTCOME_ACCEPTED
+    refused = [r for r in response.results if r.outcome != accepted]
+    if refused or len(response.results) != expected:
+        raise SystemExit(f"bench records were not all accepted: {refused[:1]}")
+
+
+def releases_records(
+    port: int, certs: Path, agency: pki.IssuedCert, token: str, request: Any
+) -> None:
+    """The measured inquiry must release records, or it measures an empty answer."""
+    credentials = tls.grpc_channel_credentials(certs / "ca.pem", agency.cert_path, agency.key_path)
+    with grpc.secure_channel(f"localhost:{port}", credentials) as ch:
+        answer = inquiry_pb2_grpc.InquiryServiceStub(ch).QueryAuthorized(
+            request, metadata=(("authorization", f"Bearer {token}"),), timeout=10
+        )
+    if not answer.records:
+        raise SystemExit(f"the consented inquiry released nothing: {answer}")
 
 
 @contextmanager
@@ -354,6 +388,9 @@ def run(work: Path, args: argparse.Namespace) -> int:
                     ),
                     consent_token=consent_token,
                 )
+                releases_records(
+                    port, certs, parties["bench-agency"], tok["bench-agency"], authorized
+                )
                 if backend == "sqlite":
                     rows.append(
                         (
@@ -404,6 +441,12 @@ def run(work: Path, args: argparse.Namespace) -> int:
                     stream,
                     tok["bench-amr"],
                     parties["bench-amr"],
+                )
+                all_accepted(
+                    submission_pb2.SubmissionResult.FromString(
+                        bytes.fromhex(submission.pop("response_hex"))
+                    ),
+                    args.records,
                 )
             rows.append((f"gateway peak memory [{backend}]", stats))
             rows.append(
