@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,10 +41,11 @@ def make_engine(url: str, *, pool_size: int = 16) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300)
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, *, transactions: bool = True) -> None:
     """WAL so readers never block the writer; BEGIN IMMEDIATE for write transactions, because a
     deferred transaction that reads and then writes fails at once (SQLITE_BUSY_SNAPSHOT) when
-    another writer committed in between, instead of waiting its turn."""
+    another writer committed in between, instead of waiting its turn. Without `transactions`
+    (the pinned autocommit readers) no BEGIN is sent at all."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -58,6 +59,9 @@ def _sqlite_setup(engine: Engine) -> None:
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+
+    if not transactions:
+        return
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
@@ -113,6 +117,7 @@ class Database:
             else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         self._writer_lock = _sqlite_writer_lock(engine)
+        self._pinned = _PinnedConnections(engine)
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(
             bind=engine.execution_options(write=True), expire_on_commit=False
@@ -145,5 +150,73 @@ class Database:
         with translated_errors(), self._reader.connect() as conn:
             yield conn
 
+    def read_row(self, statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
+        """The first row of a one-statement read, on this thread's own autocommit connection:
+        for the reads made on every call (the caller's standing), which so skip the pool
+        checkout and any BEGIN/ROLLBACK. A connection the server dropped is replaced and the
+        read made once more (it changes nothing, so repeating it is safe)."""
+        with translated_errors():
+            for attempt in (1, 2):
+                conn = self._pinned.get()
+                try:
+                    return conn.execute(statement, params).first()
+                except DBAPIError as exc:
+                    self._pinned.drop()
+                    if attempt == 2 or not exc.connection_invalidated:
+                        raise
+        raise AssertionError("not reached")
+
     def dispose(self) -> None:
+        self._pinned.close_all()
         self.engine.dispose()
+
+
+class _PinnedConnections:
+    """One autocommit connection per thread, from an engine of their own (so they never take
+    the main pool's connections); the server's threads are few and live as long as it does."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._main = engine
+        self._engine: Engine | None = None
+        self._local = threading.local()
+        self._all: list[Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                conn = self._connect()
+                self._all.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> Connection:
+        if self._engine is None:
+            main = self._main
+            # No pool size limit: one connection per thread that reads, held until close_all.
+            self._engine = create_engine(
+                main.url, pool_size=1, max_overflow=-1, isolation_level="AUTOCOMMIT"
+            )
+            if main.dialect.name == "sqlite":
+                _sqlite_setup(self._engine, transactions=False)
+        return self._engine.connect()
+
+    def drop(self) -> None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                self._all.remove(conn)
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+            for conn in conns:
+                with contextlib.suppress(SQLAlchemyError):
+                    conn.close()
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None

@@ -170,9 +170,22 @@ class SqlTrustStore:
 
 _PARTICIPANTS = core(ParticipantRow)
 _REVOKED = core(RevokedTokenRow)
-# Built once: the interceptor runs this on every call.
+# Built once: the interceptor runs this on every call. Only what _participant needs.
 _CALLER_STATE = select(
-    _PARTICIPANTS,
+    *(
+        _PARTICIPANTS.c[name]
+        for name in (
+            "id",
+            "kind",
+            "org_code",
+            "name",
+            "status",
+            "scopes",
+            "licence_number",
+            "licence_valid_until",
+            "licence_revoked",
+        )
+    ),
     exists().where(_REVOKED.c.jti == bindparam("jti")).label("revoked"),
 ).where(_PARTICIPANTS.c.id == bindparam("participant_id"))
 
@@ -180,6 +193,5 @@ _CALLER_STATE = select(
 def caller_state(db: Database, participant_id: str, jti: str) -> tuple[Participant | None, bool]:
     """The interceptor's one query per call: the participant as it is now, and whether the
     token was revoked. Neither is cached, so suspension and revocation act at once."""
-    with db.connection() as conn:
-        row = conn.execute(_CALLER_STATE, {"participant_id": participant_id, "jti": jti}).first()
+    row = db.read_row(_CALLER_STATE, {"participant_id": participant_id, "jti": jti})
     return (None, False) if row is None else (_participant(row), bool(row.revoked))
