@@ -126,10 +126,15 @@ class InquiryService:
         gw, inquiry, now = self.gateway, a.inquiry, a.now
         inquiry_id = new_id("inq")
         with gw.db.transaction() as session:
-            subject = record_store.ensure_subject(
-                session, gw.envelope, gw.subject_lookup(a.code), a.code, a.kind, now
+            subject, rows = record_store.subject_and_records(
+                session,
+                gw.envelope,
+                gw.subject_lookup(a.code),
+                a.code,
+                a.kind,
+                inquiry.item_codes or None,
+                now,
             )
-            rows = record_store.subject_records(session, subject.id, inquiry.item_codes or None)
             state = _Read(
                 inquiry,
                 subject.id,

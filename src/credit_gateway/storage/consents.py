@@ -46,26 +46,28 @@ _CONSENTS = core(ConsentRow)
 _EVENTS = core(ConsentEventRow)
 _CONSENT = select(_CONSENTS).where(_CONSENTS.c.id == bindparam("consent_id"))
 _CONSENT_LOCKED = _CONSENT.with_for_update()  # serialises uses and transitions of one consent
-# UPDATE binds may not share a column's name, hence the b_ prefixes.
+# UPDATE binds may not share a column's name, hence the b_ prefixes. A use is counted by one of
+# two atomic conditional UPDATEs: any use but the last (the usual case, one statement), or the
+# last, which also moves the consent to EXHAUSTED. Each re-checks what decide() saw.
+_USABLE = (
+    _CONSENTS.c.id == bindparam("b_consent"),
+    _CONSENTS.c.status == ConsentStatus.ACTIVE.value,
+    _CONSENTS.c.valid_from <= bindparam("b_now"),
+    _CONSENTS.c.valid_until > bindparam("b_now"),
+)
 _COUNT_USE = (
     update(_CONSENTS)
-    .where(
-        _CONSENTS.c.id == bindparam("b_consent"),
-        _CONSENTS.c.status == ConsentStatus.ACTIVE.value,
-        _CONSENTS.c.uses < _CONSENTS.c.max_uses,
-        _CONSENTS.c.valid_from <= bindparam("b_now"),
-        _CONSENTS.c.valid_until > bindparam("b_now"),
-    )
+    .where(*_USABLE, _CONSENTS.c.uses + 1 < _CONSENTS.c.max_uses)
     .values(uses=_CONSENTS.c.uses + 1)
 )
-_EXHAUST = (
+_COUNT_LAST_USE = (
     update(_CONSENTS)
-    .where(
-        _CONSENTS.c.id == bindparam("b_consent"),
-        _CONSENTS.c.status == ConsentStatus.ACTIVE.value,
-        _CONSENTS.c.uses >= _CONSENTS.c.max_uses,
+    .where(*_USABLE, _CONSENTS.c.uses + 1 == _CONSENTS.c.max_uses)
+    .values(
+        uses=_CONSENTS.c.uses + 1,
+        status=ConsentStatus.EXHAUSTED.value,
+        status_changed_at=bindparam("b_now"),
     )
-    .values(status=ConsentStatus.EXHAUSTED.value, status_changed_at=bindparam("b_now"))
 )
 _ADD_EVENT = insert(_EVENTS)
 
@@ -153,21 +155,22 @@ def count_use(session: Session, consent: Consent, actor: str, now: datetime) -> 
     event. False: the consent changed since it was read; the caller decides again."""
     conn = session.connection()
     params = {"b_consent": consent.id, "b_now": now}
-    if conn.execute(_COUNT_USE, params).rowcount != 1:
+    if conn.execute(_COUNT_USE, params).rowcount == 1:
+        return True
+    if conn.execute(_COUNT_LAST_USE, params).rowcount != 1:
         return False
-    if conn.execute(_EXHAUST, params).rowcount == 1:
-        conn.execute(
-            _ADD_EVENT,
-            {
-                "grantee_id": consent.terms.grantee,
-                "consent_id": consent.id,
-                "request_id": None,
-                "from_status": ConsentStatus.ACTIVE.value,
-                "to_status": ConsentStatus.EXHAUSTED.value,
-                "actor": actor,
-                "at": now,
-            },
-        )
+    conn.execute(
+        _ADD_EVENT,
+        {
+            "grantee_id": consent.terms.grantee,
+            "consent_id": consent.id,
+            "request_id": None,
+            "from_status": ConsentStatus.ACTIVE.value,
+            "to_status": ConsentStatus.EXHAUSTED.value,
+            "actor": actor,
+            "at": now,
+        },
+    )
     return True
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,10 +39,38 @@ _SUBJECT_BY_LOOKUP = select(_SUBJECTS.c.id, _SUBJECTS.c.kind, _SUBJECTS.c.public
     _SUBJECTS.c.lookup == bindparam("lookup")
 )
 _SUBJECT_BY_LOOKUP_CURRENT = _SUBJECT_BY_LOOKUP.with_for_update(read=True)
-_SUBJECT_RECORDS = select(_RECORDS).where(_RECORDS.c.subject_id == bindparam("subject_id"))
-_SUBJECT_ITEM_RECORDS = _SUBJECT_RECORDS.where(
-    _RECORDS.c.item_code.in_(bindparam("items", expanding=True))
+# An inquiry's one read of the subject and its records: a row per record (columns named as on
+# the records table), or a single row with record columns NULL when the subject has none.
+_RELEASE_COLUMNS = (
+    _SUBJECTS.c.id.label("subject_row_id"),
+    _SUBJECTS.c.kind.label("subject_kind"),
+    _SUBJECTS.c.public_jwk.label("subject_public_jwk"),
+    *(
+        _RECORDS.c[name]
+        for name in (
+            "id",
+            "provider_id",
+            "item_code",
+            "occurred_at",
+            "payload_key_id",
+            "payload",
+            "state",
+            "labels",
+        )
+    ),
 )
+_SUBJECT_AND_RECORDS = [
+    select(*_RELEASE_COLUMNS)
+    .select_from(_SUBJECTS.outerjoin(_RECORDS, on))
+    .where(_SUBJECTS.c.lookup == bindparam("lookup"))
+    for on in (
+        _RECORDS.c.subject_id == _SUBJECTS.c.id,
+        and_(
+            _RECORDS.c.subject_id == _SUBJECTS.c.id,
+            _RECORDS.c.item_code.in_(bindparam("items", expanding=True)),
+        ),
+    )
+]
 
 
 def find_subject(session: Session, lookup: str, *, current: bool = False) -> Subject | None:
@@ -159,16 +187,30 @@ def insert_record(
     return record_id
 
 
-def subject_records(
-    session: Session, subject_id: str, item_codes: Collection[str] | None
-) -> list[Any]:
-    """The subject's records as Core rows (columns as attributes), read on every inquiry."""
-    conn = session.connection()
-    if item_codes is None:
-        return list(conn.execute(_SUBJECT_RECORDS, {"subject_id": subject_id}))
-    return list(
-        conn.execute(_SUBJECT_ITEM_RECORDS, {"subject_id": subject_id, "items": sorted(item_codes)})
+def subject_and_records(
+    session: Session,
+    envelope: Envelope,
+    lookup: str,
+    code: str,
+    kind: SubjectKind,
+    item_codes: Collection[str] | None,
+    now: datetime,
+) -> tuple[Subject, list[Any]]:
+    """The subject (made if new: an inquiry into it is recorded against it) and its records,
+    of the given items if any, as Core rows (columns as attributes); one round trip when the
+    subject is known, which is every inquiry but the first."""
+    params: dict[str, Any] = {"lookup": lookup}
+    if item_codes is not None:
+        params["items"] = sorted(item_codes)
+    statement = _SUBJECT_AND_RECORDS[item_codes is not None]
+    rows = list(session.connection().execute(statement, params))
+    if not rows:
+        return ensure_subject(session, envelope, lookup, code, kind, now), []
+    first = rows[0]
+    subject = Subject(
+        first.subject_row_id, SubjectKind(first.subject_kind), first.subject_public_jwk
     )
+    return subject, [row for row in rows if row.id is not None]
 
 
 def record_state(row: Any) -> RecordState:
