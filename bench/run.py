@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -64,14 +65,11 @@ def server(mode: str, arg: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         [sys.executable, str(HERE / "server.py"), mode, str(arg)],
         stdout=subprocess.PIPE,
         text=True,
+        # The gateway's own settings may be tried from the environment (e.g. the worker count).
         env={
             "GRPC_VERBOSITY": "ERROR",
             "PATH": "/usr/bin:/bin",
-            **{
-                k: v
-                for k, v in __import__("os").environ.items()
-                if k.startswith(("CREDIT_GATEWAY_", "CG_"))
-            },
+            **{k: v for k, v in os.environ.items() if k.startswith("CREDIT_GATEWAY_")},
         },
     )
     assert process.stdout is not None
