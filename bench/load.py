@@ -45,7 +45,8 @@ async def unary(args: argparse.Namespace) -> dict[str, object]:
                 try:
                     await call(request, metadata=metadata, timeout=10)
                 except grpc.RpcError:
-                    errors += 1
+                    errors += 1  # counted apart: a refused call is not throughput
+                    continue
                 if started >= deadline_warm:
                     latencies.append(time.perf_counter() - started)
 

@@ -38,6 +38,7 @@ class Settings:
     max_message_bytes: int = 4 * 1024 * 1024
     max_stream_messages: int = 100_000
     grpc_workers: int = 32
+    grpc_max_calls: int = 256  # admitted at once (running or queued for a worker); more: refused
     log_level: str = "INFO"
 
     # Derived paths ---------------------------------------------------------------------------
@@ -116,6 +117,7 @@ class Settings:
             "max_message_bytes",
             "max_stream_messages",
             "grpc_workers",
+            "grpc_max_calls",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

@@ -67,7 +67,7 @@ def start(
             ("grpc.max_send_message_length", limit),
             ("grpc.so_reuseport", 0),
         ],
-        maximum_concurrent_rpcs=settings.grpc_workers * 8,
+        maximum_concurrent_rpcs=settings.grpc_max_calls,
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -69,6 +69,7 @@ def test_init_is_idempotent(env: dict[str, str], tmp_path: Path) -> None:
         ("CREDIT_GATEWAY_CERTS_DIR", "/nonexistent", "CA certificate not found"),
         ("CREDIT_GATEWAY_GRPC_ADDRESS", "localhost", "grpc_address must be HOST:PORT"),
         ("CREDIT_GATEWAY_GRPC_WORKERS", "many", "setting grpc_workers must be int"),
+        ("CREDIT_GATEWAY_GRPC_MAX_CALLS", "0", "grpc_max_calls must be positive"),
     ],
 )
 def test_serve_with_bad_config_exits_with_one_line(
