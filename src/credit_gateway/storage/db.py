@@ -154,7 +154,9 @@ class Database:
         """The first row of a one-statement read, on this thread's own autocommit connection:
         for the reads made on every call (the caller's standing), which so skip the pool
         checkout and any BEGIN/ROLLBACK. A connection the server dropped is replaced and the
-        read made once more (it changes nothing, so repeating it is safe)."""
+        read made once more (it changes nothing, so repeating it is safe). Each calling thread
+        keeps its connection until dispose(): call this from the server's long-lived workers,
+        not from threads made per request."""
         with translated_errors():
             for attempt in (1, 2):
                 conn = self._pinned.get()
