@@ -111,11 +111,6 @@ def _transient(exc: DBAPIError) -> bool:
 class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._reader = (
-            engine
-            if engine.dialect.name == "sqlite"
-            else engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
         self._writer_lock = _sqlite_writer_lock(engine)
         self._pinned = _PinnedConnections(engine)
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
@@ -142,13 +137,6 @@ class Database:
             session.begin(),
         ):
             yield session
-
-    @contextmanager
-    def connection(self) -> Iterator[Connection]:
-        """A plain connection for prebuilt Core reads on hot paths (no ORM session); on the
-        server databases in autocommit, which spares the BEGIN and ROLLBACK round trips."""
-        with translated_errors(), self._reader.connect() as conn:
-            yield conn
 
     def read_row(self, statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
         """The first row of a one-statement read, on this thread's own autocommit connection:
