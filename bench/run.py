@@ -254,18 +254,15 @@ def signed_records(
     return records
 
 
+def channel(port: int, certs: Path, party: pki.IssuedCert) -> grpc.Channel:
+    """A sync mTLS channel to the gateway as `party`, for the calls around the measurements."""
+    credentials = tls.grpc_channel_credentials(certs / "ca.pem", party.cert_path, party.key_path)
+    return grpc.secure_channel(f"localhost:{port}", credentials)
+
+
 def seed(port: int, certs: Path, parties: dict[str, pki.IssuedCert], tok: dict[str, str]) -> str:
     """A few records and a consent with uses to spare; returns the consent token."""
-
-    def channel(name: str) -> grpc.Channel:
-        return grpc.secure_channel(
-            f"localhost:{port}",
-            tls.grpc_channel_credentials(
-                certs / "ca.pem", parties[name].cert_path, parties[name].key_path
-            ),
-        )
-
-    with channel("bench-amr") as ch:
+    with channel(port, certs, parties["bench-amr"]) as ch:
         seeded = submission_pb2_grpc.SubmissionServiceStub(ch).SubmitRecords(
             iter(signed_records(parties["bench-amr"], 6, "seed")),
             metadata=(("authorization", f"Bearer {tok['bench-amr']}"),),
@@ -283,7 +280,7 @@ def seed(port: int, certs: Path, parties: dict[str, pki.IssuedCert], tok: dict[s
         valid_until=to_timestamp(now + timedelta(days=1)),
         max_uses=100_000_000,
     )
-    with channel("bench-portal") as ch:
+    with channel(port, certs, parties["bench-portal"]) as ch:
         granted = consent_pb2_grpc.ConsentServiceStub(ch).GrantConsent(
             consent_pb2.GrantConsentRequest(terms=terms),
             metadata=(("authorization", f"Bearer {tok['subject']}"),),
@@ -304,8 +301,7 @@ def releases_records(
     port: int, certs: Path, agency: pki.IssuedCert, token: str, request: Any
 ) -> None:
     """The measured inquiry must release records, or it measures an empty answer."""
-    credentials = tls.grpc_channel_credentials(certs / "ca.pem", agency.cert_path, agency.key_path)
-    with grpc.secure_channel(f"localhost:{port}", credentials) as ch:
+    with channel(port, certs, agency) as ch:
         answer = inquiry_pb2_grpc.InquiryServiceStub(ch).QueryAuthorized(
             request, metadata=(("authorization", f"Bearer {token}"),), timeout=10
         )
