@@ -8,7 +8,8 @@
     │   ├── NotFound
     │   ├── AlreadyExists
     │   ├── FailedPrecondition  the state of things forbids it (e.g. a revoked consent resumed)
-    │   └── ResourceExhausted   a quota is used up
+    │   ├── ResourceExhausted   a quota or a server limit is used up
+│   └── DeadlineExceeded    a stream stayed idle or open longer than the server allows
     ├── PeerError               the other party's artefact is bad (signature, tampering)
     └── InfrastructureError     ours: storage, configuration, keys
         ├── StorageError
@@ -86,6 +87,10 @@ class FailedPrecondition(CallerError):
 
 class ResourceExhausted(CallerError):
     default_reason = "QUOTA_EXHAUSTED"
+
+
+class DeadlineExceeded(CallerError):
+    default_reason = "DEADLINE_EXCEEDED"
 
 
 class PeerError(GatewayError):
