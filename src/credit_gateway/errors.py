@@ -3,20 +3,28 @@
     GatewayError
     ├── CallerError             the caller's fault: retrying the same call cannot succeed
     │   ├── InvalidArgument     malformed input; carries field violations
+    │   │   └── DomainError     a domain value refused its arguments (agreement, participant, time)
+    │   │       ├── IdentifierError  domain/identifiers.py: a USCC or resident id broke `rule`
+    │   │       ├── CanonicalError   domain/canonical.py: not strict JSON, or not canonicalisable
+    │   │       └── CatalogError     domain/catalog.py: an invalid catalog, item or purpose
     │   ├── Unauthenticated     no or bad credentials (terse to the caller, detailed in the log)
     │   ├── PermissionDenied    authenticated, but not allowed (scope, agreement, consent, policy)
+    │   │   └── ConsentTokenError    consent/tokens.py: a consent token refused
     │   ├── NotFound
     │   ├── AlreadyExists
     │   ├── FailedPrecondition  the state of things forbids it (e.g. a revoked consent resumed)
     │   ├── ResourceExhausted   a quota or a server limit is used up
-│   └── DeadlineExceeded    a stream stayed idle or open longer than the server allows
+    │   └── DeadlineExceeded    a stream stayed idle or open longer than the server allows
     ├── PeerError               the other party's artefact is bad (signature, tampering)
     └── InfrastructureError     ours: storage, configuration, keys
         ├── StorageError
-        └── ConfigError
+        ├── ConfigError
+        └── PkiError            pki.py: the development PKI directory is unusable
 
 Each error has a stable machine-readable `reason` (it becomes google.rpc.ErrorInfo.reason at the
 gRPC edge, and the audit log's reason). The mapping to gRPC status codes is in api/errors.py.
+A class with a module beside it is defined there, next to what raises it. None of them is a
+ValueError: a refusal is told apart from a bug's ValueError by its class, never by luck.
 """
 
 from __future__ import annotations
@@ -63,6 +71,11 @@ class InvalidArgument(CallerError):
             reason=reason,
             violations=(FieldViolation(field, description),),
         )
+
+
+class DomainError(InvalidArgument):
+    """A domain value (agreement, participant, catalog, identifier, timestamp) refused its
+    arguments; the domain package raises nothing else for bad input."""
 
 
 class Unauthenticated(CallerError):

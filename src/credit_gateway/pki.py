@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from credit_gateway.domain.participants import ParticipantKind
+from credit_gateway.errors import InfrastructureError
 
 __all__ = [
     "IssuedCert",
@@ -45,8 +46,11 @@ __all__ = [
 ]
 
 
-class PkiError(Exception):
-    """The PKI directory is inconsistent or a request to it is invalid."""
+class PkiError(InfrastructureError):
+    """The PKI directory is inconsistent or a request to it is invalid. Most raises are about
+    the directory (ours); a bad participant name or kind is the operator's, told the same way."""
+
+    default_reason = "PKI"
 
 
 # Kept free of other imports from this package so it can move to the domain package as is.

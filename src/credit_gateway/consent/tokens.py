@@ -17,18 +17,21 @@ from joserfc.errors import JoseError
 
 from credit_gateway.auth.keyring import KeyRing
 from credit_gateway.domain.consent import Consent
+from credit_gateway.errors import PermissionDenied
 
 TOKEN_TYPE = "consent+jwt"  # noqa: S105 - a media type, not a secret
 ALGORITHMS = ["ES256"]
 
 
-class ConsentTokenError(Exception):
+class ConsentTokenError(PermissionDenied):
     """The token is refused; `consent_id` is set when its signature verified (an expired token
-    still names its consent, so the refusal is filed under it for the subject to see)."""
+    still names its consent, so the refusal is filed under it for the subject to see). The
+    message is the reason: nothing more is told about why a token failed."""
+
+    default_reason = "CONSENT_TOKEN_INVALID"
 
     def __init__(self, reason: str, consent_id: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__(reason, reason=reason)
         self.consent_id = consent_id
 
 

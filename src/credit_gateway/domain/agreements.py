@@ -18,7 +18,7 @@ from typing import Any
 from credit_gateway.domain.canonical import canonical_bytes
 from credit_gateway.domain.catalog import CatalogItem, Category, DisclosureLevel, string_list
 from credit_gateway.domain.identifiers import SubjectKind
-from credit_gateway.errors import InvalidArgument
+from credit_gateway.errors import DomainError, InvalidArgument
 
 CENTER = "center"
 FORMAT = "credit-gateway/agreement/v1"
@@ -60,9 +60,9 @@ class Agreement:
 
     def __post_init__(self) -> None:
         if self.valid_until <= self.valid_from:
-            raise ValueError("agreement ends before it starts")
+            raise DomainError("agreement ends before it starts", reason="AGREEMENT_INVALID")
         if self.quotas.calls_per_day <= 0 or self.quotas.records_per_day <= 0:
-            raise ValueError("quotas must be positive")
+            raise DomainError("quotas must be positive", reason="AGREEMENT_INVALID")
 
     def covers_item(self, item: CatalogItem) -> bool:
         return item.code in self.items or item.category in self.categories
@@ -93,10 +93,10 @@ class Agreement:
     def from_document(cls, doc: Mapping[str, Any]) -> Agreement:
         try:
             if doc["format"] != FORMAT:
-                raise ValueError(f"format must be {FORMAT}")
+                raise DomainError(f"format must be {FORMAT}")
             for name in ("id", "counterparty"):
                 if not isinstance(doc[name], str) or not doc[name]:
-                    raise ValueError(f"{name} must be a non-empty string")
+                    raise DomainError(f"{name} must be a non-empty string")
             lists = {
                 name: string_list(doc[name], name)
                 for name in (
@@ -123,7 +123,9 @@ class Agreement:
                 valid_from=aware(doc["valid_from"], "valid_from"),
                 valid_until=aware(doc["valid_until"], "valid_until"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        # ValueError from the enums and int(); DomainError from the checks above and the
+        # constructor's invariants.
+        except (KeyError, TypeError, ValueError, DomainError) as exc:
             raise InvalidArgument(
                 f"malformed agreement: {exc}", reason="AGREEMENT_MALFORMED"
             ) from exc
@@ -131,9 +133,14 @@ class Agreement:
 
 def aware(text: Any, name: str) -> datetime:
     """An RFC 3339 timestamp with its offset; a time without a zone is ambiguous, so refused."""
-    value = datetime.fromisoformat(str(text))
+    try:
+        value = datetime.fromisoformat(str(text))
+    except ValueError:
+        raise DomainError(
+            f"{name} is not an ISO 8601 timestamp: {text!r}", reason="TIMESTAMP_INVALID"
+        ) from None
     if value.tzinfo is None:
-        raise ValueError(f"{name} must carry a UTC offset")
+        raise DomainError(f"{name} must carry a UTC offset", reason="TIMESTAMP_INVALID")
     return value
 
 
@@ -161,7 +168,7 @@ class AgreementSignature:
 
 def _ts(value: datetime) -> str:
     if value.tzinfo is None:
-        raise ValueError("agreement times must be aware")
+        raise DomainError("agreement times must be aware", reason="TIMESTAMP_INVALID")
     return value.isoformat().replace("+00:00", "Z")
 
 

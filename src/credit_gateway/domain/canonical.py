@@ -14,11 +14,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from credit_gateway.errors import DomainError
+
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
-class CanonicalError(ValueError):
-    pass
+class CanonicalError(DomainError):
+    """Bytes that are not strict JSON, or a value with no canonical form."""
+
+    default_reason = "BAD_JSON"
 
 
 def canonical_bytes(value: Any) -> bytes:

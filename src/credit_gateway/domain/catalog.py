@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.errors import DomainError
 
 
 class Category(enum.Enum):
@@ -61,8 +62,8 @@ ITEM_CODE = re.compile(r"[A-Z][A-Z0-9_.-]{1,63}")  # used with fullmatch: no tra
 _CODE = ITEM_CODE
 
 
-class CatalogError(ValueError):
-    pass
+class CatalogError(DomainError):
+    default_reason = "CATALOG_INVALID"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ class Catalog:
             prohibited = frozenset(str(f) for f in doc.get("prohibited_fields", []))
         except CatalogError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, DomainError) as exc:
             raise CatalogError(f"malformed catalog: {exc!r}") from exc
         by_code = {i.code: i for i in items}
         if len(by_code) != len(items):
@@ -159,7 +160,7 @@ class Catalog:
 def string_list(value: Any, name: str) -> list[str]:
     """A JSON list of strings; a bare string is refused, not read as a list of characters."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name} must be a list of strings")
+        raise DomainError(f"{name} must be a list of strings")
     return value
 
 

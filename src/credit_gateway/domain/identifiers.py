@@ -5,10 +5,11 @@
 * Resident identity number (公民身份号码), GB 11643-1999, check character by
   ISO 7064:1983 MOD 11-2.
 
-Everything here is pure: no I/O, no clock (the caller passes ``today``), stdlib only.
+Everything here is pure: no I/O, no clock (the caller passes ``today``), stdlib only besides
+the gateway's error classes.
 
-Failures raise :class:`IdentifierError`, whose ``rule`` is a stable machine-readable
-code. Messages never echo the input, so they are safe to log even for resident
+Failures raise :class:`IdentifierError` (an InvalidArgument), whose ``rule`` is a stable
+machine-readable code. Messages never echo the input, so they are safe to log even for resident
 identity numbers (personal data).
 """
 
@@ -18,6 +19,8 @@ import datetime
 import enum
 from dataclasses import dataclass
 from typing import Final, Literal
+
+from credit_gateway.errors import DomainError
 
 __all__ = [
     "IdentifierError",
@@ -44,16 +47,16 @@ IdentifierRule = Literal[
 ]
 
 
-class IdentifierError(ValueError):
-    """An identifier failed validation; ``rule`` names the rule that failed."""
+class IdentifierError(DomainError):
+    """An identifier failed validation; ``rule`` names the rule that failed (finer than the
+    ``reason``, which is the same for every rule)."""
 
+    default_reason = "BAD_IDENTIFIER"
     rule: IdentifierRule
-    message: str
 
     def __init__(self, rule: IdentifierRule, message: str) -> None:
         super().__init__(message)
         self.rule = rule
-        self.message = message
 
     def __reduce__(self) -> tuple[type[IdentifierError], tuple[IdentifierRule, str]]:
         # Keep the exception picklable despite the two-argument constructor.

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from credit_gateway.errors import PermissionDenied
+from credit_gateway.errors import DomainError, PermissionDenied
 
 
 class ParticipantKind(enum.StrEnum):
@@ -47,9 +47,14 @@ class Participant:
 
     def __post_init__(self) -> None:
         if not PARTICIPANT_ID.fullmatch(self.id):
-            raise ValueError(f"participant id {self.id!r} must match {PARTICIPANT_ID.pattern}")
+            raise DomainError(
+                f"participant id {self.id!r} must match {PARTICIPANT_ID.pattern}",
+                reason="PARTICIPANT_INVALID",
+            )
         if self.kind is ParticipantKind.CREDIT_AGENCY and self.licence is None:
-            raise ValueError("a credit service establishment needs a licence")
+            raise DomainError(
+                "a credit service establishment needs a licence", reason="PARTICIPANT_INVALID"
+            )
 
     def ensure_may_act(self, now: datetime) -> None:
         """Raises PermissionDenied unless the participant may make any call at `now`."""

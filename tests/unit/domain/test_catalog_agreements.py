@@ -41,7 +41,7 @@ from credit_gateway.domain.participants import (
     ParticipantKind,
     ParticipantStatus,
 )
-from credit_gateway.errors import InvalidArgument, PermissionDenied
+from credit_gateway.errors import DomainError, InvalidArgument, PermissionDenied
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 NP, LP, OO = SubjectKind.NATURAL_PERSON, SubjectKind.LEGAL_PERSON, SubjectKind.OTHER_ORGANISATION
@@ -482,13 +482,14 @@ def test_covers_item_by_code_or_category() -> None:
     ids=["empty-window", "reversed-window", "no-calls", "no-records", "negative-calls"],
 )
 def test_agreement_invariants(changes: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=r"agreement ends|quotas"):
+    with pytest.raises(DomainError, match=r"agreement ends|quotas") as raised:
         agreement(**changes)
+    assert raised.value.reason == "AGREEMENT_INVALID"
 
 
 def test_naive_times_cannot_be_signed() -> None:
     naive = agreement(valid_from=datetime(2025, 1, 1), valid_until=datetime(2026, 1, 1))
-    with pytest.raises(ValueError, match="aware"):
+    with pytest.raises(DomainError, match="aware"):
         naive.signing_bytes()
 
 
@@ -720,10 +721,11 @@ def test_participant_may_not_act(changes: dict[str, Any], reason: str) -> None:
     ids=["upper-case", "leading-dash", "empty", "too-long", "space", "agency-without-licence"],
 )
 def test_participant_invariants(changes: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=r"participant id|needs a licence"):
+    with pytest.raises(DomainError, match=r"participant id|needs a licence") as raised:
         participant(**changes)
+    assert raised.value.reason == "PARTICIPANT_INVALID"
 
 
 def test_participant_id_with_a_trailing_newline_is_refused() -> None:
-    with pytest.raises(ValueError, match="participant id"):
+    with pytest.raises(DomainError, match="participant id"):
         participant(id="agency-a\n")

@@ -21,6 +21,7 @@ from credit_gateway.domain.identifiers import (
     resident_id_check_character,
     uscc_check_character,
 )
+from credit_gateway.errors import InvalidArgument
 
 TODAY = datetime.date(2025, 1, 1)
 
@@ -379,14 +380,15 @@ def test_replace_cannot_build_an_invalid_instance() -> None:
         dataclasses.replace(uscc, value="91350100M000100Y4Y")
 
 
-def test_identifier_error_is_a_value_error_and_pickles() -> None:
-    with pytest.raises(ValueError, match="position 18") as excinfo:
+def test_identifier_error_is_an_invalid_argument_and_pickles() -> None:
+    with pytest.raises(InvalidArgument, match="position 18") as excinfo:
         UnifiedSocialCreditCode.parse("91350100M000100Y4Y")
     error = excinfo.value
     assert isinstance(error, IdentifierError)
+    assert error.reason == "BAD_IDENTIFIER"
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - round-trip of our own object
     assert isinstance(copy, IdentifierError)
-    assert (copy.rule, copy.message) == (error.rule, error.message)
+    assert (copy.rule, copy.message, copy.reason) == (error.rule, error.message, error.reason)
     assert "check_character" in repr(error)
 
 
