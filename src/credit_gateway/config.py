@@ -37,8 +37,14 @@ class Settings:
     clock_skew_seconds: int = 30
     max_message_bytes: int = 4 * 1024 * 1024
     max_stream_messages: int = 100_000
-    grpc_workers: int = 32
-    grpc_max_calls: int = 256  # admitted at once (running or queued for a worker); more: refused
+    processes: int = 1  # server processes sharing the ports, each with its own event loop
+    db_threads: int = 8  # threads that run transactions; each keeps its database connection
+    grpc_max_calls: int = 256  # unary calls admitted at once; more: RESOURCE_EXHAUSTED
+    streams_per_caller: int = 8  # open streams of one method from one certificate
+    streams_total: int = 5000  # open streams of one method in all
+    stream_idle_seconds: int = 30  # longest wait for a client stream's next message
+    stream_max_seconds: int = 3600  # longest a stream may stay open (the server's deadline)
+    shutdown_grace_seconds: int = 10  # SIGTERM: calls in flight may finish within this
     log_level: str = "INFO"
 
     # Derived paths ---------------------------------------------------------------------------
@@ -116,11 +122,18 @@ class Settings:
             "access_token_ttl_seconds",
             "max_message_bytes",
             "max_stream_messages",
-            "grpc_workers",
+            "processes",
+            "db_threads",
             "grpc_max_calls",
+            "streams_per_caller",
+            "streams_total",
+            "stream_idle_seconds",
+            "stream_max_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.shutdown_grace_seconds < 0:
+            raise ConfigError("shutdown_grace_seconds must not be negative")
         if not 0 <= self.clock_skew_seconds <= 300:
             raise ConfigError("clock_skew_seconds must be between 0 and 300")
 

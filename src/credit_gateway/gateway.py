@@ -67,6 +67,9 @@ class Gateway:
         self.subject_lookup = SubjectLookup(self.master)
         self.catalog = CatalogCache(self.db)
         self._keys_lock = threading.Lock()
+        # The CLI reads keys as it goes; the server refreshes them from a task of its own
+        # (`refresh_keys`), so that no call on its event loop waits on the database for them.
+        self.inline_key_refresh = True
         self._load_keys()
 
     def _load_keys(self) -> None:
@@ -86,6 +89,10 @@ class Gateway:
         self._consent_verifier = ConsentTokenVerifier(keyring, s.effective_issuer)
 
     def _refresh_keys(self) -> None:
+        if self.inline_key_refresh:
+            self.refresh_keys()
+
+    def refresh_keys(self) -> None:
         """Follow a rotation made by the CLI or another replica, checking at most every few
         seconds (one small query)."""
         if time.monotonic() - self._keys_checked < self.KEY_REFRESH_SECONDS:

@@ -1,94 +1,132 @@
-"""Wiring: settings -> storage -> services -> the gRPC server (and the HTTPS token endpoint)."""
+"""Wiring: settings -> storage -> services -> gRPC and the HTTPS token endpoint, on one loop.
+
+Both servers run on one asyncio event loop per process: grpc.aio for the API, aiohttp for the
+OAuth endpoint. Transactions run on the database threads of `blocking.Blocking`. `serve_forever`
+runs one process; `serve_processes` runs N that share the ports (SO_REUSEPORT), each with its own
+loop, all on one database. SIGTERM stops admission, lets calls finish within
+`shutdown_grace_seconds`, then cancels what is left.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import multiprocessing
 import signal
 import threading
-from collections.abc import Callable
-from concurrent import futures
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from types import FrameType
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1._async import HealthServicer
 
-from credit_gateway import tls
+from credit_gateway import logs, tls
+from credit_gateway.api import reflection
 from credit_gateway.api.interceptor import GatewayInterceptor
+from credit_gateway.api.limits import Limits
 from credit_gateway.api.services import register_services
 from credit_gateway.auth.https import HttpsServer, serve_https
 from credit_gateway.auth.oauth import GatewayAuthorizationServer
+from credit_gateway.blocking import Blocking
 from credit_gateway.config import Settings, split_address
+from credit_gateway.consent.watch import ConsentEventHub
 from credit_gateway.errors import ConfigError
 from credit_gateway.gateway import Gateway
 from credit_gateway.storage.trust import SqlTrustStore
 
 log = logging.getLogger("credit_gateway.server")
-GRACE_SECONDS = 10.0
+T = TypeVar("T")
+Extra = Callable[[grpc.aio.Server, GatewayInterceptor], None]
+KEEPALIVE_OPTIONS = (
+    # Idle connections are closed and dead peers found, so neither holds memory for long.
+    ("grpc.max_connection_idle_ms", 5 * 60_000),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+)
 
 
 @dataclass
-class RunningGateway:
+class Served:
+    """One process's gateway, as its event loop holds it."""
+
+    settings: Settings
     gateway: Gateway
-    grpc_server: grpc.Server
+    blocking: Blocking
+    limits: Limits
+    grpc_server: grpc.aio.Server
     port: int
-    health: health.HealthServicer
-    https: list[HttpsServer] = field(default_factory=list)
+    health: HealthServicer
+    https: HttpsServer
+    hub: ConsentEventHub
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def oauth_port(self) -> int:
-        return self.https[0].port
+        return self.https.port
 
-    def stop(self, grace: float = GRACE_SECONDS) -> None:
-        self.health.enter_graceful_shutdown()
-        for https in self.https:
-            https.stop()
-        self.grpc_server.stop(grace).wait()
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops admission at once (health says NOT_SERVING, the token endpoint closes, gRPC
+        takes no new calls), lets the calls in flight finish within `grace`, cancels the rest,
+        then waits for the transactions already handed to the database threads."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        for task in self.tasks:
+            task.cancel()
+        await self.https.stop()
+        await self.grpc_server.stop(grace)
+        self.hub.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.blocking.shutdown)
         self.gateway.close()
 
 
-def start(
-    settings: Settings,
-    gateway: Gateway | None = None,
-    extra: Callable[[grpc.Server, GatewayInterceptor], None] | None = None,
-) -> RunningGateway:
-    """Builds and starts the gateway. `extra` may add handlers behind the same interceptor (the
-    benchmark's authenticated echo uses it); production passes nothing."""
+async def serve(
+    settings: Settings, gateway: Gateway | None = None, extra: Extra | None = None
+) -> Served:
+    """Builds and starts the gateway on the running loop. `extra` may add handlers behind the
+    same interceptor (the benchmark's authenticated echo uses it); production passes nothing."""
     settings.check_files()
-    gateway = gateway or Gateway(settings)
-    limit = settings.max_message_bytes
-    interceptor = GatewayInterceptor(gateway)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="rpc"),
+    blocking = Blocking(settings.db_threads, max(2, settings.db_threads // 4))
+    if gateway is None:
+        gateway = await blocking.call(Gateway, settings)
+    gateway.inline_key_refresh = False
+    limits = Limits.from_settings(settings)
+    interceptor = GatewayInterceptor(gateway, blocking, limits)
+    size = settings.max_message_bytes
+    server = grpc.aio.server(
         interceptors=[interceptor],
         options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
-            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", size),
+            ("grpc.max_send_message_length", size),
+            # Two servers must not share a port by accident; --processes shares it on purpose.
+            ("grpc.so_reuseport", 1 if settings.processes > 1 else 0),
+            *KEEPALIVE_OPTIONS,
         ],
-        maximum_concurrent_rpcs=settings.grpc_max_calls,
     )
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = register_services(server, gateway)
+    hub = ConsentEventHub(gateway.db, blocking)
+    names = register_services(server, gateway, blocking, hub)
     if extra is not None:
         extra(server, interceptor)
-    for name in names:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    for name in (*names, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable(server, (*names, health.SERVICE_NAME))
     # The token endpoint binds first: its port is configured, the gRPC one may be ephemeral.
-    https = _token_endpoint(settings, gateway)
-    port = server.add_secure_port(settings.grpc_address, tls.grpc_server_credentials(settings))
+    https = await _token_endpoint(settings, gateway, blocking)
+    try:
+        port = server.add_secure_port(settings.grpc_address, tls.grpc_server_credentials(settings))
+    except RuntimeError:
+        port = 0
     if port == 0:
-        https.stop()
+        await https.stop()
         raise ConfigError(f"cannot listen on {settings.grpc_address}")
-    server.start()
-    https.start()
-    running = RunningGateway(gateway, server, port, health_servicer, [https])
+    await server.start()
+    served = Served(settings, gateway, blocking, limits, server, port, health_servicer, https, hub)
+    served.tasks.append(asyncio.create_task(_follow_keys(gateway, blocking)))
     log.info(
         "serving",
         extra={
@@ -99,10 +137,10 @@ def start(
             }
         },
     )
-    return running
+    return served
 
 
-def _token_endpoint(settings: Settings, gateway: Gateway) -> HttpsServer:
+async def _token_endpoint(settings: Settings, gateway: Gateway, blocking: Blocking) -> HttpsServer:
     """The OAuth 2.0 authorization server on HTTPS beside the gRPC port (issue: trust)."""
     app = GatewayAuthorizationServer(
         store=SqlTrustStore(gateway.db, gateway.clock),
@@ -113,21 +151,152 @@ def _token_endpoint(settings: Settings, gateway: Gateway) -> HttpsServer:
     )
     host, port = split_address(settings.oauth_address)
     try:
-        return serve_https(app.handle, host, port, tls.https_server_context(settings))
+        return await serve_https(
+            app.handle,
+            host,
+            port,
+            tls.https_server_context(settings),
+            run=blocking.call,
+            reuse_port=settings.processes > 1,
+        )
     except OSError as exc:
         raise ConfigError(f"cannot listen on {settings.oauth_address}: {exc.strerror}") from exc
 
 
-def serve_forever(settings: Settings) -> None:
-    running = start(settings)
-    stop = threading.Event()
+async def _follow_keys(gateway: Gateway, blocking: Blocking) -> None:
+    """Follows `keys rotate` (made by the CLI or another replica) off the calls' path."""
+    while True:
+        await asyncio.sleep(Gateway.KEY_REFRESH_SECONDS)
+        try:
+            await blocking.call(gateway.refresh_keys)
+        except Exception as error:  # a database blip: keep the keys we have, try again later
+            log.error("key refresh failed", extra={"fields": {"error": str(error)}})
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
+
+# --- one process ---------------------------------------------------------------------------
+
+
+def serve_forever(settings: Settings) -> None:
+    """Runs the gateway in this process until SIGTERM or SIGINT."""
+    asyncio.run(_serve_until_signalled(settings))
+    log.info("stopped")
+
+
+async def _serve_until_signalled(settings: Settings) -> None:
+    served = await serve(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _on_signal, signum, stopping)
+    await stopping.wait()
+    await served.stop()
+
+
+def _on_signal(signum: int, stopping: asyncio.Event) -> None:
+    log.info("draining", extra={"fields": {"signal": signal.Signals(signum).name}})
+    stopping.set()
+
+
+# --- N processes ---------------------------------------------------------------------------
+
+RESPAWN_SECONDS = 1.0
+
+
+def serve_processes(settings: Settings) -> None:
+    """`settings.processes` children, each a whole gateway on its own loop, sharing the ports.
+    A child that dies is started again (at most once a second); SIGTERM goes to every child,
+    and the parent returns when all have drained."""
+    if settings.processes == 1:
+        serve_forever(settings)
+        return
+    context = multiprocessing.get_context("spawn")
+    children = [_spawn(context, settings) for _ in range(settings.processes)]
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
         log.info("draining", extra={"fields": {"signal": signal.Signals(signum).name}})
-        stop.set()
+        stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stop.wait()
-    running.stop()
+    while not stopping.wait(RESPAWN_SECONDS):
+        for i, child in enumerate(children):
+            if not child.is_alive():
+                log.error("process died", extra={"fields": {"exitcode": child.exitcode}})
+                children[i] = _spawn(context, settings)
+    for child in children:
+        if child.is_alive() and child.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()  # SIGTERM: the child drains like a single process
+    for child in children:
+        child.join()
     log.info("stopped")
+
+
+def _spawn(
+    context: multiprocessing.context.SpawnContext, settings: Settings
+) -> multiprocessing.context.SpawnProcess:
+    child = context.Process(target=_child, args=(settings,), daemon=False)
+    child.start()
+    return child
+
+
+def _child(settings: Settings) -> None:
+    logs.configure(settings.log_level)
+    serve_forever(settings)
+
+
+# --- in another thread (tests, the benchmark) ----------------------------------------------
+
+_loop_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    """One loop thread for every gateway started in this process by `start` (grpc.aio binds
+    its completion queue to the first loop it runs on, so there is one)."""
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="gateway-loop", daemon=True).start()
+        return _loop
+
+
+@dataclass
+class RunningGateway:
+    """A gateway served on the background loop, driven from ordinary threads."""
+
+    served: Served
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.served.gateway
+
+    @property
+    def port(self) -> int:
+        return self.served.port
+
+    @property
+    def oauth_port(self) -> int:
+        return self.served.oauth_port
+
+    @property
+    def limits(self) -> Limits:
+        return self.served.limits
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Runs a coroutine on the gateway's loop and waits for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self, grace: float | None = None) -> None:
+        self.call(self.served.stop(grace))
+
+
+def start(
+    settings: Settings, gateway: Gateway | None = None, extra: Extra | None = None
+) -> RunningGateway:
+    loop = _background_loop()
+    served = asyncio.run_coroutine_threadsafe(serve(settings, gateway, extra), loop).result()
+    return RunningGateway(served, loop)

@@ -68,7 +68,7 @@ def test_init_is_idempotent(env: dict[str, str], tmp_path: Path) -> None:
         ("CREDIT_GATEWAY_DATABASE_URL", "::not a url::", "database_url is not a database URL"),
         ("CREDIT_GATEWAY_CERTS_DIR", "/nonexistent", "CA certificate not found"),
         ("CREDIT_GATEWAY_GRPC_ADDRESS", "localhost", "grpc_address must be HOST:PORT"),
-        ("CREDIT_GATEWAY_GRPC_WORKERS", "many", "setting grpc_workers must be int"),
+        ("CREDIT_GATEWAY_DB_THREADS", "many", "setting db_threads must be int"),
         ("CREDIT_GATEWAY_GRPC_MAX_CALLS", "0", "grpc_max_calls must be positive"),
     ],
 )

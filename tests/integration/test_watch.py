@@ -57,7 +57,7 @@ def test_a_grantee_may_hold_two_watches_not_three(harness: Harness) -> None:
     )
     with pytest.raises(grpc.RpcError) as refused:
         next(iter(stream))
-    assert status_of(refused.value) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "WATCH_LIMIT")
+    assert status_of(refused.value) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "STREAM_LIMIT")
     agency.channel.close()  # ends the two open streams
     first.join(timeout=10)
     second.join(timeout=10)

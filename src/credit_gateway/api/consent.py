@@ -2,93 +2,105 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 import grpc
 
 from credit_gateway.api import convert
 from credit_gateway.api.interceptor import current_call, recheck
 from credit_gateway.api.v1 import consent_pb2, consent_pb2_grpc
+from credit_gateway.blocking import Blocking
 from credit_gateway.consent.service import ConsentService, Granted
+from credit_gateway.consent.watch import ConsentEventHub
 from credit_gateway.domain.consent import ConsentEvent, ConsentStatus
-from credit_gateway.errors import ResourceExhausted
 
-_Ctx = grpc.ServicerContext
+_Ctx = grpc.aio.ServicerContext[Any, Any]
 RECHECK_SECONDS = 2.0
-WATCHES_PER_GRANTEE = 2
 
 
 class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
-    def __init__(self, service: ConsentService) -> None:
+    def __init__(self, service: ConsentService, blocking: Blocking, hub: ConsentEventHub) -> None:
         self.service = service
         self.gateway = service.gateway
-        self._watch_lock = threading.Lock()
-        self._watchers: Counter[str] = Counter()
-        self._watch_limit = max(1, self.gateway.settings.grpc_workers // 4)
+        self.blocking = blocking
+        self.hub = hub
 
     # --- subject ---------------------------------------------------------------------------
-    def GrantConsent(
+    async def GrantConsent(
         self, request: consent_pb2.GrantConsentRequest, context: _Ctx
     ) -> consent_pb2.GrantConsentResponse:
         subject = current_call().principal.id
         terms = convert.terms_from_pb(request.terms)
-        granted = self.service.grant(
-            subject, terms, request.subject_signature, request.subject_key_id
+        granted = await self.blocking.call(
+            self.service.grant, subject, terms, request.subject_signature, request.subject_key_id
         )
         return self._granted(granted, subject)
 
-    def RevokeConsent(self, request: consent_pb2.ConsentRef, context: _Ctx) -> consent_pb2.Consent:
-        return self._change(request, ConsentStatus.REVOKED)
+    async def RevokeConsent(
+        self, request: consent_pb2.ConsentRef, context: _Ctx
+    ) -> consent_pb2.Consent:
+        return await self._change(request, ConsentStatus.REVOKED)
 
-    def PauseConsent(self, request: consent_pb2.ConsentRef, context: _Ctx) -> consent_pb2.Consent:
-        return self._change(request, ConsentStatus.PAUSED)
+    async def PauseConsent(
+        self, request: consent_pb2.ConsentRef, context: _Ctx
+    ) -> consent_pb2.Consent:
+        return await self._change(request, ConsentStatus.PAUSED)
 
-    def ResumeConsent(self, request: consent_pb2.ConsentRef, context: _Ctx) -> consent_pb2.Consent:
-        return self._change(request, ConsentStatus.ACTIVE)
+    async def ResumeConsent(
+        self, request: consent_pb2.ConsentRef, context: _Ctx
+    ) -> consent_pb2.Consent:
+        return await self._change(request, ConsentStatus.ACTIVE)
 
-    def GetConsent(self, request: consent_pb2.ConsentRef, context: _Ctx) -> consent_pb2.Consent:
+    async def GetConsent(
+        self, request: consent_pb2.ConsentRef, context: _Ctx
+    ) -> consent_pb2.Consent:
         subject = current_call().principal.id
-        consent = self.service.get(subject, _required(request.consent_id, "consent_id"))
+        consent = await self.blocking.call(
+            self.service.get, subject, _required(request.consent_id, "consent_id")
+        )
         return convert.consent_to_pb(consent, subject, self._now())
 
-    def ListConsents(
+    async def ListConsents(
         self, request: consent_pb2.ListConsentsRequest, context: _Ctx
     ) -> consent_pb2.ListConsentsResponse:
         subject = current_call().principal.id
-        consents = self.service.list_consents(
-            subject, convert.consent_statuses(list(request.statuses))
+        consents = await self.blocking.call(
+            self.service.list_consents, subject, convert.consent_statuses(list(request.statuses))
         )
         now = self._now()
         return consent_pb2.ListConsentsResponse(
             consents=[convert.consent_to_pb(c, subject, now) for c in consents]
         )
 
-    def ListInquiries(
+    async def ListInquiries(
         self, request: consent_pb2.ListInquiriesRequest, context: _Ctx
     ) -> consent_pb2.ListInquiriesResponse:
         subject = current_call().principal.id
-        entries = self.service.inquiries(subject, request.consent_id, request.limit or 100)
+        entries = await self.blocking.call(
+            self.service.inquiries, subject, request.consent_id, request.limit or 100
+        )
         return consent_pb2.ListInquiriesResponse(inquiries=[_inquiry(e) for e in entries])
 
-    def ListConsentRequests(
+    async def ListConsentRequests(
         self, request: consent_pb2.ListConsentRequestsRequest, context: _Ctx
     ) -> consent_pb2.ListConsentRequestsResponse:
         subject = current_call().principal.id
-        found = self.service.requests(subject, convert.request_statuses(list(request.statuses)))
+        found = await self.blocking.call(
+            self.service.requests, subject, convert.request_statuses(list(request.statuses))
+        )
         return consent_pb2.ListConsentRequestsResponse(
             requests=[convert.request_to_pb(r, subject) for r in found]
         )
 
-    def ApproveConsentRequest(
+    async def ApproveConsentRequest(
         self, request: consent_pb2.ApproveConsentRequestRequest, context: _Ctx
     ) -> consent_pb2.GrantConsentResponse:
         subject = current_call().principal.id
-        granted = self.service.approve(
+        granted = await self.blocking.call(
+            self.service.approve,
             subject,
             _required(request.request_id, "request_id"),
             request.subject_signature,
@@ -96,73 +108,60 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
         )
         return self._granted(granted, subject)
 
-    def RejectConsentRequest(
+    async def RejectConsentRequest(
         self, request: consent_pb2.ConsentRequestRef, context: _Ctx
     ) -> consent_pb2.ConsentRequest:
         subject = current_call().principal.id
-        rejected = self.service.reject(subject, _required(request.request_id, "request_id"))
+        rejected = await self.blocking.call(
+            self.service.reject, subject, _required(request.request_id, "request_id")
+        )
         return convert.request_to_pb(rejected, subject)
 
     # --- grantee ---------------------------------------------------------------------------
-    def RequestConsent(
+    async def RequestConsent(
         self, request: consent_pb2.RequestConsentRequest, context: _Ctx
     ) -> consent_pb2.ConsentRequest:
         grantee = current_call().client.id
         terms = convert.terms_from_pb(request.terms, grantee=grantee)
-        made = self.service.request(grantee, request.subject_code, terms)
+        made = await self.blocking.call(self.service.request, grantee, request.subject_code, terms)
         return convert.request_to_pb(made, request.subject_code)
 
-    def GetConsentToken(
+    async def GetConsentToken(
         self, request: consent_pb2.ConsentRef, context: _Ctx
     ) -> consent_pb2.ConsentToken:
-        granted = self.service.token_for_grantee(
-            current_call().client.id, _required(request.consent_id, "consent_id")
+        granted = await self.blocking.call(
+            self.service.token_for_grantee,
+            current_call().client.id,
+            _required(request.consent_id, "consent_id"),
         )
         return _token(granted)
 
-    def WatchConsents(
+    async def WatchConsents(
         self, request: consent_pb2.WatchConsentsRequest, context: _Ctx
-    ) -> Iterator[consent_pb2.ConsentEvent]:
+    ) -> AsyncIterator[consent_pb2.ConsentEvent]:
         call = current_call()
         grantee = call.client.id
         checked = time.monotonic()
-
-        def active() -> bool:
-            # A watch may run for hours: the caller's standing is checked again as it runs.
-            nonlocal checked
-            if time.monotonic() - checked >= RECHECK_SECONDS:
-                recheck(self.gateway, call)
-                checked = time.monotonic()
-            return bool(context.is_active())
-
-        with self._watch_slot(grantee):
-            for event in self.service.watch(grantee, active):
-                pb = self._event(grantee, event)
-                if pb is not None:
-                    yield pb
-
-    @contextlib.contextmanager
-    def _watch_slot(self, grantee: str) -> Iterator[None]:
-        """Each watch holds a server thread: a few per grantee, a share of the pool in all."""
-        with self._watch_lock:
-            if (
-                self._watchers[grantee] >= WATCHES_PER_GRANTEE
-                or sum(self._watchers.values()) >= self._watch_limit
-            ):
-                raise ResourceExhausted("too many open watch streams", reason="WATCH_LIMIT")
-            self._watchers[grantee] += 1
-        try:
-            yield
-        finally:
-            with self._watch_lock:
-                self._watchers[grantee] -= 1
+        async with self.hub.subscribe(grantee) as events:
+            while True:
+                event = await events.next(RECHECK_SECONDS)
+                # A watch may run for hours: the caller's standing is checked again as it runs.
+                if time.monotonic() - checked >= RECHECK_SECONDS:
+                    await recheck(self.gateway, self.blocking, call)
+                    checked = time.monotonic()
+                if event is not None:
+                    pb = await self.blocking.stream(self._event, grantee, event)
+                    if pb is not None:
+                        yield pb
 
     # --- helpers ---------------------------------------------------------------------------
-    def _change(
+    async def _change(
         self, request: consent_pb2.ConsentRef, target: ConsentStatus
     ) -> consent_pb2.Consent:
         subject = current_call().principal.id
-        consent = self.service.change(subject, _required(request.consent_id, "consent_id"), target)
+        consent = await self.blocking.call(
+            self.service.change, subject, _required(request.consent_id, "consent_id"), target
+        )
         return convert.consent_to_pb(consent, subject, self._now())
 
     def _granted(self, granted: Granted, subject: str) -> consent_pb2.GrantConsentResponse:

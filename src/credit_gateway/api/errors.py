@@ -9,6 +9,7 @@ from grpc_status import rpc_status
 
 from credit_gateway.errors import (
     AlreadyExists,
+    DeadlineExceeded,
     FailedPrecondition,
     GatewayError,
     InvalidArgument,
@@ -16,6 +17,7 @@ from credit_gateway.errors import (
     PeerError,
     PermissionDenied,
     ResourceExhausted,
+    StorageError,
     Unauthenticated,
 )
 
@@ -29,14 +31,23 @@ _CODES: tuple[tuple[type[GatewayError], int], ...] = (
     (AlreadyExists, code_pb2.ALREADY_EXISTS),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
+    (DeadlineExceeded, code_pb2.DEADLINE_EXCEEDED),
+    # The database failed past its retry: a retry later may succeed (with the same
+    # idempotency key, for counted calls), so not INTERNAL.
+    (StorageError, code_pb2.UNAVAILABLE),
     (PeerError, code_pb2.INVALID_ARGUMENT),  # the caller handed us someone's bad artefact
 )
 
 
 def to_status(error: GatewayError) -> grpc.Status:
     code = next((c for cls, c in _CODES if isinstance(error, cls)), code_pb2.INTERNAL)
-    message = error.message if code != code_pb2.INTERNAL else "internal error"
-    details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)]
+    reason = error.reason
+    if isinstance(error, StorageError):
+        # The driver's words stay in our log; the caller learns only what to do: retry later.
+        message, reason = "storage is unavailable; retry later", "STORAGE_UNAVAILABLE"
+    else:
+        message = error.message if code != code_pb2.INTERNAL else "internal error"
+    details = [error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)]
     if isinstance(error, InvalidArgument) and error.violations:
         details.append(
             error_details_pb2.BadRequest(

@@ -2,42 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from credit_gateway.api.convert import identifier, item_codes, to_timestamp
 from credit_gateway.api.interceptor import current_call
 from credit_gateway.api.v1 import common_pb2, inquiry_pb2, inquiry_pb2_grpc
+from credit_gateway.blocking import Blocking
 from credit_gateway.errors import InvalidArgument
 from credit_gateway.exchange.inquiry import Inquiry, InquiryResult, InquiryService
 from credit_gateway.policy import Channel
 
+_Ctx = grpc.aio.ServicerContext[Any, Any]
 MAX_TOKEN = 8192  # a consent token is a few hundred bytes
 SELF_CALLER = "self"
 
 
 class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
-    def __init__(self, service: InquiryService) -> None:
+    def __init__(self, service: InquiryService, blocking: Blocking) -> None:
         self.service = service
+        self.blocking = blocking
 
-    def QueryOpen(
-        self, request: inquiry_pb2.QueryRequest, context: grpc.ServicerContext
+    async def QueryOpen(
+        self, request: inquiry_pb2.QueryRequest, context: _Ctx
     ) -> common_pb2.QueryResponse:
-        return self._participant_query(Channel.OPEN_INQUIRY, "QueryOpen", request, None)
+        return await self._participant_query(Channel.OPEN_INQUIRY, "QueryOpen", request, None)
 
-    def ShareGovernment(
-        self, request: inquiry_pb2.QueryRequest, context: grpc.ServicerContext
+    async def ShareGovernment(
+        self, request: inquiry_pb2.QueryRequest, context: _Ctx
     ) -> common_pb2.QueryResponse:
-        return self._participant_query(Channel.GOVERNMENT_SHARING, "ShareGovernment", request, None)
+        return await self._participant_query(
+            Channel.GOVERNMENT_SHARING, "ShareGovernment", request, None
+        )
 
-    def QueryAuthorized(
-        self, request: inquiry_pb2.AuthorizedQueryRequest, context: grpc.ServicerContext
+    async def QueryAuthorized(
+        self, request: inquiry_pb2.AuthorizedQueryRequest, context: _Ctx
     ) -> common_pb2.QueryResponse:
-        return self._participant_query(
+        return await self._participant_query(
             Channel.AUTHORIZED_INQUIRY, "QueryAuthorized", request.query, request.consent_token
         )
 
-    def QueryOwn(
-        self, request: inquiry_pb2.OwnQueryRequest, context: grpc.ServicerContext
+    async def QueryOwn(
+        self, request: inquiry_pb2.OwnQueryRequest, context: _Ctx
     ) -> common_pb2.QueryResponse:
         call = current_call()
         # The audit log names the caller "self", never the identity number the token carries.
@@ -50,9 +57,9 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             purpose="SELF",
             item_codes=item_codes(request.item_codes),
         )
-        return _response(self.service.release(inquiry))
+        return _response(await self.blocking.call(self.service.release, inquiry))
 
-    def _participant_query(
+    async def _participant_query(
         self,
         channel: Channel,
         method: str,
@@ -77,7 +84,7 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             agreement_id,
             consent_token,
         )
-        return _response(self.service.release(inquiry))
+        return _response(await self.blocking.call(self.service.release, inquiry))
 
 
 def _response(result: InquiryResult) -> common_pb2.QueryResponse:

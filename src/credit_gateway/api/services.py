@@ -8,22 +8,29 @@ from credit_gateway.api.consent import ConsentServicer
 from credit_gateway.api.inquiry import InquiryServicer
 from credit_gateway.api.submission import SubmissionServicer
 from credit_gateway.api.v1 import consent_pb2_grpc, inquiry_pb2_grpc, submission_pb2_grpc
+from credit_gateway.blocking import Blocking
 from credit_gateway.consent.service import ConsentService
+from credit_gateway.consent.watch import ConsentEventHub
 from credit_gateway.exchange.inquiry import InquiryService
 from credit_gateway.exchange.submission import SubmissionService
 from credit_gateway.gateway import Gateway
 
 
-def register_services(server: grpc.Server, gateway: Gateway) -> tuple[str, ...]:
+def register_services(
+    server: grpc.aio.Server, gateway: Gateway, blocking: Blocking, hub: ConsentEventHub
+) -> tuple[str, ...]:
     """Adds every servicer to the server; returns their full service names."""
     inquiry_pb2_grpc.add_InquiryServiceServicer_to_server(
-        InquiryServicer(InquiryService(gateway)), server
+        InquiryServicer(InquiryService(gateway), blocking), server
     )
     submission_pb2_grpc.add_SubmissionServiceServicer_to_server(
-        SubmissionServicer(SubmissionService(gateway), gateway.settings.max_stream_messages), server
+        SubmissionServicer(
+            SubmissionService(gateway), blocking, gateway.settings.max_stream_messages
+        ),
+        server,
     )
     consent_pb2_grpc.add_ConsentServiceServicer_to_server(
-        ConsentServicer(ConsentService(gateway)), server
+        ConsentServicer(ConsentService(gateway), blocking, hub), server
     )
     return (
         "credit_gateway.v1.InquiryService",

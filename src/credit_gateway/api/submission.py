@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
 from credit_gateway.api.convert import to_datetime
 from credit_gateway.api.interceptor import current_call
 from credit_gateway.api.v1 import submission_pb2, submission_pb2_grpc
+from credit_gateway.blocking import Blocking
 from credit_gateway.errors import InvalidArgument
-from credit_gateway.exchange.submission import Incoming, SubmissionService
+from credit_gateway.exchange.submission import Incoming, RecordOutcome, SubmissionService
+
+_Ctx = grpc.aio.ServicerContext[Any, Any]
 
 _OUTCOMES = {
     "ACCEPTED": submission_pb2.RecordResult.OUTCOME_ACCEPTED,
@@ -19,63 +26,84 @@ _OUTCOMES = {
 }
 
 
-class SubmissionServicer(submission_pb2_grpc.SubmissionServiceServicer):
-    def __init__(self, service: SubmissionService, max_records: int) -> None:
-        self.service, self.max_records = service, max_records
+CHUNK = 500  # records handed to a database thread at once for checking
 
-    def SubmitRecords(
+
+class SubmissionServicer(submission_pb2_grpc.SubmissionServiceServicer):
+    def __init__(self, service: SubmissionService, blocking: Blocking, max_records: int) -> None:
+        self.service, self.blocking, self.max_records = service, blocking, max_records
+
+    async def SubmitRecords(
         self,
-        request_iterator: Iterator[submission_pb2.SubmittedRecord],
-        context: grpc.ServicerContext,
+        request_iterator: AsyncIterator[submission_pb2.SubmittedRecord],
+        context: _Ctx,
     ) -> submission_pb2.SubmissionResult:
         call = current_call()
-        outcomes = self.service.submit(call.client.id, self._incoming(request_iterator))
-        result = submission_pb2.SubmissionResult(
-            results=[
-                submission_pb2.RecordResult(
-                    provider_record_id=o.provider_record_id,
-                    outcome=_OUTCOMES[o.outcome],
-                    record_id=o.record_id,
-                    index=o.index,
-                    violations=[
-                        submission_pb2.Violation(
-                            reason=v.reason, field=v.field, description=v.description
-                        )
-                        for v in o.violations
-                    ],
-                )
-                for o in outcomes
-            ]
-        )
-        for o in outcomes:
-            if o.outcome == "ACCEPTED":
-                result.accepted += 1
-            elif o.outcome == "DUPLICATE":
-                result.duplicates += 1
-            else:
-                result.rejected += 1
-        return result
-
-    def _incoming(self, stream: Iterator[submission_pb2.SubmittedRecord]) -> Iterator[Incoming]:
-        for count, pb in enumerate(stream, start=1):
-            if count > self.max_records:
+        batch = await self.blocking.stream(self.service.begin, call.client.id)
+        chunk: list[Incoming] = []
+        async for pb in request_iterator:
+            if batch.count + len(chunk) >= self.max_records:
                 raise InvalidArgument(
                     f"a submission stream carries at most {self.max_records} records",
                     reason="STREAM_TOO_LONG",
                 )
-            occurred = None
-            if pb.HasField("occurred_at"):
-                try:
-                    occurred = to_datetime(pb.occurred_at, "occurred_at")
-                except InvalidArgument:
-                    occurred = None
-            yield Incoming(
-                pb.provider_record_id,
-                pb.item_code,
-                pb.subject_code,
-                pb.payload_json,
-                occurred,
-                pb.notice_reference,
-                pb.signature,
-                pb.key_id,
+            chunk.append(_incoming(pb))
+            if len(chunk) >= CHUNK:
+                await self.blocking.stream(self.service.check, batch, chunk)
+                chunk = []
+        await self.blocking.stream(self.service.check, batch, chunk)
+        # The stream ended by the client's half-close. If the call is cancelled from here on
+        # (client gone, deadline, shutdown), the write is rolled back before its commit.
+        gone = threading.Event()
+        try:
+            outcomes = await asyncio.shield(
+                self.blocking.stream(self.service.finish, batch, gone.is_set)
             )
+        except asyncio.CancelledError:
+            gone.set()
+            raise
+        return _result(outcomes)
+
+
+def _incoming(pb: submission_pb2.SubmittedRecord) -> Incoming:
+    occurred = None
+    if pb.HasField("occurred_at"):
+        try:
+            occurred = to_datetime(pb.occurred_at, "occurred_at")
+        except InvalidArgument:
+            occurred = None
+    return Incoming(
+        pb.provider_record_id,
+        pb.item_code,
+        pb.subject_code,
+        pb.payload_json,
+        occurred,
+        pb.notice_reference,
+        pb.signature,
+        pb.key_id,
+    )
+
+
+def _result(outcomes: list[RecordOutcome]) -> submission_pb2.SubmissionResult:
+    result = submission_pb2.SubmissionResult(
+        results=[
+            submission_pb2.RecordResult(
+                provider_record_id=o.provider_record_id,
+                outcome=_OUTCOMES[o.outcome],
+                record_id=o.record_id,
+                index=o.index,
+                violations=[
+                    submission_pb2.Violation(
+                        reason=v.reason, field=v.field, description=v.description
+                    )
+                    for v in o.violations
+                ],
+            )
+            for o in outcomes
+        ]
+    )
+    counts = Counter(o.outcome for o in outcomes)
+    result.accepted = counts["ACCEPTED"]
+    result.duplicates = counts["DUPLICATE"]
+    result.rejected = counts["REJECTED"]
+    return result

@@ -8,8 +8,6 @@ next release transaction on any replica sees a revocation as soon as RevokeConse
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +20,6 @@ from credit_gateway.domain.agreements import Operation
 from credit_gateway.domain.catalog import DisclosureLevel
 from credit_gateway.domain.consent import (
     Consent,
-    ConsentEvent,
     ConsentRequest,
     ConsentStatus,
     ConsentTerms,
@@ -263,22 +260,6 @@ class ConsentService:
         with self.gateway.db.transaction(write=False) as session:
             request = store.get_request(session, request_id)
         return request if request is not None and request.terms.grantee == grantee_id else None
-
-    def watch(
-        self, grantee_id: str, active: Callable[[], bool], poll_seconds: float = 0.1
-    ) -> Iterator[ConsentEvent]:
-        """Events for the grantee's consents and requests from now on, read from the shared event
-        table, so a change made through any replica reaches every watcher."""
-        with self.gateway.db.transaction(write=False) as session:
-            seq = store.last_event_seq(session, grantee_id)
-        while active():
-            with self.gateway.db.transaction(write=False) as session:
-                events = store.events_after(session, grantee_id, seq)
-            for event in events:
-                seq = event.seq
-                yield event
-            if not events:
-                time.sleep(poll_seconds)
 
     def subject_code(self, subject_id: str) -> str:
         """The code of a subject the grantee deals with (it named it when it asked)."""

@@ -4,15 +4,15 @@ Checks, in order, each failure a named reason and nothing written for that recor
 fields present -> item in the catalog -> provider authorised for the item -> subject code valid ->
 payload is a JSON object -> no Art 16 prohibited field -> fits the item's JSON Schema ->
 untrustworthiness record carries the Art 22 notice reference -> provider's signature verifies.
-Accepted records are written after the whole stream is read, in chunks of one transaction each;
-the provider's own record id makes a resubmission idempotent (same content: DUPLICATE; other
-content: refused, Art 14).
+Accepted records are written after the whole stream is read, in one transaction, so a stream
+that ends by cancel, deadline or shutdown stores nothing; the provider's own record id makes a
+resubmission idempotent (same content: DUPLICATE; other content: refused, Art 14).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +32,6 @@ from credit_gateway.gateway import Gateway
 from credit_gateway.storage import records as record_store
 from credit_gateway.storage import trust
 
-CHUNK = 500
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_NOTICE = 128  # the column's width
 FUTURE_SKEW = timedelta(minutes=5)
@@ -80,29 +79,60 @@ class _Checked:
 
 
 @dataclass
+class Batch:
+    """One submission stream while it is read: what its records are checked against, and what
+    the checks found so far. Nothing is written until `SubmissionService.finish`."""
+
+    provider_id: str
+    catalog: Catalog
+    keys: dict[str, ec.EllipticCurvePublicKey]
+    count: int = 0
+    outcomes: list[RecordOutcome] = field(default_factory=list)
+    pending: list[_Checked] = field(default_factory=list)
+
+
+class Abandoned(Exception):
+    """The client went away (cancel, deadline, shutdown) before its answer: roll back."""
+
+
+@dataclass
 class SubmissionService:
     gateway: Gateway
     _validators: dict[tuple[str, str], Draft202012Validator] = field(default_factory=dict)
 
     def submit(self, provider_id: str, records: Iterable[Incoming]) -> list[RecordOutcome]:
+        """A whole submission at once: begin, check, finish."""
+        batch = self.begin(provider_id)
+        self.check(batch, records)
+        return self.finish(batch)
+
+    def begin(self, provider_id: str) -> Batch:
         gw = self.gateway
-        catalog = gw.catalog.get()
         with gw.db.transaction(write=False) as session:
             jwks = trust.participant_jwks(session, provider_id) or {"keys": []}
-        keys = ec_keys(jwks)
-        outcomes: list[RecordOutcome] = []
-        pending: list[_Checked] = []
-        for index, incoming in enumerate(records):
-            checked = self._check(index, provider_id, incoming, catalog, keys, gw.clock())
+        return Batch(provider_id, gw.catalog.get(), ec_keys(jwks))
+
+    def check(self, batch: Batch, records: Iterable[Incoming]) -> None:
+        """Checks records as they arrive (the stream's reader hands them over in chunks)."""
+        now = self.gateway.clock()
+        for incoming in records:
+            checked = self._check(
+                batch.count, batch.provider_id, incoming, batch.catalog, batch.keys, now
+            )
+            batch.count += 1
             if isinstance(checked, RecordOutcome):
-                outcomes.append(checked)
-                continue
-            pending.append(checked)
-        # Nothing is written until the whole stream has been read and checked, so a stream that
-        # breaks a limit midway leaves no trace.
-        for start in range(0, len(pending), CHUNK):
-            outcomes += self._store(pending[start : start + CHUNK])
-        return sorted(outcomes, key=lambda o: o.index)
+                batch.outcomes.append(checked)
+            else:
+                batch.pending.append(checked)
+
+    def finish(
+        self, batch: Batch, abandoned: Callable[[], bool] = lambda: False
+    ) -> list[RecordOutcome]:
+        """Writes the accepted records in ONE transaction, after the whole stream was read and
+        checked: a stream that breaks a limit midway, or whose client goes away before it is
+        answered (`abandoned()` is asked just before the commit), leaves no trace."""
+        stored = self._store(batch.pending, abandoned)
+        return sorted(batch.outcomes + stored, key=lambda o: o.index)
 
     def _check(
         self,
@@ -203,19 +233,21 @@ class SubmissionService:
             validator = self._validators[key] = Draft202012Validator(dict(item.schema))
         return validator
 
-    def _store(self, batch: list[_Checked]) -> list[RecordOutcome]:
+    def _store(self, batch: list[_Checked], abandoned: Callable[[], bool]) -> list[RecordOutcome]:
         if not batch:
             return []
         try:
-            return self._store_chunk(batch, careful=False)
+            return self._store_all(batch, abandoned, careful=False)
         except StorageError as exc:
             if not isinstance(exc.__cause__, IntegrityError):
                 raise
             # A concurrent submission stored one of these ids (or subjects) first: go again,
             # record by record, so each finds what the other stored.
-            return self._store_chunk(batch, careful=True)
+            return self._store_all(batch, abandoned, careful=True)
 
-    def _store_chunk(self, batch: list[_Checked], *, careful: bool) -> list[RecordOutcome]:
+    def _store_all(
+        self, batch: list[_Checked], abandoned: Callable[[], bool], *, careful: bool
+    ) -> list[RecordOutcome]:
         gw = self.gateway
         now = gw.clock()
         outcomes: list[RecordOutcome] = []
@@ -248,6 +280,8 @@ class SubmissionService:
                     known = record_store.existing_digest(session, *key, current=True)
                     assert known is not None  # the insert lost to exactly this row
                 outcomes.append(_resubmission(c, *known))
+            if abandoned():
+                raise Abandoned  # leaving the block rolls every record back
         return outcomes
 
     @staticmethod
