@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import jwt as pyjwt
@@ -54,6 +56,7 @@ from credit_gateway.domain.participants import (
 from credit_gateway.errors import ConfigError
 from credit_gateway.pki import IssuedCert
 
+T = TypeVar("T")
 AUDIENCE = "credit-gateway"
 TTL = timedelta(minutes=10)
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -236,17 +239,41 @@ def world(oauth_pki: Any) -> World:
 
 
 class Live:
-    """A World behind the real HTTPS server on 127.0.0.1."""
+    """A World behind the real HTTPS server on 127.0.0.1, whose event loop has its own thread
+    (as in the gateway) and whose blocking `handle` runs in a pool."""
 
     def __init__(self, pki: Any, context: ssl.SSLContext) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="oauth-loop")
+        self._thread.start()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="oauth-db")
         holder: list[World] = []
-        self.https: HttpsServer = serve_https(
-            lambda request: holder[0].server.handle(request), "127.0.0.1", 0, context
+        self.https: HttpsServer = self._in_loop(
+            serve_https(
+                lambda request: holder[0].server.handle(request),
+                "127.0.0.1",
+                0,
+                context,
+                run=self._run,
+            )
         )
         self.world = World(pki, f"https://127.0.0.1:{self.https.port}")
         holder.append(self.world)
         self.base = self.world.issuer_url
         self.ca = str(pki.paths.ca_cert)
+
+    def _run(self, call: Callable[[], HttpResponse]) -> Awaitable[HttpResponse]:
+        return self.loop.run_in_executor(self._pool, call)
+
+    def _in_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+
+    def close(self) -> None:
+        self._in_loop(self.https.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+        self._pool.shutdown()
 
     @staticmethod
     def cert(issued: IssuedCert) -> tuple[str, str]:
@@ -281,11 +308,10 @@ class Live:
 @pytest.fixture
 def live(oauth_pki: Any, oauth_server_context: ssl.SSLContext) -> Iterator[Live]:
     server = Live(oauth_pki, oauth_server_context)
-    server.https.start()
     try:
         yield server
     finally:
-        server.https.stop()
+        server.close()
 
 
 def pyjwt_verify(token: str, jwks: dict[str, Any], issuer: str) -> dict[str, Any]:
