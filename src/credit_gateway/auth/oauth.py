@@ -557,6 +557,7 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.introspection_endpoint = base + INTROSPECT_PATH
         self.jwks_uri = base + JWKS_PATH
         self._base = base
+        self._client_challenge = client_challenge(issuer_url)
 
         self.register_client_auth_method(PRIVATE_KEY_JWT, _PrivateKeyJWT(self))
         self.register_client_auth_method(TLS_CLIENT_AUTH, self._authenticate_tls_client)
@@ -636,6 +637,17 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             return request  # authlib calls this again on the already-adapted request
         path = request.path.split("?", 1)[0]
         return GatewayOAuth2Request(request, self._base + path, parse_form(request))
+
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> HttpResponse:
+        """RFC 6749 section 5.2 errors. A failed client authentication is a 401 with a challenge
+        on all three endpoints: RFC 6749 section 5.2 allows it on /token (RFC 7009 section 2.2.1
+        refers /revoke to it) and RFC 7662 section 2.3 asks it of /introspect."""
+        status, body, headers = error(self.get_error_uri(request, error))
+        if isinstance(error, InvalidClientError):
+            status = 401
+            headers = [(k, v) for k, v in headers if k.lower() != "www-authenticate"]
+            headers.append(("WWW-Authenticate", self._client_challenge))
+        return self.handle_response(status, body, headers)
 
     def handle_response(
         self, status: int, body: Any, headers: list[tuple[str, str]]
@@ -717,6 +729,19 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if not isinstance(result, HttpResponse):
             raise TypeError(f"authlib returned {type(result).__name__}, not an HttpResponse")
         return result
+
+
+def client_challenge(issuer_url: str) -> str:
+    """The WWW-Authenticate value of a 401 for a client that failed to authenticate.
+
+    RFC 9110 section 11.6.1 wants at least one challenge in it, but no HTTP authentication
+    scheme carries either method we accept: the assertion travels in the form and the
+    certificate in TLS. So there is one challenge per method, named as the IANA registry of
+    token endpoint authentication methods (and our metadata) names it; `Basic`, authlib's
+    default, or `Bearer` would invite credentials we refuse. The realm is the issuer, the one
+    protection space of /token, /revoke and /introspect.
+    """
+    return ", ".join(f'{method} realm="{issuer_url}"' for method in AUTH_METHODS)
 
 
 def _json(status: int, body: dict[str, Any], *headers: tuple[str, str]) -> HttpResponse:

@@ -107,6 +107,11 @@ class MemoryTrustStore:
         return jti in self.revoked
 
 
+def challenge(issuer: str) -> str:
+    """The WWW-Authenticate of a failed client authentication: one challenge per method."""
+    return f'private_key_jwt realm="{issuer}", tls_client_auth realm="{issuer}"'
+
+
 def signing_key(kid: str, state: KeyState = KeyState.CURRENT) -> SigningKey:
     return SigningKey(kid, state, ec.generate_private_key(ec.SECP256R1()))
 
@@ -392,7 +397,8 @@ def test_unregistered_certificate_is_refused_over_mtls(live: Live) -> None:
     # A certificate from our CA, but not one registered for "platform".
     form = {"grant_type": "client_credentials", "client_id": "platform"}
     response = live.post("/token", form, pki.stranger)
-    assert response.status_code == 400
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == challenge(live.base)
     assert response.json()["error"] == "invalid_client"
     # ...nor for itself: it is no client at all.
     response = live.post("/token", {**form, "client_id": "stranger"}, pki.stranger)
@@ -406,7 +412,7 @@ def test_private_key_jwt_over_another_participants_connection_is_refused(live: L
     pki = live.world.pki
     form = {"grant_type": "client_credentials", **live.world.pkjwt(pki.agency, "agency")}
     response = live.post("/token", form, pki.platform)
-    assert response.status_code == 400
+    assert response.status_code == 401
     body = response.json()
     assert body["error"] == "invalid_client"
     assert "certificate" in body["error_description"]
@@ -453,7 +459,7 @@ def test_replayed_client_assertion_is_refused(world: World) -> None:
     form = {"grant_type": "client_credentials", **world.pkjwt(world.pki.agency, "agency")}
     assert world.call("/token", form, world.pki.agency)[0] == 200
     status, body = world.call("/token", form, world.pki.agency)
-    assert (status, body["error"]) == (400, "invalid_client")
+    assert (status, body["error"]) == (401, "invalid_client")
     assert "used before" in body["error_description"]
 
 
@@ -510,7 +516,7 @@ def test_bad_client_assertion_is_refused(world: World, case: str) -> None:
         "client_assertion": assertion,
     }
     status, body = world.call("/token", form, world.pki.agency)
-    assert (status, body["error"]) == (400, "invalid_client"), body
+    assert (status, body["error"]) == (401, "invalid_client"), body
 
 
 def test_assertion_audience_may_be_the_issuer(world: World) -> None:
@@ -748,10 +754,32 @@ def test_a_client_cannot_revoke_or_introspect_another_clients_token(world: World
 def test_introspection_needs_an_authenticated_client(world: World) -> None:
     access = world.participant_token(world.pki.agency, "agency")["access_token"]
     status, body = world.call("/introspect", {"token": access}, world.pki.agency)
-    assert (status, body["error"]) == (400, "invalid_client")
+    assert (status, body["error"]) == (401, "invalid_client")
     form = {"token": access, "client_id": "agency"}
     assert world.call("/introspect", form, world.pki.platform)[1]["error"] == "invalid_client"
     assert world.call("/revoke", form, None)[1]["error"] == "invalid_client"
+
+
+def test_failed_client_authentication_is_a_401_with_a_challenge_on_every_endpoint(
+    world: World,
+) -> None:
+    access = world.participant_token(world.pki.agency, "agency")["access_token"]
+    unauthenticated = {
+        "/token": {"grant_type": "client_credentials", "client_id": "agency"},
+        "/introspect": {"token": access, "client_id": "agency"},
+        "/revoke": {"token": access, "client_id": "agency"},
+    }
+    for path, form in unauthenticated.items():
+        response = world.post(path, form, world.pki.platform)  # not agency's certificate
+        assert response.status == 401, path
+        assert ("WWW-Authenticate", challenge(world.issuer_url)) in response.headers, path
+        assert ("Cache-Control", "no-store") in response.headers, path
+        assert json.loads(response.body)["error"] == "invalid_client", path
+    # Errors other than client authentication keep their 400, without a challenge.
+    form = {"grant_type": "client_credentials", "scope": "bogus", "client_id": "agency"}
+    response = world.post("/token", form, world.pki.agency)
+    assert (response.status, json.loads(response.body)["error"]) == (400, "invalid_scope")
+    assert all(name != "WWW-Authenticate" for name, _ in response.headers)
 
 
 def test_expired_or_foreign_tokens_are_inactive(world: World) -> None:
