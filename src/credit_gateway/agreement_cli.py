@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +12,18 @@ from credit_gateway.config import Settings
 from credit_gateway.domain.agreements import (
     CENTER,
     Agreement,
+    AgreementSignature,
     AgreementStatus,
     Operation,
     Quotas,
+    aware,
 )
 from credit_gateway.domain.catalog import Category, DisclosureLevel
 from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.errors import InvalidArgument
 from credit_gateway.exchange import agreements as signing
 from credit_gateway.gateway import utcnow
-from credit_gateway.registry import _session
+from credit_gateway.registry import _session, read_json_object
 from credit_gateway.storage import agreements as agreement_store
 from credit_gateway.storage import trust
 
@@ -34,9 +36,19 @@ def _write(document: dict[str, Any], out: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _aware(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
+def _read_agreement(file: str) -> tuple[bytes, dict[str, Any], Agreement]:
+    """An agreement document's bytes, its JSON and its terms, refused whole here if malformed
+    (signing and verifying index into it and would fail on a stray shape)."""
+    raw, document = read_json_object(Path(file))
+    terms, signatures = document.get("agreement"), document.get("signatures", [])
+    if not isinstance(terms, dict) or not isinstance(signatures, list):
+        raise InvalidArgument(
+            f"{file}: not an agreement document (an 'agreement' object, a 'signatures' list)",
+            reason="AGREEMENT_MALFORMED",
+        )
+    for signature in signatures:
+        AgreementSignature.from_document(signature)
+    return raw, document, Agreement.from_document(terms)
 
 
 def cmd_draft(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,36 +62,32 @@ def cmd_draft(args: argparse.Namespace, settings: Settings) -> int:
         levels=frozenset(DisclosureLevel(v) for v in args.levels),
         subject_kinds=frozenset(SubjectKind(k) for k in args.subject_kinds),
         quotas=Quotas(args.calls_per_day, args.records_per_day),
-        valid_from=_aware(args.valid_from),
-        valid_until=_aware(args.valid_until),
+        # Signed terms must not depend on the operator's time zone: an offset is required.
+        valid_from=aware(args.valid_from, "--valid-from"),
+        valid_until=aware(args.valid_until, "--valid-until"),
     )
     _write(signing.draft(agreement), args.out)
     return 0
 
 
 def cmd_sign(args: argparse.Namespace, settings: Settings) -> int:
-    document = json.loads(Path(args.file).read_text())
+    _, document, agreement = _read_agreement(args.file)
     if args.as_center:
         key, signer = signing.load_private_key(settings.operator_key_file), CENTER
     else:
-        key, signer = (
-            signing.load_private_key(Path(args.key)),
-            document["agreement"]["counterparty"],
-        )
+        key, signer = signing.load_private_key(Path(args.key)), agreement.counterparty
     _write(signing.sign(document, signer, key), args.out or args.file)
-    print(f"agreements: signed {document['agreement']['id']} as {signer}", file=sys.stderr)
+    print(f"agreements: signed {agreement.id} as {signer}", file=sys.stderr)
     return 0
 
 
 def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
-    raw = Path(args.file).read_bytes()
-    document = json.loads(raw)
+    raw, document, terms = _read_agreement(args.file)
     center = signing.load_private_key(settings.operator_key_file).public_key()
     now = utcnow()
     with _session(settings) as session:
-        counterparty = str(document.get("agreement", {}).get("counterparty", ""))
         agreement = signing.verify(
-            document, center, trust.participant_jwks(session, counterparty), now
+            document, center, trust.participant_jwks(session, terms.counterparty), now
         )
         agreement_store.register_agreement(session, agreement, raw, now)
     print(

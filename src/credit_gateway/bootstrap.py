@@ -21,14 +21,14 @@ class InitReport:
 
 def initialise(settings: Settings) -> InitReport:
     created: list[str] = []
+    # An unusable master key is refused before anything is made, so the home stays as it was.
+    master = MasterKey.load(settings.master_key_file) if settings.master_key_file.exists() else None
     had_ca = settings.ca_cert.exists()
     pki.init_pki(settings.certs_dir)
     if not had_ca:
         created.append(f"dev PKI in {settings.certs_dir}")
     settings.home.mkdir(parents=True, exist_ok=True)
-    if settings.master_key_file.exists():
-        master = MasterKey.load(settings.master_key_file)
-    else:
+    if master is None:
         master = MasterKey.create(settings.master_key_file)
         created.append(f"master key {settings.master_key_file}")
     if not settings.operator_key_file.exists():

@@ -8,12 +8,15 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from credit_gateway import logs, pki
 from credit_gateway.config import Settings
-from credit_gateway.errors import GatewayError
+from credit_gateway.errors import GatewayError, InvalidArgument
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+EXIT_REFUSED = 2  # what argparse exits with for a usage error; every refusal uses it
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -83,12 +86,12 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_catalog_load(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_gateway.domain.canonical import parse_json_object
     from credit_gateway.gateway import utcnow
+    from credit_gateway.registry import read_json_object
     from credit_gateway.storage import catalog as catalog_store
     from credit_gateway.storage.db import Database
 
-    document = parse_json_object(Path(args.file).read_bytes())
+    _, document = read_json_object(Path(args.file))
     db = Database.connect(settings.effective_database_url)
     try:
         with db.transaction() as session:
@@ -102,9 +105,49 @@ def cmd_catalog_load(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# The options each action needs: argparse cannot require them of one positional's choice.
+_PARTICIPANT_OPTIONS = {
+    "add": ("id", "kind", "org_code", "name"),
+    "suspend": ("id",),
+    "licence": ("id",),
+    "list": (),
+}
+
+
+def _licence_until(text: str | None) -> datetime | None:
+    """An ISO 8601 date or time; one without an offset is read as UTC by the registry (an
+    operator types `2027-01-01` for a licence that ends that day)."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument.field(
+            "--licence-valid-until", f"{text!r} is not an ISO 8601 date or time"
+        ) from None
+
+
+def _participant_options(args: argparse.Namespace) -> datetime | None:
+    """What argparse cannot check of `participants ACTION`: the options the action needs and
+    their combinations. Returns the --licence-valid-until given, parsed."""
+    missing = [name for name in _PARTICIPANT_OPTIONS[args.action] if not getattr(args, name)]
+    if missing:
+        options = ", ".join("--" + name.replace("_", "-") for name in missing)
+        raise InvalidArgument(f"participants {args.action} needs {options}")
+    until = _licence_until(args.licence_valid_until)
+    if args.licence_number and until is None:
+        raise InvalidArgument("--licence-number needs --licence-valid-until")
+    if args.action == "licence" and until is None and not args.revoke_licence:
+        raise InvalidArgument(
+            "participants licence needs --licence-valid-until or --revoke-licence"
+        )
+    return until
+
+
 def cmd_participants(args: argparse.Namespace, settings: Settings) -> int:
     from credit_gateway import registry
 
+    until = _participant_options(args)
     if args.action == "add":
         participant = registry.add_participant(
             settings,
@@ -114,9 +157,7 @@ def cmd_participants(args: argparse.Namespace, settings: Settings) -> int:
             name=args.name,
             certificates=[Path(c) for c in args.cert],
             scopes=args.scopes,
-            licence=(args.licence_number, datetime.fromisoformat(args.licence_valid_until))
-            if args.licence_number
-            else None,
+            licence=(args.licence_number, until) if args.licence_number and until else None,
             jwks_file=Path(args.jwks) if args.jwks else None,
         )
         print(
@@ -127,9 +168,6 @@ def cmd_participants(args: argparse.Namespace, settings: Settings) -> int:
         registry.suspend_participant(settings, args.id)
         print(f"participants: suspended {args.id}")
     elif args.action == "licence":
-        until = (
-            datetime.fromisoformat(args.licence_valid_until) if args.licence_valid_until else None
-        )
         registry.change_licence(
             settings, args.id, valid_until=until, revoked=args.revoke_licence or None
         )
@@ -159,8 +197,17 @@ def cmd_subject_key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in the one-line form of every other refusal (argparse would print the
+    whole usage first); subcommands' parsers are made of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        _say(f"{message} (see `{self.prog} --help`)")
+        raise SystemExit(EXIT_REFUSED)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="credit-gateway", description=__doc__)
+    parser = _Parser(prog="credit-gateway", description=__doc__)
     parser.add_argument(
         "--config", type=Path, help="settings file (TOML); CREDIT_GATEWAY_* variables override it"
     )
@@ -170,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         name: str,
         handler: Handler,
         help_text: str,
-        parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
+        parent: argparse._SubParsersAction[_Parser] = sub,
     ) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help_text)
         p.set_defaults(handler=handler)
@@ -230,17 +277,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(message: str) -> None:
+    # One line whatever the message holds: an operator's script reads stderr line by line.
+    text = " ".join(line.strip() for line in message.splitlines())
+    print(f"credit-gateway: error: {text}", file=sys.stderr)
+
+
+def _refusal(error: GatewayError | OSError) -> str | None:
+    """What to tell the operator, or None for an error that is a bug rather than a refusal."""
+    if isinstance(error, GatewayError):
+        return error.message
+    if error.filename is None:  # not about a file the operator named: let it show where
+        return None
+    names = [str(n) for n in (error.filename, error.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {error.strerror or error}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Whatever the operator got wrong (usage, a GatewayError, a named file that cannot be read
+    or written) ends here in one line on stderr and exit status 2, whichever subcommand it was.
+    Anything else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
     try:
-        settings = _settings(args)
-        return int(args.handler(args, settings))
-    except GatewayError as error:
-        print(f"credit-gateway: error: {error.message}", file=sys.stderr)
-        return 2
-    except pki.PkiError as error:
-        print(f"credit-gateway: error: {error}", file=sys.stderr)
-        return 2
+        return int(args.handler(args, _settings(args)))
+    except (GatewayError, OSError) as error:
+        message = _refusal(error)
+        if message is None:
+            raise
+        _say(message)
+        return EXIT_REFUSED
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy.orm import Session
 
 from credit_gateway.auth.binding import x5t_s256
 from credit_gateway.auth.scopes import SCOPES_BY_KIND
 from credit_gateway.config import Settings
+from credit_gateway.domain.canonical import CanonicalError, parse_json_object
 from credit_gateway.domain.identifiers import (
     IdentifierError,
     UnifiedSocialCreditCode,
@@ -34,6 +36,9 @@ from credit_gateway.gateway import utcnow
 from credit_gateway.storage import trust
 from credit_gateway.storage.db import Database
 
+# What joserfc raises for a JWK (Set) it cannot import: its own errors, bad base64, missing members.
+_BAD_JWK = (JoseError, ValueError, TypeError, KeyError)
+
 
 @contextmanager
 def _session(settings: Settings) -> Iterator[Session]:
@@ -43,6 +48,16 @@ def _session(settings: Settings) -> Iterator[Session]:
             yield session
     finally:
         db.dispose()
+
+
+def read_json_object(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """A JSON object file the operator names, as its bytes and parsed (strictly: no duplicate
+    keys). Bad JSON is a CanonicalError naming the file; an unreadable file stays an OSError."""
+    raw = path.read_bytes()
+    try:
+        return raw, parse_json_object(raw)
+    except CanonicalError as exc:
+        raise CanonicalError(f"{path}: {exc.message}") from exc
 
 
 def certificate_facts(path: Path) -> tuple[str, datetime, dict[str, Any]]:
@@ -79,7 +94,10 @@ def add_participant(
         code = UnifiedSocialCreditCode.parse(org_code).value
     except IdentifierError as exc:
         raise InvalidArgument.field("org_code", exc.message, reason="BAD_IDENTIFIER") from exc
-    participant_kind = ParticipantKind(kind)
+    try:
+        participant_kind = ParticipantKind(kind)
+    except ValueError:
+        raise InvalidArgument.field("kind", f"{kind!r} is not a participant kind") from None
     allowed = SCOPES_BY_KIND[participant_kind]
     granted = frozenset(scopes) if scopes else allowed
     if not granted <= allowed:
@@ -88,8 +106,11 @@ def add_participant(
     if not facts:
         raise InvalidArgument.field("cert", "register at least one certificate")
     if jwks_file is not None:
-        jwks = json.loads(jwks_file.read_text())
-        KeySet.import_key_set(jwks)  # refuses a malformed set before it is stored
+        _, jwks = read_json_object(jwks_file)
+        try:  # refuses a malformed set before it is stored
+            KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        except _BAD_JWK as exc:
+            raise InvalidArgument.field("jwks", f"{jwks_file} is not a JWK Set") from exc
     else:
         jwks = {"keys": [jwk for _, _, jwk in facts]}
     lic = None
@@ -98,12 +119,9 @@ def add_participant(
             licence[1] if licence[1].tzinfo else licence[1].replace(tzinfo=utcnow().tzinfo)
         )
         lic = Licence(licence[0], valid_until)
-    try:
-        participant = Participant(
-            participant_id, participant_kind, code, name, ParticipantStatus.ACTIVE, granted, lic
-        )
-    except ValueError as exc:
-        raise InvalidArgument(str(exc)) from exc
+    participant = Participant(
+        participant_id, participant_kind, code, name, ParticipantStatus.ACTIVE, granted, lic
+    )
     with _session(settings) as session:
         trust.add_participant(session, participant, jwks, [(t, n) for t, n, _ in facts], utcnow())
     return participant
@@ -140,10 +158,11 @@ def register_subject_key(settings: Settings, subject_code: str, jwk_file: Path) 
         kind, parsed = parse_subject_code(subject_code, today=now.date())
     except IdentifierError as exc:
         raise InvalidArgument.field("code", exc.message, reason="BAD_IDENTIFIER") from exc
+    _, document = read_json_object(jwk_file)
     try:
-        jwk = ECKey.import_key(json.loads(jwk_file.read_text()))
-    except (OSError, ValueError) as exc:
-        raise InvalidArgument.field("jwk", f"{jwk_file} is not a readable EC JWK") from exc
+        jwk = ECKey.import_key(document)
+    except _BAD_JWK as exc:
+        raise InvalidArgument.field("jwk", f"{jwk_file} is not an EC JWK") from exc
     if jwk.curve_name != "P-256" or jwk.is_private:
         raise InvalidArgument.field("jwk", "give the public half of an EC P-256 key")
     master = MasterKey.load(settings.master_key_file)
