@@ -35,8 +35,10 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from credit_gateway import server
 
+    if args.processes is not None:
+        settings = settings.replaced(processes=args.processes)
     logs.configure(settings.log_level)
-    server.serve_forever(settings)
+    server.serve_processes(settings)
     return 0
 
 
@@ -224,7 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("init", cmd_init, "create the dev PKI, keys and database (idempotent)")
-    add("serve", cmd_serve, "run the gateway until SIGTERM")
+    serve = add("serve", cmd_serve, "run the gateway until SIGTERM")
+    serve.add_argument(
+        "--processes",
+        type=int,
+        help="server processes sharing the ports, each with its own event loop (default 1)",
+    )
     db = sub.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True
     )

@@ -106,6 +106,12 @@ class Settings:
         settings._validate()
         return settings
 
+    def replaced(self, **changes: Any) -> Settings:
+        """These settings with some changed (a command line flag), validated again."""
+        settings = dataclasses.replace(self, **changes)
+        settings._validate()
+        return settings
+
     def _validate(self) -> None:
         for name in ("grpc_address", "oauth_address"):
             _parse_address(name, getattr(self, name))
@@ -132,6 +138,10 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if not 1 <= self.processes <= 64:
+            raise ConfigError("processes must be between 1 and 64")
+        if self.processes > 1 and _parse_address("grpc_address", self.grpc_address)[1] == 0:
+            raise ConfigError("processes > 1 needs a fixed grpc_address port to share")
         if self.shutdown_grace_seconds < 0:
             raise ConfigError("shutdown_grace_seconds must not be negative")
         if not 0 <= self.clock_skew_seconds <= 300:

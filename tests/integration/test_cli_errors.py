@@ -147,6 +147,12 @@ CASES: dict[str, Bad] = {
         "grpc_address must be HOST:PORT",
         env={"CREDIT_GATEWAY_GRPC_ADDRESS": "localhost"},
     ),
+    "serve-too-many-processes": Bad(("serve", "--processes", "65"), "between 1 and 64"),
+    "serve-processes-on-an-ephemeral-port": Bad(
+        ("serve", "--processes", "2"),
+        "needs a fixed grpc_address port",
+        env={"CREDIT_GATEWAY_GRPC_ADDRESS": "127.0.0.1:0"},
+    ),
     "db-upgrade-bad-driver": Bad(
         ("db", "upgrade"),
         "driver 'nosuchdb' is not supported",
