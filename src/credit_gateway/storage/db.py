@@ -90,9 +90,7 @@ def translated_errors() -> Iterator[None]:
     except GatewayError:
         raise
     except DBAPIError as exc:
-        raise StorageError(
-            f"database error: {type(exc.orig).__name__}: {exc.orig}", transient=_transient(exc)
-        ) from exc
+        raise driver_error(exc.orig) from exc
     except SQLAlchemyError as exc:
         raise StorageError(f"database error: {exc}") from exc
 
@@ -102,16 +100,21 @@ _TRANSIENT_MYSQL = {1205, 1213}
 _TRANSIENT_SQLSTATE = {"40P01", "40001"}
 
 
-def _transient(exc: DBAPIError) -> bool:
-    orig = exc.orig
-    code = getattr(orig, "args", (None,))[0] if orig is not None else None
-    return code in _TRANSIENT_MYSQL or getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATE
+def driver_error(orig: BaseException | None) -> StorageError:
+    """The StorageError for an exception the DBAPI driver raised (sqlite3, psycopg, PyMySQL)."""
+    args = getattr(orig, "args", ()) or (None,)
+    transient = (
+        args[0] in _TRANSIENT_MYSQL or getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATE
+    )
+    return StorageError(f"database error: {type(orig).__name__}: {orig}", transient=transient)
 
 
 class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._writer_lock = _sqlite_writer_lock(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._driver_errors: type[BaseException] = engine.dialect.loaded_dbapi.Error
         self._pinned = _PinnedConnections(engine)
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(
@@ -137,6 +140,47 @@ class Database:
             session.begin(),
         ):
             yield session
+
+    @contextmanager
+    def driver_transaction(self) -> Iterator[Any]:
+        """A write transaction on a pooled connection, driven through the DBAPI cursor it
+        yields: for the release path's SQL text, prepared once per dialect
+        (storage/release_store.py), which so skips SQLAlchemy's per-statement work. Commits
+        when the block ends and rolls back on any exception; driver errors leave as
+        StorageError, and a connection the server dropped is discarded, not pooled again.
+        SQLite: BEGIN IMMEDIATE, writers of this process queued on the mutex."""
+        with translated_errors(), self._writer_lock or contextlib.nullcontext():
+            pooled = self.engine.raw_connection()
+            connection: Any = pooled.driver_connection
+            cursor: Any = None
+            try:
+                cursor = connection.cursor()
+                if self._sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                # PostgreSQL and MariaDB begin with the first statement (psycopg: BEGIN).
+                yield cursor
+                connection.commit()
+            except BaseException as exc:
+                self._end_failed(pooled, connection, cursor, exc)
+                if isinstance(exc, self._driver_errors):
+                    raise driver_error(exc) from exc
+                raise
+            finally:
+                pooled.close()
+
+    def _end_failed(self, pooled: Any, connection: Any, cursor: Any, exc: BaseException) -> None:
+        """Roll the failed transaction back, or discard a connection that cannot."""
+        if isinstance(exc, self._driver_errors) and self.engine.dialect.is_disconnect(
+            exc,  # type: ignore[arg-type]  # the driver's own Error: what the dialect expects
+            connection,
+            cursor,
+        ):
+            pooled.invalidate(exc)
+            return
+        try:
+            connection.rollback()
+        except self._driver_errors as failed:
+            pooled.invalidate(failed)
 
     def read_row(self, statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
         """The first row of a one-statement read, on this thread's own autocommit connection:
