@@ -36,13 +36,13 @@ def register_agreement(
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse(document: bytes) -> Agreement:
+def parse_document(document: bytes) -> Agreement:
     """A registered document never changes, so its parse is cached by its exact bytes."""
     return Agreement.from_document(json.loads(document)["agreement"])
 
 
 def _agreement(row: Any) -> Agreement:
-    return _parse(row.document)
+    return parse_document(row.document)
 
 
 def list_agreements(

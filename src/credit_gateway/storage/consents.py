@@ -24,7 +24,7 @@ from credit_gateway.storage.tables import ConsentEventRow, ConsentRequestRow, Co
 
 
 @functools.lru_cache(maxsize=4096)
-def _terms(document: bytes) -> ConsentTerms:
+def parse_terms(document: bytes) -> ConsentTerms:
     """A consent's terms never change once granted, so their parse is cached by exact bytes."""
     return ConsentTerms.from_document(parse_json_object(document))
 
@@ -33,7 +33,7 @@ def _consent(row: Any) -> Consent:
     return Consent(
         id=row.id,
         subject_id=row.subject_id,
-        terms=_terms(row.terms),
+        terms=parse_terms(row.terms),
         status=ConsentStatus(row.status),
         uses=row.uses,
         granted_at=row.granted_at,
