@@ -16,7 +16,8 @@ runs through the caller's `run`, never on the loop.
   otherwise keep its socket, and its slot, for asyncio's default 30 s). aiohttp's sites hand the
   listening socket to `loop.create_server`, which builds the protocol before the peer address is
   known and completes the handshake before any code of ours runs, so no cap could act before TLS.
-* Request heads: aiohttp has no header timeout. Its `keepalive_timeout` closes a connection that
+* Request heads: aiohttp bounds their size (`max_line_size`, `max_field_size`, `max_headers`,
+  left at their defaults) but not their time. Its `keepalive_timeout` closes a connection that
   has no complete request head, counted from the previous response, whatever bytes arrive; so it
   bounds idle time and header time together, and nothing shorter bounds a head that has begun
   to trickle. `_Connection`, aiohttp's protocol subclassed, arms one timer: from the handshake
@@ -45,7 +46,7 @@ import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import HttpVersion11, web
 from aiohttp.abc import AbstractAccessLogger
@@ -250,7 +251,7 @@ class _Connection(web.RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._tls = transport  # type: ignore[assignment]  # a stream transport, as aiohttp casts
+        self._tls = cast(asyncio.Transport, transport)  # a stream transport, as aiohttp casts
         self._server._connections.add(self)
         self._arm()  # a connection's first request head is due from the handshake on
 
@@ -298,7 +299,7 @@ class _Connection(web.RequestHandler):
         self._busy = False
 
     def release(self) -> None:
-        """Give the admission slot back, once: at close, or when TLS never started."""
+        """Give the admission slot back, once: at close, or when the handshake did not end."""
         if self._admitted:
             self._admitted = False
             self._server._admission.release(self.address)
