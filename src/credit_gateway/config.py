@@ -45,6 +45,14 @@ class Settings:
     stream_idle_seconds: int = 30  # longest wait for a client stream's next message
     stream_max_seconds: int = 3600  # longest a stream may stay open (the server's deadline)
     shutdown_grace_seconds: int = 10  # SIGTERM: calls in flight may finish within this
+    # The token endpoint's bounds (auth/https.py says what each one stops); per process.
+    oauth_handshake_seconds: int = 5
+    oauth_header_seconds: int = 5
+    oauth_body_seconds: int = 10
+    oauth_idle_seconds: int = 15
+    oauth_requests_per_connection: int = 100
+    oauth_connections_per_address: int = 32
+    oauth_max_connections: int = 512
     log_level: str = "INFO"
 
     # Derived paths ---------------------------------------------------------------------------
@@ -135,6 +143,13 @@ class Settings:
             "streams_total",
             "stream_idle_seconds",
             "stream_max_seconds",
+            "oauth_handshake_seconds",
+            "oauth_header_seconds",
+            "oauth_body_seconds",
+            "oauth_idle_seconds",
+            "oauth_requests_per_connection",
+            "oauth_connections_per_address",
+            "oauth_max_connections",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

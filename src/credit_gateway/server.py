@@ -28,7 +28,7 @@ from credit_gateway.api import reflection
 from credit_gateway.api.interceptor import GatewayInterceptor
 from credit_gateway.api.limits import Limits
 from credit_gateway.api.services import register_services
-from credit_gateway.auth.https import HttpsServer, serve_https
+from credit_gateway.auth.https import HttpLimits, HttpsServer, serve_https
 from credit_gateway.auth.oauth import GatewayAuthorizationServer
 from credit_gateway.blocking import Blocking
 from credit_gateway.config import Settings, split_address
@@ -76,7 +76,7 @@ class Served:
         await self.health.enter_graceful_shutdown()
         for task in self.tasks:
             task.cancel()
-        await self.https.stop()
+        await self.https.stop(grace=min(grace, 5.0))
         await self.grpc_server.stop(grace)
         self.hub.close()
         await asyncio.get_running_loop().run_in_executor(None, self.blocking.shutdown)
@@ -157,6 +157,15 @@ async def _token_endpoint(settings: Settings, gateway: Gateway, blocking: Blocki
             port,
             tls.https_server_context(settings),
             run=blocking.call,
+            limits=HttpLimits(
+                handshake_timeout=settings.oauth_handshake_seconds,
+                header_timeout=settings.oauth_header_seconds,
+                body_timeout=settings.oauth_body_seconds,
+                idle_timeout=settings.oauth_idle_seconds,
+                max_requests_per_connection=settings.oauth_requests_per_connection,
+                max_connections_per_address=settings.oauth_connections_per_address,
+                max_connections=settings.oauth_max_connections,
+            ),
             reuse_port=settings.processes > 1,
         )
     except OSError as exc:

@@ -4,9 +4,12 @@ the agreements CLI; signing-key rotation."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -237,6 +240,33 @@ def test_token_from_the_endpoint_is_verifiable_and_opens_an_inquiry(world: World
     assert [e["outcome"] for e in audit_log(h)] == ["RELEASED"]
 
 
+def test_trickling_connections_do_not_keep_a_registered_client_from_its_token(
+    world: World,
+) -> None:
+    """500 connections without a certificate, trickling a byte every 2 s from 50 addresses
+    other than the client's (the old server had 64 slots): the registered client still gets a
+    token within 1 s, and it opens an inquiry."""
+    port = int(world.h.settings.oauth_address.rsplit(":", 1)[1])
+    with contextlib.ExitStack() as stack:
+        tricklers = [
+            stack.enter_context(
+                socket.create_connection(
+                    ("127.0.0.1", port), timeout=5, source_address=(f"127.0.0.{2 + i % 50}", 0)
+                )
+            )
+            for i in range(500)
+        ]
+        for byte in b"\x16\x03":  # the start of a TLS record, never finished
+            for sock in tricklers:
+                with contextlib.suppress(OSError):
+                    sock.send(bytes([byte]))
+            started = time.monotonic()
+            token = world.oauth.fetch(world.agency)
+            assert time.monotonic() - started < 1.0
+            time.sleep(2.0)
+    assert world.released(token) == ["REG.ENTERPRISE"]
+
+
 def test_token_over_another_participants_connection_is_not_bound(world: World) -> None:
     token = world.oauth.fetch(world.agency)
     thief = world.h.add_participant("other-agency", "credit-agency")
@@ -374,7 +404,8 @@ def test_replayed_client_assertion_is_invalid_client(world: World) -> None:
 
     assert post().status_code == 200
     second = post()
-    assert (second.status_code, second.json()["error"]) == (400, "invalid_client")
+    assert (second.status_code, second.json()["error"]) == (401, "invalid_client")
+    assert "private_key_jwt" in second.headers["WWW-Authenticate"]
 
 
 # --- 4: agreements (Art 20) ---------------------------------------------------------------------
