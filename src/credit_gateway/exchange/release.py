@@ -431,6 +431,8 @@ def summarise(decision: Decision, channel: Channel) -> tuple[WithheldSummary, ..
     exist. Record-level ones would (a punishment past its disclosure period, a record restored
     out of service or suspended under objection): only the subject sees those, and the caller
     sees only that its record quota ran out. The audit entry keeps every reason."""
+    if not decision.withheld_items and not decision.withheld_records:
+        return ()
     items = [WithheldSummary(w.item_code, w.reason.value, 0) for w in decision.withheld_items]
     shown = [
         w

@@ -49,14 +49,15 @@ from credit_gateway.storage.db import Database
 
 # --- the statements, in `:name` placeholders ---------------------------------------------------
 
-# The context row's parts: (columns, join). The joins hang off a one-row derived table, so each
-# part finds its row or NULLs, whatever the others find.
+# The context row, part by part: (columns, joins), read back part by part in `_context`. The
+# joins hang off a one-row derived table, so each part finds its row, or NULLs, whatever the
+# others find. One more one-row read folds into the release transaction as one more part.
 _CONTEXT: tuple[tuple[str, str], ...] = (
     ("s.id", "LEFT OUTER JOIN subjects s ON s.lookup = :lookup"),
-    ("a.document, a.status", "LEFT OUTER JOIN agreements a ON a.id = :agreement"),
     (
-        "u.calls, u.records",
-        "LEFT OUTER JOIN quota_usage u ON u.agreement_id = a.id AND u.day = :day",
+        "a.document, a.status, u.calls, u.records",
+        "LEFT OUTER JOIN agreements a ON a.id = :agreement"
+        " LEFT OUTER JOIN quota_usage u ON u.agreement_id = a.id AND u.day = :day",
     ),
     (
         "c.id, c.subject_id, c.terms, c.status, c.uses, c.granted_at, c.status_changed_at,"
@@ -67,7 +68,9 @@ _CONTEXT: tuple[tuple[str, str], ...] = (
 _RECORD_COLUMNS = (
     "r.id, r.provider_id, r.item_code, r.occurred_at, r.payload_key_id, r.payload, r.state"
 )
-_CONTEXT_WIDTH = sum(len(columns.split(",")) for columns, _ in _CONTEXT)
+_WIDTHS = [len(columns.split(",")) for columns, _ in _CONTEXT]
+_PARTS = tuple(slice(1 + sum(_WIDTHS[:n]), 1 + sum(_WIDTHS[: n + 1])) for n in range(len(_WIDTHS)))
+_CONTEXT_WIDTH = sum(_WIDTHS)
 _RECORD_WIDTH = len(_RECORD_COLUMNS.split(","))
 _READ = " ".join(  # `{items}`: the asked-for items' IN (...), or nothing
     [
@@ -159,7 +162,7 @@ class _Dialect:
 
 
 def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
+    return (value if value.tzinfo is UTC else value.astimezone(UTC)).replace(tzinfo=None)
 
 
 def _as_is(value: date) -> date:
@@ -172,7 +175,7 @@ def _aware(value: datetime) -> datetime:
 
 def _sqlite_stamp(value: datetime) -> str:
     """As SQLAlchemy's SQLite DATETIME stores it (storage/types.UTCDateTime: naive UTC)."""
-    return f"{_naive_utc(value):%Y-%m-%d %H:%M:%S.%f}"
+    return _naive_utc(value).isoformat(" ", "microseconds")
 
 
 def _sqlite_when(value: str) -> datetime:
@@ -186,6 +189,8 @@ _POSTGRESQL = _Dialect(
     True, " FOR UPDATE", "INSERT", " ON CONFLICT DO NOTHING", True, _naive_utc, _as_is, _aware
 )
 _MYSQL = _Dialect(True, " FOR UPDATE", "INSERT IGNORE", "", False, _naive_utc, _as_is, _aware)
+_AGREEMENT_STATUS = {s.value: s for s in AgreementStatus}
+_CONSENT_STATUS = {s.value: s for s in ConsentStatus}
 _DIALECTS = {"sqlite": _SQLITE, "postgresql": _POSTGRESQL, "mysql": _MYSQL, "mariadb": _MYSQL}
 
 
@@ -271,11 +276,11 @@ class SqlReleaseStore:
         return context, tuple(records)
 
     def _context(self, row: Sequence[Any], records: tuple[StoredRecord, ...]) -> ReadState:
-        subject_id, document, status, calls, used, *consent = row[1 : 1 + _CONTEXT_WIDTH]
+        (subject_id,), (document, status, calls, used), consent = (row[p] for p in _PARTS)
         agreement = None
-        if document is not None:
+        if document is not None:  # no usage row yet today: nothing used
             agreement = AgreementState(
-                parse_document(bytes(document)), AgreementStatus(status), calls or 0, used or 0
+                parse_document(bytes(document)), _AGREEMENT_STATUS[status], calls or 0, used or 0
             )
         return ReadState(
             subject_id, records, agreement, self._consent(consent) if consent[0] else None
@@ -308,7 +313,7 @@ class SqlReleaseStore:
             usage = cursor.fetchone()
         document, status = found
         return AgreementState(
-            parse_document(bytes(document)), AgreementStatus(status), usage[0], usage[1]
+            parse_document(bytes(document)), _AGREEMENT_STATUS[status], usage[0], usage[1]
         )
 
     def _make_usage_row(self, cursor: Any, agreement_id: str, day: date) -> None:
@@ -322,7 +327,7 @@ class SqlReleaseStore:
             id=cid,
             subject_id=subject_id,
             terms=parse_terms(bytes(terms)),
-            status=ConsentStatus(status),
+            status=_CONSENT_STATUS[status],
             uses=uses,
             granted_at=when(granted_at),
             status_changed_at=when(changed_at),
