@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -50,6 +51,7 @@ from credit_gateway.storage import trust
 from credit_gateway.storage.db import Database
 from credit_gateway.storage.tables import (
     AuditEntryRow,
+    Base,
     ConsentEventRow,
     ConsentRow,
     QuotaUsageRow,
@@ -57,6 +59,7 @@ from credit_gateway.storage.tables import (
 )
 
 AGENCY, AMR, AGREEMENT = "zx-credit", "hubei-amr", "agr-zx"
+Row = TypeVar("Row", bound=Base)
 STRANGER = "91110000600037341L"  # a company no call has named yet
 
 
@@ -126,18 +129,16 @@ class World:
             AGREEMENT,
         )
 
-    def rows(self, table: type[object]) -> list[object]:
+    def rows(self, table: type[Row]) -> list[Row]:
         with self.db.transaction(write=False) as session:
-            return list(session.scalars(select(table)))  # type: ignore[call-overload]
+            return list(session.scalars(select(table)))
 
     def consent(self) -> tuple[str, int]:
         (row,) = self.rows(ConsentRow)
-        assert isinstance(row, ConsentRow)
         return row.status, row.uses
 
     def usage(self) -> tuple[int, int]:
         (row,) = self.rows(QuotaUsageRow)
-        assert isinstance(row, QuotaUsageRow)
         return row.calls, row.records
 
     def audit(self) -> list[AuditEntryRow]:
@@ -184,7 +185,7 @@ def world(db: Database, database_url: str, tmp_path: Path, certs_dir: Path, cloc
         )
         document = json.dumps(signing.draft(agreement)).encode()
         agreement_store.register_agreement(session, agreement, document, now)
-    for n, (code, kind, item, seal) in enumerate(
+    for n, (code, subject_kind, item, seal) in enumerate(
         [
             (PERSON, SubjectKind.NATURAL_PERSON, "ADM.PUNISHMENT", True),
             (PERSON, SubjectKind.NATURAL_PERSON, "TAX.ARREARS", True),
@@ -194,7 +195,7 @@ def world(db: Database, database_url: str, tmp_path: Path, certs_dir: Path, cloc
     ):
         with db.transaction() as session:
             subject = record_store.ensure_subject(
-                session, gateway.envelope, gateway.subject_lookup(code), code, kind, now
+                session, gateway.envelope, gateway.subject_lookup(code), code, subject_kind, now
             )
             payload = canonical_bytes({"n": n, "item": item})
             record = record_store.NewRecord(
@@ -275,7 +276,7 @@ def test_an_open_release_of_clear_payloads(world: World) -> None:
 def test_an_inquiry_into_a_new_subject_records_it(world: World) -> None:
     answer = world.service.release(world.open(STRANGER))
     assert answer.released == ()
-    subjects = {s.lookup: s.id for s in world.rows(SubjectRow)}  # type: ignore[attr-defined]
+    subjects = {s.lookup: s.id for s in world.rows(SubjectRow)}
     new = subjects[world.gateway.subject_lookup(STRANGER)]
     assert [e.subject_id for e in world.audit()] == [new]
 
@@ -299,7 +300,6 @@ def test_the_last_use_exhausts_the_consent_with_its_event(world: World) -> None:
     world.service.release(world.authorized(token))
     assert world.consent() == ("exhausted", 2)
     (event,) = world.rows(ConsentEventRow)[1:]  # after the grant's own
-    assert isinstance(event, ConsentEventRow)
     assert (event.from_status, event.to_status, event.actor) == ("active", "exhausted", AGENCY)
     with pytest.raises(PermissionDenied) as caught:
         world.service.release(world.authorized(token))
@@ -399,8 +399,8 @@ def test_racing_first_inquiries_into_a_subject_all_name_one_subject(world: World
     outcomes = race(10, lambda: len(world.service.release(world.open(STRANGER)).released))
     assert outcomes == {0: 10}
     lookup = world.gateway.subject_lookup(STRANGER)
-    (made,) = [s for s in world.rows(SubjectRow) if s.lookup == lookup]  # type: ignore[attr-defined]
-    assert {e.subject_id for e in world.audit()} == {made.id}  # type: ignore[attr-defined]
+    (made,) = [s for s in world.rows(SubjectRow) if s.lookup == lookup]
+    assert {e.subject_id for e in world.audit()} == {made.id}
     assert len(world.audit()) == 10
 
 
