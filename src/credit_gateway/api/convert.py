@@ -53,6 +53,10 @@ def to_datetime(ts: Timestamp, field: str, *, required: bool = True) -> datetime
         if required:
             raise InvalidArgument.field(field, "required")
         return None
+    if ts.nanos % 1000:
+        # A datetime holds microseconds: cutting the rest would change the signed string
+        # (docs/canonical.md) and turn the caller's precision into a BAD_SIGNATURE.
+        raise InvalidArgument.field(field, "finer than a microsecond: send at most 6 digits")
     try:
         return ts.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError) as exc:

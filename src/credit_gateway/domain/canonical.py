@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import rfc8785
@@ -35,6 +36,13 @@ def canonical_bytes(value: Any) -> bytes:
     # UnicodeEncodeError: a lone surrogate in a key, met while sorting by UTF-16 code units.
     except (rfc8785.CanonicalizationError, UnicodeEncodeError) as exc:
         raise CanonicalError(f"no canonical JSON form: {exc}") from exc
+
+
+def string_set(values: Iterable[str]) -> list[str]:
+    """A member that holds a set of strings (a consent's items and categories): each string once,
+    sorted by UTF-16 code units like object members, which is what JavaScript's default
+    `Array.prototype.sort` does, so the order the caller listed them in never changes the bytes."""
+    return sorted(set(values), key=lambda s: s.encode("utf-16-be", "surrogatepass"))
 
 
 def parse_json_object(data: bytes) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from credit_gateway.domain.canonical import canonical_bytes
+from credit_gateway.domain.canonical import canonical_bytes, string_set
 from credit_gateway.domain.catalog import Art16Class, Catalog, CatalogItem, Category
+from credit_gateway.domain.timestamps import canonical_timestamp
 from credit_gateway.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 ARTEFACT_FORMAT = "credit-gateway/consent/v1"
@@ -82,10 +83,11 @@ class ConsentTerms:
         return {
             "grantee": self.grantee,
             "purpose": {"code": self.purpose_code, "text": self.purpose_text},
-            "items": sorted(self.item_codes),
-            "categories": sorted(c.value for c in self.categories),
-            "data_range": [_ts(self.data_from), _ts(self.data_to)],
-            "validity": [_ts(self.valid_from), _ts(self.valid_until)],
+            # Sets: sorted and each once, whatever order the request listed them in.
+            "items": string_set(self.item_codes),
+            "categories": string_set(c.value for c in self.categories),
+            "data_range": [_ts(self.data_from, "data_from"), _ts(self.data_to, "data_to")],
+            "validity": [_ts(self.valid_from, "valid_from"), _ts(self.valid_until, "valid_until")],
             "max_uses": self.max_uses,
             "conditions": list(CONDITIONS),
         }
@@ -210,8 +212,8 @@ def artefact_bytes(subject_code: str, terms: ConsentTerms) -> bytes:
     )
 
 
-def _ts(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+def _ts(value: datetime, name: str) -> str:
+    return canonical_timestamp(value, f"terms.{name}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from credit_gateway.domain.canonical import canonical_bytes
+from credit_gateway.domain.timestamps import canonical_timestamp
 
 FORMAT = "credit-gateway/record/v1"
 
@@ -29,7 +30,7 @@ class Submission:
             "item": self.item_code,
             "subject": self.subject_code,
             "payload": self.payload,
-            "occurred_at": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "occurred_at": canonical_timestamp(self.occurred_at, "occurred_at"),
             "notice_reference": self.notice_reference,
         }
 

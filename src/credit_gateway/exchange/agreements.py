@@ -8,8 +8,9 @@ ahead of time: the policy refuses calls under it until it is in force (AGREEMENT
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def create_operator_key(path: Path) -> None:
 
 
 def draft(agreement: Agreement) -> dict[str, Any]:
-    return {"agreement": agreement.to_document(), "signatures": []}
+    return {"agreement": _in_utc(agreement).to_document(), "signatures": []}
 
 
 def sign(
@@ -70,6 +71,17 @@ def sign(
     )
     others = [s for s in document.get("signatures", []) if s.get("signer") != signer]
     return {"agreement": agreement.to_document(), "signatures": [*others, signature.to_document()]}
+
+
+def _in_utc(agreement: Agreement) -> Agreement:
+    """The times as UTC instants, so a draft (what both sides then sign) says `...Z`, never the
+    offset its author typed (`--valid-from ...+08:00`): docs/canonical.md. `sign` and `verify`
+    keep a document's own times, so signatures already on it stay valid."""
+    return dataclasses.replace(
+        agreement,
+        valid_from=agreement.valid_from.astimezone(UTC),
+        valid_until=agreement.valid_until.astimezone(UTC),
+    )
 
 
 def verify(

@@ -1,4 +1,5 @@
-"""Tests for credit_gateway.domain.canonical: RFC 8785 (JCS) canonical bytes and strict parsing.
+"""Tests for credit_gateway.domain.canonical: RFC 8785 (JCS) canonical bytes, strict parsing,
+and set-valued members (a consent artefact's items and categories).
 
 Vectors are RFC 8785's own: section 3.2.2 (the full example), section 3.2.3 (member sorting by
 UTF-16 code units) and Appendix B (number serialisation, given there as IEEE 754 bit patterns,
@@ -14,15 +15,21 @@ import struct
 from typing import Any
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from credit_gateway.api import convert
+from credit_gateway.api.v1 import consent_pb2
 from credit_gateway.domain.canonical import (
     MAX_SAFE_INTEGER,
     CanonicalError,
     canonical_bytes,
     parse_json_object,
+    string_set,
 )
+from credit_gateway.domain.catalog import Category
+from credit_gateway.domain.consent import artefact_bytes
 
 
 def _number(value: float) -> str:
@@ -368,3 +375,69 @@ def test_number_formatting_round_trips(value: float) -> None:
 @given(st.integers(min_value=-(2**53), max_value=2**53))
 def test_integral_floats_in_range_are_written_without_fraction_or_exponent(value: int) -> None:
     assert _number(float(value)) == str(value)
+
+
+# ------------------------------------------------------------------ set-valued members
+
+
+def test_string_set_sorts_by_utf16_code_units_and_keeps_each_once() -> None:
+    assert string_set(["b", "a", "b", "C"]) == ["C", "a", "b"]
+    # As for object members: U+1F600 (D83D DE00) sorts before U+FB33, unlike a code-point sort.
+    assert string_set(["\ufb33", "\U0001f600"]) == ["\U0001f600", "\ufb33"]
+    assert string_set([]) == []
+
+
+def _pb_terms(items: list[str], categories: list[str]) -> consent_pb2.ConsentTerms:
+    def at(seconds: int, nanos: int = 0) -> Timestamp:
+        return Timestamp(seconds=seconds, nanos=nanos)
+
+    return consent_pb2.ConsentTerms(
+        grantee="zx-credit",
+        purpose_code="LOAN_APPROVAL",
+        purpose_text="mortgage application",
+        item_codes=items,
+        categories=categories,
+        data_from=at(1_746_000_000, 125_000_000),
+        data_to=at(1_778_400_000),
+        valid_from=at(1_778_396_400),
+        valid_until=at(1_780_988_400),
+        max_uses=5,
+    )
+
+
+ITEMS = ["TAX.PAID", "ADM.PUNISHMENT", "NP.INCOME", "JUD.EXECUTION", "A-1", "A.1", "A_1"]
+CATEGORIES = [c.value for c in Category]
+
+
+def test_the_artefact_lists_items_and_categories_sorted() -> None:
+    terms = convert.terms_from_pb(
+        _pb_terms(["TAX.PAID", "ADM.PUNISHMENT"], ["judicial", "administrative_punishment"])
+    )
+    signed = parse_json_object(artefact_bytes("11010519491231002X", terms))
+    assert signed["terms"]["items"] == ["ADM.PUNISHMENT", "TAX.PAID"]
+    assert signed["terms"]["categories"] == ["administrative_punishment", "judicial"]
+    assert signed["terms"]["data_range"] == ["2025-04-30T08:00:00.125Z", "2026-05-10T08:00:00Z"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.permutations(ITEMS),
+    st.permutations(CATEGORIES),
+    st.integers(0, len(ITEMS)),
+    st.integers(0, len(CATEGORIES)),
+    st.lists(st.sampled_from(ITEMS), max_size=3),
+)
+def test_the_artefact_does_not_depend_on_the_order_the_request_lists_sets_in(
+    items: list[str], categories: list[str], n_items: int, n_categories: int, again: list[str]
+) -> None:
+    """What the subject signs is the same bytes whichever order (and with whatever repeats) the
+    GrantConsent request names its items and categories: the gateway sorts before verifying."""
+    chosen_items, chosen_categories = items[:n_items], categories[:n_categories]
+    repeated = chosen_items + [i for i in again if i in chosen_items]
+    shuffled = convert.terms_from_pb(_pb_terms(repeated, chosen_categories))
+    in_order = convert.terms_from_pb(_pb_terms(sorted(chosen_items), sorted(chosen_categories)))
+    signed = artefact_bytes("11010519491231002X", shuffled)
+    assert signed == artefact_bytes("11010519491231002X", in_order)
+    terms = parse_json_object(signed)["terms"]
+    assert terms["items"] == sorted(set(chosen_items))
+    assert terms["categories"] == sorted(chosen_categories)
