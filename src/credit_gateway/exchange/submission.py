@@ -206,15 +206,20 @@ class SubmissionService:
             incoming.occurred_at,
             incoming.notice_reference,
         )
-        data = submission.signing_bytes()
+        document = submission.signing_document()
+        data = canonical_bytes(document)
         key = keys.get(incoming.key_id)
         if key is None:
             return reject("BAD_SIGNATURE", "key_id", "not a key the provider registered")
         try:
             verify_es256(key, data, incoming.signature, what="record")
         except PeerError:
+            # The usual cause is a timestamp rendered otherwise: say which form was verified.
             return reject(
-                "BAD_SIGNATURE", "signature", "does not verify over the record's canonical bytes"
+                "BAD_SIGNATURE",
+                "signature",
+                "does not verify over the record's canonical bytes (docs/canonical.md), "
+                f"with occurred_at as {document['occurred_at']}",
             )
         return _Checked(
             index,
