@@ -413,3 +413,48 @@ def test_a_driver_error_leaves_as_storage_error_and_the_connection_stays_usable(
     with pytest.raises(StorageError, match="database error"), world.db.driver_transaction() as c:
         c.execute("SELECT no_such_column FROM audit_entries")
     assert world.service.release(world.open()).released  # the pool's connections still work
+
+
+def test_a_connection_the_server_dropped_fails_one_call_and_is_replaced(
+    world: World, backend: str
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("no server to drop the connection")
+    world.service.release(world.open())
+    pinned = world.db._writers.get()  # this thread's transaction connection
+    query = "SELECT pg_backend_pid()" if backend == "postgresql" else "SELECT CONNECTION_ID()"
+    cursor = pinned.connection.driver_connection.cursor()
+    cursor.execute(query)
+    (pid,) = cursor.fetchone()
+    pinned.connection.driver_connection.commit()
+    kill = f"SELECT pg_terminate_backend({pid})" if backend == "postgresql" else f"KILL {pid}"
+    with world.db.engine.connect() as admin:
+        admin.exec_driver_sql(kill)
+        admin.commit()
+    with pytest.raises(StorageError):  # not retried: a write might have reached the server
+        world.service.release(world.open())
+    assert world.service.release(world.open()).released  # on a new connection
+    assert world.db._writers.get() is not pinned
+    assert [e.outcome for e in world.audit()] == ["RELEASED", "RELEASED"]
+
+
+def test_each_thread_transacts_on_its_own_connection_replaced_when_old(world: World) -> None:
+    seen: list[object] = []
+
+    def release() -> None:
+        world.service.release(world.open())
+        seen.append(world.db._writers.get())
+
+    threads = [threading.Thread(target=release) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in seen}) == 3
+    release()
+    first = seen[-1]
+    world.db._writers._recycle = 0  # every connection is too old now
+    world.service.release(world.open())
+    world.db._writers._recycle = 300
+    assert world.db._writers.get() is not first  # the release ran on a new one
+    assert len(world.audit()) == 5

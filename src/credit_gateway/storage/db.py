@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from credit_gateway.errors import GatewayError, StorageError
+
+RECYCLE_SECONDS = 300  # a connection is replaced once this old (pool and pinned alike)
 
 
 def make_engine(url: str, *, pool_size: int = 16) -> Engine:
@@ -38,7 +41,9 @@ def make_engine(url: str, *, pool_size: int = 16) -> Engine:
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     # No pre-ping: it costs a round trip per checkout on the hot path. A connection the server
     # dropped fails its call with STORAGE and is discarded; recycling keeps them fresh.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=RECYCLE_SECONDS
+    )
 
 
 def _sqlite_setup(engine: Engine, *, transactions: bool = True) -> None:
@@ -116,6 +121,7 @@ class Database:
         self._sqlite = engine.dialect.name == "sqlite"
         self._driver_errors: type[BaseException] = engine.dialect.loaded_dbapi.Error
         self._pinned = _PinnedConnections(engine)
+        self._writers = _PinnedConnections(engine, autocommit=False, recycle=RECYCLE_SECONDS)
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(
             bind=engine.execution_options(write=True), expire_on_commit=False
@@ -143,15 +149,16 @@ class Database:
 
     @contextmanager
     def driver_transaction(self) -> Iterator[Any]:
-        """A write transaction on a pooled connection, driven through the DBAPI cursor it
-        yields: for the release path's SQL text, prepared once per dialect
-        (storage/release_store.py), which so skips SQLAlchemy's per-statement work. Commits
-        when the block ends and rolls back on any exception; driver errors leave as
-        StorageError, and a connection the server dropped is discarded, not pooled again.
-        SQLite: BEGIN IMMEDIATE, writers of this process queued on the mutex."""
+        """A write transaction driven through the DBAPI cursor it yields, on this thread's own
+        connection: for the release path's SQL text, prepared once per dialect
+        (storage/release_store.py), which so skips SQLAlchemy's per-statement work and the
+        pool's checkout. Commits when the block ends and rolls back on any exception; driver
+        errors leave as StorageError, and a connection that broke is replaced for the thread's
+        next transaction. SQLite: BEGIN IMMEDIATE, writers of this process queued on the
+        mutex. Like read_row, for the server's long-lived database threads (one transaction at
+        a time on each); connections older than RECYCLE_SECONDS are replaced between them."""
         with translated_errors(), self._writer_lock or contextlib.nullcontext():
-            pooled = self.engine.raw_connection()
-            connection: Any = pooled.driver_connection
+            connection: Any = self._writers.get().connection.driver_connection
             cursor: Any = None
             try:
                 cursor = connection.cursor()
@@ -161,26 +168,25 @@ class Database:
                 yield cursor
                 connection.commit()
             except BaseException as exc:
-                self._end_failed(pooled, connection, cursor, exc)
+                if not self._rolled_back(connection, cursor, exc):
+                    self._writers.drop()
                 if isinstance(exc, self._driver_errors):
                     raise driver_error(exc) from exc
                 raise
-            finally:
-                pooled.close()
 
-    def _end_failed(self, pooled: Any, connection: Any, cursor: Any, exc: BaseException) -> None:
-        """Roll the failed transaction back, or discard a connection that cannot."""
+    def _rolled_back(self, connection: Any, cursor: Any, exc: BaseException) -> bool:
+        """Roll the failed transaction back; False if the connection broke (or will not)."""
         if isinstance(exc, self._driver_errors) and self.engine.dialect.is_disconnect(
             exc,  # type: ignore[arg-type]  # the driver's own Error: what the dialect expects
             connection,
             cursor,
         ):
-            pooled.invalidate(exc)
-            return
+            return False
         try:
             connection.rollback()
-        except self._driver_errors as failed:
-            pooled.invalidate(failed)
+        except self._driver_errors:
+            return False
+        return True
 
     def read_row(self, statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
         """The first row of a one-statement read, on this thread's own autocommit connection:
@@ -202,15 +208,21 @@ class Database:
 
     def dispose(self) -> None:
         self._pinned.close_all()
+        self._writers.close_all()
         self.engine.dispose()
 
 
 class _PinnedConnections:
-    """One autocommit connection per thread, from an engine of their own (so they never take
-    the main pool's connections); the server's threads are few and live as long as it does."""
+    """One connection per thread, from an engine of their own (so they never take the main
+    pool's connections); the server's threads are few and live as long as it does. Autocommit
+    for the pinned reads; else the holder runs its transactions on it. `recycle`: a connection
+    older than that many seconds is replaced when next taken (as the pool's recycling does)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, *, autocommit: bool = True, recycle: float | None = None
+    ) -> None:
         self._main = engine
+        self._autocommit, self._recycle = autocommit, recycle
         self._engine: Engine | None = None
         self._local = threading.local()
         self._all: list[Connection] = []
@@ -218,31 +230,40 @@ class _PinnedConnections:
 
     def get(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
+        recycle = self._recycle
+        if (
+            conn is not None
+            and recycle is not None
+            and time.monotonic() - self._local.born > recycle
+        ):
+            self.drop()
+            conn = None
         if conn is None:
             with self._lock:
                 conn = self._connect()
                 self._all.append(conn)
-            self._local.conn = conn
+            self._local.conn, self._local.born = conn, time.monotonic()
         return conn
 
     def _connect(self) -> Connection:
         if self._engine is None:
             main = self._main
-            # No pool size limit: one connection per thread that reads, held until close_all.
-            self._engine = create_engine(
-                main.url, pool_size=1, max_overflow=-1, isolation_level="AUTOCOMMIT"
-            )
-            if main.dialect.name == "sqlite":
+            # No pool size limit: one connection per thread that uses it, held until close_all.
+            isolation = {"isolation_level": "AUTOCOMMIT"} if self._autocommit else {}
+            self._engine = create_engine(main.url, pool_size=1, max_overflow=-1, **isolation)
+            if main.dialect.name == "sqlite":  # no BEGIN sent: transactions BEGIN IMMEDIATE
                 _sqlite_setup(self._engine, transactions=False)
         return self._engine.connect()
 
     def drop(self) -> None:
+        """Forget this thread's connection (broken, or to be replaced) and close it."""
         conn: Connection | None = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
             with self._lock:
                 self._all.remove(conn)
             with contextlib.suppress(SQLAlchemyError):
+                conn.invalidate()
                 conn.close()
 
     def close_all(self) -> None:
