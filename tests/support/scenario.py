@@ -1,0 +1,146 @@
+"""The parts of a working gateway that the admission, fault and shutdown tests share: a providing
+unit's signed record, an agency whose consented QueryAuthorized is released, and what the
+database holds afterwards (stored records, audit entries)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import grpc
+from sqlalchemy import select
+from support.harness import PERSON, Harness, Participant, make_agreement, metadata, signed_record
+
+from credit_gateway.api.convert import to_timestamp
+from credit_gateway.api.v1 import (
+    common_pb2,
+    consent_pb2,
+    consent_pb2_grpc,
+    inquiry_pb2,
+    inquiry_pb2_grpc,
+    submission_pb2_grpc,
+)
+from credit_gateway.storage.db import Database
+from credit_gateway.storage.tables import AuditEntryRow, RecordRow
+
+AGREEMENT = "agr-zx-credit"
+# The catalog's purpose with the most uses per consent (50): the loops below need many.
+PURPOSE = "CONTRACT_DUE_DILIGENCE"
+MAX_USES = 50
+
+
+def punishment(provider: Participant, record_id: str, now: datetime) -> Any:
+    """A valid, signed ADM.PUNISHMENT record about PERSON (stored unless something breaks)."""
+    return signed_record(
+        provider,
+        record_id=record_id,
+        item="ADM.PUNISHMENT",
+        subject=PERSON,
+        payload={
+            "decision_no": f"D-{record_id}",
+            "violation": "unlicensed trading",
+            "penalty": "fine",
+            "decided_on": "2026-01-02",
+            "authority": "Wuhan AMR",
+        },
+        occurred_at=now - timedelta(days=5),
+        notice="N-1",
+    )
+
+
+def stored_record_ids(db: Database) -> list[str]:
+    with db.transaction(write=False) as session:
+        return sorted(session.scalars(select(RecordRow.provider_record_id)))
+
+
+def audit_ids(db: Database) -> set[str]:
+    """Every audit entry's id (a release's entry has the inquiry_id its answer carried)."""
+    with db.transaction(write=False) as session:
+        return set(session.scalars(select(AuditEntryRow.id)))
+
+
+@dataclass
+class Consented:
+    """An agency with an agreement, a record about PERSON, and a real-name portal through which
+    PERSON grants the agency consents."""
+
+    h: Harness
+    provider: Participant
+    agency: Participant
+    portal: Participant
+
+    def grant(self) -> str:
+        """A fresh consent token for PERSON's punishment records, good for MAX_USES releases."""
+        now = self.h.clock.now
+        terms = consent_pb2.ConsentTerms(
+            grantee=self.agency.id,
+            purpose_code=PURPOSE,
+            purpose_text="due diligence before a supply contract",
+            item_codes=["ADM.PUNISHMENT"],
+            data_from=to_timestamp(now - timedelta(days=365)),
+            data_to=to_timestamp(now + timedelta(days=1)),
+            valid_from=to_timestamp(now - timedelta(minutes=1)),
+            valid_until=to_timestamp(now + timedelta(days=30)),
+            max_uses=MAX_USES,
+        )
+        granted = consent_pb2_grpc.ConsentServiceStub(self.portal.channel).GrantConsent(
+            consent_pb2.GrantConsentRequest(terms=terms),
+            metadata=metadata(self.h.subject_token(self.portal, PERSON)),
+            timeout=10,
+        )
+        return str(granted.token.token)
+
+    def request(self, consent_token: str) -> inquiry_pb2.AuthorizedQueryRequest:
+        return inquiry_pb2.AuthorizedQueryRequest(
+            query=inquiry_pb2.QueryRequest(
+                subject_code=PERSON,
+                purpose=PURPOSE,
+                agreement_id=AGREEMENT,
+                item_codes=["ADM.PUNISHMENT"],
+            ),
+            consent_token=consent_token,
+        )
+
+    def query(
+        self, consent_token: str, channel: grpc.Channel | None = None, timeout: float = 10
+    ) -> common_pb2.QueryResponse:
+        """A consented QueryAuthorized by the agency (on `channel`, if given)."""
+        return self._stub(channel).QueryAuthorized(
+            self.request(consent_token), metadata=self.md(), timeout=timeout
+        )
+
+    def query_future(self, consent_token: str, timeout: float = 20) -> grpc.Future:
+        return self._stub(None).QueryAuthorized.future(
+            self.request(consent_token), metadata=self.md(), timeout=timeout
+        )
+
+    def md(self) -> tuple[tuple[str, str], ...]:
+        return metadata(self.h.token(self.agency))
+
+    def _stub(self, channel: grpc.Channel | None) -> inquiry_pb2_grpc.InquiryServiceStub:
+        return inquiry_pb2_grpc.InquiryServiceStub(channel or self.agency.channel)
+
+
+def consented(h: Harness) -> Consented:
+    """Registers the provider, the agency (its agreement with quotas no test loop reaches), the
+    portal, and stores one record about PERSON."""
+    provider = h.add_participant("hubei-amr", "providing-unit")
+    agency = h.add_participant("zx-credit", "credit-agency")
+    portal = h.add_participant("realname-portal", "identity-provider")
+    make_agreement(
+        h,
+        agency,
+        agreement_id=AGREEMENT,
+        categories=("administrative_punishment",),
+        purposes=(PURPOSE,),
+        calls_per_day=1_000_000,
+        records_per_day=1_000_000,
+    )
+    result = submission_pb2_grpc.SubmissionServiceStub(provider.channel).SubmitRecords(
+        iter([punishment(provider, "seed-1", h.clock.now)]),
+        metadata=metadata(h.token(provider)),
+        timeout=10,
+    )
+    assert result.accepted == 1, result
+    return Consented(h, provider, agency, portal)
