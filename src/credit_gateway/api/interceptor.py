@@ -173,8 +173,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
         opens a stream and sends nothing holds no more than that."""
         iterator = aiter(requests)
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that comes with the message it waits for, and a cancelled call (client cancel,
+            # deadline, shutdown) ends its request stream exactly then. The handler would go on
+            # as if the client had half-closed, and a submission would be committed.
             try:
-                message = await asyncio.wait_for(anext(iterator), self.limits.stream_idle_seconds)
+                async with asyncio.timeout(self.limits.stream_idle_seconds):
+                    message = await anext(iterator)
             except StopAsyncIteration:
                 return
             except TimeoutError:

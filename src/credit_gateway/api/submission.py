@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -15,9 +16,15 @@ from credit_gateway.api.interceptor import current_call
 from credit_gateway.api.v1 import submission_pb2, submission_pb2_grpc
 from credit_gateway.blocking import Blocking
 from credit_gateway.errors import InvalidArgument
-from credit_gateway.exchange.submission import Incoming, RecordOutcome, SubmissionService
+from credit_gateway.exchange.submission import (
+    Abandoned,
+    Incoming,
+    RecordOutcome,
+    SubmissionService,
+)
 
 _Ctx = grpc.aio.ServicerContext[Any, Any]
+log = logging.getLogger("credit_gateway.calls")
 
 _OUTCOMES = {
     "ACCEPTED": submission_pb2.RecordResult.OUTCOME_ACCEPTED,
@@ -52,17 +59,39 @@ class SubmissionServicer(submission_pb2_grpc.SubmissionServiceServicer):
                 await self.blocking.stream(self.service.check, batch, chunk)
                 chunk = []
         await self.blocking.stream(self.service.check, batch, chunk)
-        # The stream ended by the client's half-close. If the call is cancelled from here on
-        # (client gone, deadline, shutdown), the write is rolled back before its commit.
+        await _half_closed(context)
+        # If the call is cancelled from here on (client gone, deadline, shutdown), the write is
+        # rolled back before its commit.
         gone = threading.Event()
+        job = asyncio.ensure_future(self.blocking.stream(self.service.finish, batch, gone.is_set))
         try:
-            outcomes = await asyncio.shield(
-                self.blocking.stream(self.service.finish, batch, gone.is_set)
-            )
+            outcomes = await asyncio.shield(job)
         except asyncio.CancelledError:
             gone.set()
+            job.add_done_callback(_settled)
             raise
         return _result(outcomes)
+
+
+async def _half_closed(context: _Ctx) -> None:
+    """Makes sure the request stream ended by the client's half-close. gRPC ends it the same
+    way when the call is cancelled (the client cancels, its deadline passes, the server shuts
+    down) and tells the handler only a moment later, so a submission could be committed for a
+    client that is gone. Sending the response headers now fails on a call that is gone."""
+    try:
+        await context.send_initial_metadata(())
+    except Exception as failed:  # grpc's ExecuteBatchError: the call was cancelled
+        raise asyncio.CancelledError("the call ended before its stream did") from failed
+
+
+def _settled(job: asyncio.Future[list[RecordOutcome]]) -> None:
+    """The write of a call that went away ends on its thread: rolled back (Abandoned), or
+    failed. Nobody waits for it any more; its exception is taken here so that asyncio does not
+    report it as never retrieved."""
+    if not job.cancelled():
+        error = job.exception()
+        if error is not None and not isinstance(error, Abandoned):
+            log.error("abandoned submission failed", extra={"fields": {"error": str(error)}})
 
 
 def _incoming(pb: submission_pb2.SubmittedRecord) -> Incoming:
