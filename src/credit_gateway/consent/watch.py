@@ -41,8 +41,11 @@ class Subscription:
                 "consents it follows",
                 reason="WATCH_BEHIND",
             )
+        # Not wait_for: on Python 3.11 it swallows a cancellation that comes with an event,
+        # and the watch of a client that is gone would run on, holding its slot.
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return None
 
