@@ -76,8 +76,9 @@ class Served:
         await self.health.enter_graceful_shutdown()
         for task in self.tasks:
             task.cancel()
-        await self.https.stop(grace=min(grace, 5.0))
-        await self.grpc_server.stop(grace)
+        # Together, not one after the other: gRPC must not go on admitting calls while the
+        # token endpoint drains, and the two graces must not add up.
+        await asyncio.gather(self.https.stop(grace=min(grace, 5.0)), self.grpc_server.stop(grace))
         self.hub.close()
         await asyncio.get_running_loop().run_in_executor(None, self.blocking.shutdown)
         self.gateway.close()
