@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -33,7 +35,7 @@ from credit_gateway.auth.oauth import GatewayAuthorizationServer
 from credit_gateway.blocking import Blocking
 from credit_gateway.config import Settings, split_address
 from credit_gateway.consent.watch import ConsentEventHub
-from credit_gateway.errors import ConfigError
+from credit_gateway.errors import ConfigError, GatewayError
 from credit_gateway.gateway import Gateway
 from credit_gateway.storage.trust import SqlTrustStore
 
@@ -186,14 +188,19 @@ async def _follow_keys(gateway: Gateway, blocking: Blocking) -> None:
 # --- one process ---------------------------------------------------------------------------
 
 
-def serve_forever(settings: Settings) -> None:
-    """Runs the gateway in this process until SIGTERM or SIGINT."""
-    asyncio.run(_serve_until_signalled(settings))
+def serve_forever(settings: Settings, serving: Callable[[], None] | None = None) -> None:
+    """Runs the gateway in this process until SIGTERM or SIGINT; `serving` is called once it
+    listens."""
+    asyncio.run(_serve_until_signalled(settings, serving))
     log.info("stopped")
 
 
-async def _serve_until_signalled(settings: Settings) -> None:
+async def _serve_until_signalled(
+    settings: Settings, serving: Callable[[], None] | None = None
+) -> None:
     served = await serve(settings)
+    if serving is not None:
+        serving()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -210,17 +217,19 @@ def _on_signal(signum: int, stopping: asyncio.Event) -> None:
 # --- N processes ---------------------------------------------------------------------------
 
 RESPAWN_SECONDS = 1.0
+START_SECONDS = 120.0  # for every child to listen: each imports, connects, loads its keys
 
 
 def serve_processes(settings: Settings) -> None:
     """`settings.processes` children, each a whole gateway on its own loop, sharing the ports.
-    A child that dies is started again (at most once a second); SIGTERM goes to every child,
-    and the parent returns when all have drained."""
+    If one cannot start (a port taken, the database unreachable), none serves: the others are
+    stopped and its error is raised here, as a single process would raise it. Once all serve, a
+    child that dies is started again (at most once a second); SIGTERM goes to every child, and
+    the parent returns when all have drained."""
     if settings.processes == 1:
         serve_forever(settings)
         return
     context = multiprocessing.get_context("spawn")
-    children = [_spawn(context, settings) for _ in range(settings.processes)]
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -229,31 +238,83 @@ def serve_processes(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    while not stopping.wait(RESPAWN_SECONDS):
-        for i, child in enumerate(children):
-            if not child.is_alive():
-                log.error("process died", extra={"fields": {"exitcode": child.exitcode}})
-                children[i] = _spawn(context, settings)
-    for child in children:
-        if child.is_alive() and child.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                child.terminate()  # SIGTERM: the child drains like a single process
-    for child in children:
-        child.join()
+    children = [_Child.spawn(context, settings) for _ in range(settings.processes)]
+    try:
+        for child in children:
+            child.wait_serving(stopping)
+        while not stopping.wait(RESPAWN_SECONDS):
+            for child in children:
+                if not child.process.is_alive():
+                    log.error("process died", extra={"fields": {"exitcode": child.exitcode}})
+                    child.respawn()
+    finally:
+        for child in children:
+            child.terminate()  # SIGTERM: the child drains like a single process
+        for child in children:
+            child.join()
     log.info("stopped")
 
 
-def _spawn(
-    context: multiprocessing.context.SpawnContext, settings: Settings
-) -> multiprocessing.context.SpawnProcess:
-    child = context.Process(target=_child, args=(settings,), daemon=False)
-    child.start()
-    return child
+@dataclass
+class _Child:
+    """A server process and the pipe on which it says whether it started."""
+
+    context: multiprocessing.context.SpawnContext
+    settings: Settings
+    process: multiprocessing.context.SpawnProcess
+    report: multiprocessing.connection.Connection
+
+    @classmethod
+    def spawn(cls, context: multiprocessing.context.SpawnContext, settings: Settings) -> _Child:
+        report, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_child, args=(settings, sender), daemon=False)
+        process.start()
+        sender.close()  # the child's is the only write end: its exit ends the pipe
+        return cls(context, settings, process, report)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
+    def wait_serving(self, stopping: threading.Event) -> None:
+        """Returns once the child listens (or SIGTERM came); raises what stopped it."""
+        deadline = time.monotonic() + START_SECONDS
+        while not self.report.poll(0.1):
+            if stopping.is_set():
+                return
+            if time.monotonic() > deadline:
+                raise ConfigError(f"a server process did not start within {START_SECONDS:g} s")
+        try:
+            failure = self.report.recv()
+        except EOFError:  # it died without a word: a crash, whose traceback is on stderr
+            self.process.join()
+            raise RuntimeError(f"a server process exited with {self.exitcode}") from None
+        if failure is not None:
+            raise ConfigError(failure)
+
+    def respawn(self) -> None:
+        self.report.close()
+        fresh = self.spawn(self.context, self.settings)
+        self.process, self.report = fresh.process, fresh.report
+
+    def terminate(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+
+    def join(self) -> None:
+        self.process.join()
+        self.report.close()
 
 
-def _child(settings: Settings) -> None:
+def _child(settings: Settings, report: multiprocessing.connection.Connection) -> None:
     logs.configure(settings.log_level)
-    serve_forever(settings)
+    try:
+        serve_forever(settings, serving=lambda: report.send(None))
+    except GatewayError as error:
+        # The parent says it (one line from the CLI) and stops the others.
+        report.send(error.message)
+        raise SystemExit(2) from None
 
 
 # --- in another thread (tests, the benchmark) ----------------------------------------------
