@@ -4,6 +4,7 @@ same database's keys (the process runs on the real clock and names a fixed issue
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -113,10 +114,12 @@ class ServeProcess:
         return [entry for entry in map(json.loads, lines) if entry.get("msg") == msg]
 
     def close(self) -> None:
-        """Kills the process if the test did not stop it; closes the token issuer."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        """Kills the process and its children if the test did not stop them (the whole session
+        it leads: a parent killed alone would leave its children serving); closes the token
+        issuer."""
+        with contextlib.suppress(ProcessLookupError):  # nothing left of it
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
         if self._minter is not None:
             self._minter.close()
             self._minter = None
@@ -150,5 +153,6 @@ def serve(
             env=environ,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, for close()
         )
     return ServeProcess(Settings.load(config, environ={}), process, log)
