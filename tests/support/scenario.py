@@ -103,11 +103,16 @@ class Consented:
         )
 
     def query(
-        self, consent_token: str, channel: grpc.Channel | None = None, timeout: float = 10
+        self,
+        consent_token: str,
+        channel: grpc.Channel | None = None,
+        timeout: float = 10,
+        request_id: str = "",
     ) -> common_pb2.QueryResponse:
         """A consented QueryAuthorized by the agency (on `channel`, if given)."""
+        extra = (("x-request-id", request_id),) if request_id else ()
         return self._stub(channel).QueryAuthorized(
-            self.request(consent_token), metadata=self.md(), timeout=timeout
+            self.request(consent_token), metadata=(*self.md(), *extra), timeout=timeout
         )
 
     def query_future(self, consent_token: str, timeout: float = 20) -> grpc.Future:

@@ -124,7 +124,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
         async def call(request: Any, context: _Ctx) -> Any:
             rid = self._enter(context)
             try:
-                with self.limits.unary():
+                with self.limits.unary(method):
                     await self._authenticate(method, context)
                     return await behaviour(request, context)
             except Exception as error:

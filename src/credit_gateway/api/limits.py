@@ -24,6 +24,10 @@ PER_CALLER_OVERRIDES: Mapping[str, int] = {
 }
 
 
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+HEALTH_SLOTS = 64
+
+
 @dataclass
 class Limits:
     max_unary: int
@@ -35,6 +39,7 @@ class Limits:
         default_factory=lambda: dict(PER_CALLER_OVERRIDES)
     )
     _unary: int = 0
+    _health: int = 0
     _by_caller: Counter[tuple[str, str]] = field(default_factory=Counter)
     _by_method: Counter[str] = field(default_factory=Counter)
 
@@ -49,14 +54,25 @@ class Limits:
         )
 
     @contextmanager
-    def unary(self) -> Iterator[None]:
-        if self._unary >= self.max_unary:
+    def unary(self, method: str) -> Iterator[None]:
+        # Health checks have slots of their own: a liveness probe must answer while calls
+        # fill theirs (it touches no database, so its slots cost nothing to hold).
+        health = method == HEALTH_CHECK
+        if (self._health if health else self._unary) >= (
+            HEALTH_SLOTS if health else self.max_unary
+        ):
             raise ResourceExhausted("the server is at its limit of calls", reason="SERVER_BUSY")
-        self._unary += 1
+        if health:
+            self._health += 1
+        else:
+            self._unary += 1
         try:
             yield
         finally:
-            self._unary -= 1
+            if health:
+                self._health -= 1
+            else:
+                self._unary -= 1
 
     @contextmanager
     def stream(self, method: str, caller: str) -> Iterator[None]:
@@ -80,6 +96,10 @@ class Limits:
             self._by_caller[key] -= 1
             if not self._by_caller[key]:
                 del self._by_caller[key]
+
+    @property
+    def unary_calls(self) -> int:
+        return self._unary
 
     def open_streams(self) -> int:
         return sum(self._by_method.values())
