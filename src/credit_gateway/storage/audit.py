@@ -1,37 +1,14 @@
-"""Appending decisions to the audit log and reading a subject's inquiries back."""
+"""Reading a subject's decisions back from the audit log; the release transaction appends them
+(storage/release_store.py)."""
 
 from __future__ import annotations
 
 import json
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from credit_gateway.audit.entries import AuditEntry, leaf_hash
-from credit_gateway.storage.tables import AuditEntryRow, core
-
-_AUDIT = core(AuditEntryRow)
-_APPEND = insert(_AUDIT)
-
-
-def append(session: Session, entry: AuditEntry) -> None:
-    """Written in the release transaction itself: no release without its entry."""
-    body = entry.body()
-    session.connection().execute(
-        _APPEND,
-        {
-            "id": entry.id,
-            "at": entry.at,
-            "caller": entry.caller,
-            "method": entry.method,
-            "subject_id": entry.subject_id,
-            "consent_id": entry.consent_id,
-            "agreement_id": entry.agreement_id,
-            "outcome": entry.outcome,
-            "body": body,
-            "leaf_hash": leaf_hash(body),
-        },
-    )
+from credit_gateway.storage.tables import AuditEntryRow
 
 
 def subject_entries(

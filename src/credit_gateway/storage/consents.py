@@ -7,7 +7,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from credit_gateway.crypto.envelope import Envelope
@@ -43,33 +43,8 @@ def _consent(row: Any) -> Consent:
 
 
 _CONSENTS = core(ConsentRow)
-_EVENTS = core(ConsentEventRow)
 _CONSENT = select(_CONSENTS).where(_CONSENTS.c.id == bindparam("consent_id"))
 _CONSENT_LOCKED = _CONSENT.with_for_update()  # serialises uses and transitions of one consent
-# UPDATE binds may not share a column's name, hence the b_ prefixes. A use is counted by one of
-# two atomic conditional UPDATEs: any use but the last (the usual case, one statement), or the
-# last, which also moves the consent to EXHAUSTED. Each re-checks what decide() saw.
-_USABLE = (
-    _CONSENTS.c.id == bindparam("b_consent"),
-    _CONSENTS.c.status == ConsentStatus.ACTIVE.value,
-    _CONSENTS.c.valid_from <= bindparam("b_now"),
-    _CONSENTS.c.valid_until > bindparam("b_now"),
-)
-_COUNT_USE = (
-    update(_CONSENTS)
-    .where(*_USABLE, _CONSENTS.c.uses + 1 < _CONSENTS.c.max_uses)
-    .values(uses=_CONSENTS.c.uses + 1)
-)
-_COUNT_LAST_USE = (
-    update(_CONSENTS)
-    .where(*_USABLE, _CONSENTS.c.uses + 1 == _CONSENTS.c.max_uses)
-    .values(
-        uses=_CONSENTS.c.uses + 1,
-        status=ConsentStatus.EXHAUSTED.value,
-        status_changed_at=bindparam("b_now"),
-    )
-)
-_ADD_EVENT = insert(_EVENTS)
 
 
 def insert_consent(
@@ -146,32 +121,6 @@ def set_status(
         at=now,
         consent_id=consent.id,
     )
-
-
-def count_use(session: Session, consent: Consent, actor: str, now: datetime) -> bool:
-    """One more use, only while the consent is active, in its window and has uses left: an
-    atomic conditional UPDATE, so of two racing calls for the last use exactly one counts, on
-    every replica. The use that spends the last one moves the consent to EXHAUSTED, with its
-    event. False: the consent changed since it was read; the caller decides again."""
-    conn = session.connection()
-    params = {"b_consent": consent.id, "b_now": now}
-    if conn.execute(_COUNT_USE, params).rowcount == 1:
-        return True
-    if conn.execute(_COUNT_LAST_USE, params).rowcount != 1:
-        return False
-    conn.execute(
-        _ADD_EVENT,
-        {
-            "grantee_id": consent.terms.grantee,
-            "consent_id": consent.id,
-            "request_id": None,
-            "from_status": ConsentStatus.ACTIVE.value,
-            "to_status": ConsentStatus.EXHAUSTED.value,
-            "actor": actor,
-            "at": now,
-        },
-    )
-    return True
 
 
 def add_event(

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.ids import new_id
-from credit_gateway.policy import RecordState
 from credit_gateway.storage.tables import RecordRow, SubjectRow, core
 
 
@@ -25,52 +22,11 @@ class Subject:
     public_jwk: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    state: RecordState
-    provider_id: str
-    payload: bytes  # the canonical JSON payload, opened
-    labels: tuple[str, ...]
-
-
 _SUBJECTS = core(SubjectRow)
-_RECORDS = core(RecordRow)
 _SUBJECT_BY_LOOKUP = select(_SUBJECTS.c.id, _SUBJECTS.c.kind, _SUBJECTS.c.public_jwk).where(
     _SUBJECTS.c.lookup == bindparam("lookup")
 )
 _SUBJECT_BY_LOOKUP_CURRENT = _SUBJECT_BY_LOOKUP.with_for_update(read=True)
-# An inquiry's one read of the subject and its records: a row per record (columns named as on
-# the records table), or a single row with record columns NULL when the subject has none.
-_RELEASE_COLUMNS = (
-    _SUBJECTS.c.id.label("subject_row_id"),
-    _SUBJECTS.c.kind.label("subject_kind"),
-    _SUBJECTS.c.public_jwk.label("subject_public_jwk"),
-    *(
-        _RECORDS.c[name]
-        for name in (
-            "id",
-            "provider_id",
-            "item_code",
-            "occurred_at",
-            "payload_key_id",
-            "payload",
-            "state",
-            "labels",
-        )
-    ),
-)
-_SUBJECT_AND_RECORDS = [
-    select(*_RELEASE_COLUMNS)
-    .select_from(_SUBJECTS.outerjoin(_RECORDS, on))
-    .where(_SUBJECTS.c.lookup == bindparam("lookup"))
-    for on in (
-        _RECORDS.c.subject_id == _SUBJECTS.c.id,
-        and_(
-            _RECORDS.c.subject_id == _SUBJECTS.c.id,
-            _RECORDS.c.item_code.in_(bindparam("items", expanding=True)),
-        ),
-    )
-]
 
 
 def find_subject(session: Session, lookup: str, *, current: bool = False) -> Subject | None:
@@ -185,41 +141,3 @@ def insert_record(
     except IntegrityError:
         return None
     return record_id
-
-
-def subject_and_records(
-    session: Session,
-    envelope: Envelope,
-    lookup: str,
-    code: str,
-    kind: SubjectKind,
-    item_codes: Collection[str] | None,
-    now: datetime,
-) -> tuple[Subject, list[Any]]:
-    """The subject (made if new: an inquiry into it is recorded against it) and its records,
-    of the given items if any, as Core rows (columns as attributes); one round trip when the
-    subject is known, which is every inquiry but the first."""
-    params: dict[str, Any] = {"lookup": lookup}
-    if item_codes is not None:
-        params["items"] = sorted(item_codes)
-    statement = _SUBJECT_AND_RECORDS[item_codes is not None]
-    rows = list(session.connection().execute(statement, params))
-    if not rows:
-        return ensure_subject(session, envelope, lookup, code, kind, now), []
-    first = rows[0]
-    subject = Subject(
-        first.subject_row_id, SubjectKind(first.subject_kind), first.subject_public_jwk
-    )
-    return subject, [row for row in rows if row.id is not None]
-
-
-def record_state(row: Any) -> RecordState:
-    return RecordState(row.id, row.item_code, row.occurred_at, in_service=row.state != "archived")
-
-
-def open_record(envelope: Envelope, row: Any) -> StoredRecord:
-    payload = row.payload
-    if row.payload_key_id is not None:
-        payload = envelope.open(row.payload_key_id, payload, b"record:" + row.id.encode())
-    labels = tuple(label for label in row.labels.split(",") if label)
-    return StoredRecord(record_state(row), row.provider_id, payload, labels)
