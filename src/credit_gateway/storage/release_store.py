@@ -1,8 +1,9 @@
 """The release transaction in SQL: exchange/release.py's ReleaseStore over the gateway's database.
 
 The statements are SQL text, written once here and rendered once per dialect (placeholders, row
-locks, insert-or-ignore), and run on the pooled connection's DBAPI cursor: per call there is no
-statement to build or compile and no SQLAlchemy execution context, only the driver's own work.
+locks, insert-or-ignore), and run on the DBAPI cursor of the database thread's own connection
+(Database.driver_transaction): per call there is no statement to build or compile, no
+SQLAlchemy execution context and no pool checkout, only the driver's own work.
 
 An attempt, unlocked (every call but a racing one):
 
@@ -203,7 +204,7 @@ class _Moved(Exception):
 
 class SqlReleaseStore:
     """exchange.release.ReleaseStore on a Database. Thread-safe: each call is its own
-    transaction on its own pooled connection."""
+    transaction, on the calling thread's own connection."""
 
     MAX_USAGE_ROWS = 10_000
 
