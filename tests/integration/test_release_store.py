@@ -423,10 +423,12 @@ def test_a_connection_the_server_dropped_fails_one_call_and_is_replaced(
     world.service.release(world.open())
     pinned = world.db._writers.get()  # this thread's transaction connection
     query = "SELECT pg_backend_pid()" if backend == "postgresql" else "SELECT CONNECTION_ID()"
-    cursor = pinned.connection.driver_connection.cursor()
+    driver = pinned.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
     cursor.execute(query)
     (pid,) = cursor.fetchone()
-    pinned.connection.driver_connection.commit()
+    driver.commit()
     kill = f"SELECT pg_terminate_backend({pid})" if backend == "postgresql" else f"KILL {pid}"
     with world.db.engine.connect() as admin:
         admin.exec_driver_sql(kill)
