@@ -3,6 +3,11 @@
 Unary mode: for `seconds` (after `warmup`), keep `concurrency` calls of the same serialized
 request in flight; print calls/s, p50, p99 (ms) and the error count as JSON.
 Stream mode: send the records of a file in one client stream; print records/s.
+HTTP mode: POST each line of a file (form bodies, each used once: client assertions are
+single-use) to a URL over TLS with a client certificate, `concurrency` at a time; print
+requests/s of 200 answers. Hold mode: open `--streams` Health.Watch streams spread over the
+certificates in `--certs-dir` (a few per certificate, as the per-certificate limit allows), print
+OPEN, and keep them until SIGTERM.
 """
 
 from __future__ import annotations
@@ -78,13 +83,84 @@ async def stream(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+async def http(args: argparse.Namespace) -> dict[str, object]:
+    import ssl
+
+    import aiohttp
+
+    bodies = Path(args.request).read_text().split()
+    context = ssl.create_default_context(cafile=str(args.ca))
+    context.load_cert_chain(args.cert, args.key)
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(ssl=context, limit=args.concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        queue = iter(bodies)
+        started_all = time.perf_counter()
+
+        async def worker() -> None:
+            nonlocal errors
+            for body in queue:
+                started = time.perf_counter()
+                headers = {"Content-Type": "application/x-www-form-urlencoded"}
+                async with session.post(args.target, data=body, headers=headers) as answer:
+                    await answer.read()
+                    if answer.status != 200:
+                        errors += 1
+                        continue
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+        elapsed = time.perf_counter() - started_all
+    latencies.sort()
+    return {
+        "calls_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "errors": errors,
+    }
+
+
+async def hold(args: argparse.Namespace) -> dict[str, object]:
+    import signal
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    keys = sorted(Path(args.certs_dir).glob("*.key"))
+    ca = args.ca.read_bytes()
+    channels = [
+        aio.secure_channel(
+            args.target,
+            grpc.ssl_channel_credentials(
+                ca, key.read_bytes(), key.with_suffix(".pem").read_bytes()
+            ),
+        )
+        for key in keys
+    ]
+    calls = []
+    for i in range(args.streams):
+        stub = health_pb2_grpc.HealthStub(channels[i % len(channels)])
+        call = stub.Watch(health_pb2.HealthCheckRequest())
+        await call.read()  # the first answer: the stream is open on the server
+        calls.append(call)
+    print("OPEN", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    for call in calls:
+        call.cancel()
+    for channel in channels:
+        await channel.close()
+    return {"streams": len(calls)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["unary", "stream"])
+    parser.add_argument("mode", choices=["unary", "stream", "http", "hold"])
     parser.add_argument("--target", required=True)
-    parser.add_argument("--method", required=True)
+    parser.add_argument("--method", default="")
     parser.add_argument(
-        "--request", required=True, help="file with the serialized request (hex lines for stream)"
+        "--request", default="", help="file with the serialized request (hex lines for stream)"
     )
     parser.add_argument("--token", default="")
     parser.add_argument("--ca", type=Path, required=True)
@@ -93,8 +169,11 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--streams", type=int, default=0)
+    parser.add_argument("--certs-dir", default="")
     args = parser.parse_args()
-    result = asyncio.run(unary(args) if args.mode == "unary" else stream(args))
+    modes = {"unary": unary, "stream": stream, "http": http, "hold": hold}
+    result = asyncio.run(modes[args.mode](args))
     print(json.dumps(result))
     return 0
 

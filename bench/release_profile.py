@@ -25,28 +25,30 @@ import hashlib
 import io
 import itertools
 import pstats
+import secrets
 import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from run import COMPANY, PERSON, postgres_database, prepare_gateway, signed_records
 
-from credit_gateway import pki
-from credit_gateway.config import Settings
 from credit_gateway.consent.service import ConsentService
+from credit_gateway.devpki import pki
 from credit_gateway.domain.catalog import Category
 from credit_gateway.domain.consent import ConsentTerms
-from credit_gateway.exchange.inquiry import Inquiry, InquiryService
-from credit_gateway.exchange.submission import Incoming, SubmissionService
-from credit_gateway.gateway import Gateway
-from credit_gateway.policy import Channel
+from credit_gateway.domain.policy import Channel
+from credit_gateway.runtime.config import Settings
+from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.services.release import Inquiry, InquiryService
+from credit_gateway.services.submission import Incoming, SubmissionService
 
 AGREEMENT = "agr-bench"
 AUDIT_BODY = 300  # bytes: about the size of a consented release's audit entry
@@ -125,6 +127,10 @@ def setup(work: Path, database_url: str) -> Setup:
 
 # --- the raw release transaction ----------------------------------------------------------------
 
+RawTarget = tuple[bytes, str]  # the subject's lookup key, the consent id
+_RAW_IDS = itertools.count()  # shared by every thread's transaction (next() is atomic)
+_RUN = secrets.token_hex(4)
+
 _RAW_READS = (
     "SELECT s.id, s.kind, s.public_jwk, r.id, r.provider_id, r.item_code, r.occurred_at,"
     " r.payload_key_id, r.payload, r.state, r.labels FROM subjects s LEFT OUTER JOIN records r"
@@ -148,32 +154,30 @@ def raw_transaction(
     statements: tuple[str, ...],
     begin: Callable[[], None],
     commit: Callable[[], None],
-    s: Setup,
+    target: RawTarget,
     stamp: Callable[[datetime], object],
     day: Callable[[datetime], object],
 ) -> Callable[[int], None]:
-    lookup = s.gateway.subject_lookup(PERSON)
+    lookup, consent_id = target
     body = b"x" * AUDIT_BODY
     read_subject, read_agreement, read_consent, insert_audit, count_usage, count_use = statements
-
-    ids = itertools.count()
 
     def one(_n: int) -> None:
         now = datetime.now(UTC)
         begin()
         rows = execute(read_subject, ("ADM.PERMIT", lookup))
         execute(read_agreement, (day(now), AGREEMENT))
-        execute(read_consent, (s.consent_id,))
+        execute(read_consent, (consent_id,))
         subject_id = rows[0][0]
         execute(
             insert_audit,
             (
-                f"inq-raw-{next(ids)}",
+                f"inq-raw-{next(_RAW_IDS)}-{_RUN}",
                 stamp(now),
                 "bench-agency",
                 "QueryAuthorized",
                 subject_id,
-                s.consent_id,
+                consent_id,
                 AGREEMENT,
                 "RELEASED",
                 body,
@@ -181,14 +185,14 @@ def raw_transaction(
             ),
         )
         execute(count_usage, (3, AGREEMENT, day(now), 10**9, 3, 10**9))
-        execute(count_use, (s.consent_id, stamp(now), stamp(now)))
+        execute(count_use, (consent_id, stamp(now), stamp(now)))
         commit()
 
     return one
 
 
 @contextmanager
-def raw_sqlite(path: str, s: Setup) -> Iterator[Callable[[int], None]]:
+def raw_sqlite(path: str, target: RawTarget) -> Iterator[Callable[[int], None]]:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in ("synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
         conn.execute(f"PRAGMA {pragma}")
@@ -206,7 +210,7 @@ def raw_sqlite(path: str, s: Setup) -> Iterator[Callable[[int], None]]:
             statements,
             begin,
             conn.commit,
-            s,
+            target,
             lambda t: f"{t.replace(tzinfo=None):%Y-%m-%d %H:%M:%S.%f}",
             lambda t: t.date().isoformat(),
         )
@@ -215,7 +219,7 @@ def raw_sqlite(path: str, s: Setup) -> Iterator[Callable[[int], None]]:
 
 
 @contextmanager
-def raw_postgresql(url: str, s: Setup) -> Iterator[Callable[[int], None]]:
+def raw_postgresql(url: str, target: RawTarget) -> Iterator[Callable[[int], None]]:
     import psycopg
 
     conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
@@ -233,12 +237,46 @@ def raw_postgresql(url: str, s: Setup) -> Iterator[Callable[[int], None]]:
             statements,
             lambda: None,
             conn.commit,
-            s,
+            target,
             lambda t: t.replace(tzinfo=None),
             lambda t: t.date(),
         )
     finally:
         conn.close()
+
+
+def raw_release_handler(config: Path) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The raw release transaction for bench/server.py's `raw-release` mode, against the
+    gateway database `config` names (seeded by bench/run.py): a function that runs one, on a
+    connection of the calling thread's own, and one that closes them all."""
+    from sqlalchemy import text
+
+    settings = Settings.load(config, environ={})
+    gateway = Gateway(settings)
+    with gateway.db.transaction(write=False) as session:
+        consent_id = session.execute(
+            text("SELECT id FROM consents WHERE grantee_id = 'bench-agency'")
+        ).scalar_one()
+    target = (gateway.subject_lookup(PERSON), str(consent_id))
+    url = settings.effective_database_url
+    local = threading.local()
+    stack = ExitStack()
+    lock = threading.Lock()
+
+    def one() -> None:
+        run = getattr(local, "run", None)
+        if run is None:
+            sqlite = url.startswith("sqlite")
+            raw = raw_sqlite(url.removeprefix("sqlite:///"), target) if sqlite else None
+            with lock:
+                run = local.run = stack.enter_context(raw or raw_postgresql(url, target))
+        run(0)
+
+    def close() -> None:
+        stack.close()
+        gateway.close()
+
+    return one, close
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -263,7 +301,8 @@ def timed(calls: int, one: Callable[[int], object]) -> Timing:
 def measure(backend: str, url: str, work: Path, calls: int, profile: bool, sort: str) -> None:
     s = setup(work, url)
     service = InquiryService(s.gateway)
-    raw = raw_sqlite(url.removeprefix("sqlite:///"), s) if backend == "sqlite" else None
+    target = (s.gateway.subject_lookup(PERSON), s.consent_id)
+    raw = raw_sqlite(url.removeprefix("sqlite:///"), target) if backend == "sqlite" else None
     rounds = 5
     paths: dict[str, Callable[[int], object]] = {
         "raw release transaction (driver only)": lambda _n: None,
@@ -271,7 +310,7 @@ def measure(backend: str, url: str, work: Path, calls: int, profile: bool, sort:
         "release(), QueryOpen, 3 open records": lambda _n: service.release(s.open),
     }
     timings: dict[str, list[Timing]] = {name: [] for name in paths}
-    with raw or raw_postgresql(url, s) as raw_one:
+    with raw or raw_postgresql(url, target) as raw_one:
         paths["raw release transaction (driver only)"] = raw_one
         for _ in range(rounds):
             for name, one in paths.items():

@@ -1,8 +1,11 @@
-"""`make bench`: the gateway's hot paths against a bare grpcio mTLS echo, in one run.
+"""`make bench`: the gateway's hot paths against bare baselines, in one run.
 
 Every figure comes from the same load generator (bench/load.py, its own process, 64 calls in
-flight) against servers in their own processes (bench/server.py), and is reported as a ratio to
-the bare echo measured in the same run. Not a test: nothing here asserts; it prints.
+flight unless said) against servers in their own processes (bench/server.py), and is reported as
+a ratio to a baseline measured in the same run: the bare grpc.aio mTLS echo for every call, the
+raw release transaction of the same database for the release path, a bare "hello" on the same
+HTTP server for tokens. The targets of the issues are printed beside the ratios they judge. Not
+a test: nothing here asserts; it prints.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -24,10 +28,9 @@ from typing import Any
 import grpc
 from sqlalchemy import create_engine, text
 
-from credit_gateway import pki, registry, tls
-from credit_gateway.api import client
-from credit_gateway.api.convert import to_timestamp
-from credit_gateway.api.v1 import (
+from credit_gateway.adapters.grpc import client
+from credit_gateway.adapters.grpc.convert import to_timestamp
+from credit_gateway.adapters.grpc.v1 import (
     consent_pb2,
     consent_pb2_grpc,
     inquiry_pb2,
@@ -35,15 +38,18 @@ from credit_gateway.api.v1 import (
     submission_pb2,
     submission_pb2_grpc,
 )
+from credit_gateway.adapters.storage import agreements as agreement_store
+from credit_gateway.adapters.storage import catalog as catalog_store
+from credit_gateway.adapters.storage import trust
 from credit_gateway.auth.scopes import PrincipalKind
-from credit_gateway.bootstrap import initialise
-from credit_gateway.config import Settings
+from credit_gateway.cli.bootstrap import initialise
+from credit_gateway.devpki import pki
 from credit_gateway.domain.records import Submission
 from credit_gateway.exchange import agreements as signing
-from credit_gateway.gateway import Gateway
-from credit_gateway.storage import agreements as agreement_store
-from credit_gateway.storage import catalog as catalog_store
-from credit_gateway.storage import trust
+from credit_gateway.runtime import tls
+from credit_gateway.runtime.config import Settings
+from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.services import operator as registry
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -61,6 +67,8 @@ def free_port() -> int:
 
 @contextmanager
 def server(mode: str, arg: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A bench/server.py process; yields its port and, once it stopped, its stats (the
+    gateway's OAuth port is in stats["oauth_port"] from the start, its pid in stats["pid"])."""
     process = subprocess.Popen(
         [sys.executable, str(HERE / "server.py"), mode, str(arg)],
         stdout=subprocess.PIPE,
@@ -77,7 +85,9 @@ def server(mode: str, arg: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not line or line[0] != "READY":
         process.kill()
         raise SystemExit(f"{mode} server did not start")
-    stats: dict[str, Any] = {}
+    stats: dict[str, Any] = {"pid": process.pid}
+    if len(line) > 2:
+        stats["oauth_port"] = int(line[2])
     try:
         yield int(line[1]), stats
     finally:
@@ -90,28 +100,14 @@ class Load:
     def __init__(self, certs: Path, client: pki.IssuedCert, seconds: float, workdir: Path) -> None:
         self.certs, self.client, self.seconds, self.workdir = certs, client, seconds, workdir
 
-    def run(
-        self,
-        mode: str,
-        port: int,
-        method: str,
-        request: bytes | str,
-        token: str = "",
-        client: pki.IssuedCert | None = None,
-    ) -> dict[str, Any]:
+    def _args(self, mode: str, target: str, client: pki.IssuedCert | None) -> list[str]:
         client = client or self.client
-        path = self.workdir / f"request-{secrets.token_hex(4)}"
-        path.write_bytes(request) if isinstance(request, bytes) else path.write_text(request)
-        args = [
+        return [
             sys.executable,
             str(HERE / "load.py"),
             mode,
             "--target",
-            f"localhost:{port}",
-            "--method",
-            method,
-            "--request",
-            str(path),
+            target,
             "--ca",
             str(self.certs / "ca.pem"),
             "--cert",
@@ -121,12 +117,52 @@ class Load:
             "--seconds",
             str(self.seconds),
         ]
+
+    def run(
+        self,
+        mode: str,
+        port: int,
+        method: str,
+        request: bytes | str,
+        token: str = "",
+        client: pki.IssuedCert | None = None,
+        concurrency: int = 64,
+        target: str = "",
+    ) -> dict[str, Any]:
+        path = self.workdir / f"request-{secrets.token_hex(4)}"
+        path.write_bytes(request) if isinstance(request, bytes) else path.write_text(request)
+        args = self._args(mode, target or f"localhost:{port}", client)
+        args += ["--method", method, "--request", str(path), "--concurrency", str(concurrency)]
         if token:
             args += ["--token", token]
         result = subprocess.run(args, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise SystemExit(f"load generator failed on {method}:\n{result.stderr[-2000:]}")
         return dict(json.loads(result.stdout))
+
+    @contextmanager
+    def hold(self, port: int, streams: int, certs_dir: Path) -> Iterator[None]:
+        """`streams` open Health.Watch streams from the certificates in `certs_dir`."""
+        args = self._args("hold", f"localhost:{port}", None)
+        args += ["--streams", str(streams), "--certs-dir", str(certs_dir)]
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "OPEN":
+            process.kill()
+            raise SystemExit("the stream holder did not open its streams")
+        try:
+            yield
+        finally:
+            process.terminate()
+            process.communicate(timeout=60)
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory now (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def prepare_gateway(
@@ -342,6 +378,13 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+ECHO_REQUEST = b"x" * 64
+WATCH_STREAMS = 2000
+WATCH_CERTS = 250  # 8 streams a certificate: the per-certificate limit (streams_per_caller)
+TOKEN_REQUESTS = 2000
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
 def run(work: Path, args: argparse.Namespace) -> int:
     certs = work / "certs"
     pki.init_pki(certs)
@@ -355,11 +398,18 @@ def run(work: Path, args: argparse.Namespace) -> int:
     }
     load = Load(certs, parties["bench-agency"], args.seconds, work)
     rows: list[tuple[str, dict[str, Any]]] = []
-    echo_request = b"x" * 64
-    with server("bare", certs) as (port, _):
-        bare = load.run("unary", port, "/bench.Echo/Echo", echo_request)
-    rows.append(("bare grpcio mTLS echo", bare))
-
+    with server("bare-threaded", certs) as (port, _):
+        rows.append(("bare grpcio threaded mTLS echo", load.run("unary", port, ECHO, ECHO_REQUEST)))
+    with server("bare-aio", certs) as (port, _):
+        bare = load.run("unary", port, ECHO, ECHO_REQUEST)
+        one = load.run("unary", port, ECHO, ECHO_REQUEST, concurrency=1)
+    rows += [("bare grpc.aio mTLS echo (the baseline)", bare), ("  ... 1 call in flight", one)]
+    with server("https-hello", certs) as (port, _):
+        hello = load.run(
+            "http", 0, "", hello_bodies(TOKEN_REQUESTS), target=f"https://localhost:{port}/"
+        )
+    rows.append(("bare HTTPS hello, the token endpoint's server", hello))
+    targets: dict[str, float] = {}
     with postgres_database() as pg_url:
         backends = [("sqlite", f"sqlite:///{work / 'sqlite' / 'gateway.db'}")]
         if pg_url:
@@ -367,92 +417,242 @@ def run(work: Path, args: argparse.Namespace) -> int:
         for backend, url in backends:
             (work / backend).mkdir()
             config = prepare_gateway(work / backend, certs, url, parties)
-            tok = tokens(config, parties)
-            with server("gateway", config) as (port, stats):
-                consent_token = seed(port, certs, parties, tok)
-                query = inquiry_pb2.QueryRequest(
-                    subject_code=COMPANY, purpose="BENCHMARK", agreement_id="agr-bench"
-                )
-                authorized = inquiry_pb2.AuthorizedQueryRequest(
-                    query=inquiry_pb2.QueryRequest(
-                        subject_code=PERSON,
-                        purpose="BENCHMARK",
-                        agreement_id="agr-bench",
-                        item_codes=["ADM.PERMIT"],
-                    ),
-                    consent_token=consent_token,
-                )
-                releases_records(
-                    port, certs, parties["bench-agency"], tok["bench-agency"], authorized
-                )
-                if backend == "sqlite":
-                    rows.append(
-                        (
-                            "gateway Health (mTLS, no token)",
-                            load.run("unary", port, "/grpc.health.v1.Health/Check", b""),
-                        )
-                    )
-                    rows.append(
-                        (
-                            "gateway echo behind auth (token, cnf, revocation, scope)",
-                            load.run(
-                                "unary", port, "/bench.Echo/Echo", echo_request, tok["bench-agency"]
-                            ),
-                        )
-                    )
-                rows.append(
-                    (
-                        f"gateway QueryOpen, open records [{backend}]",
-                        load.run(
-                            "unary",
-                            port,
-                            "/credit_gateway.v1.InquiryService/QueryOpen",
-                            query.SerializeToString(),
-                            tok["bench-agency"],
-                        ),
-                    )
-                )
-                rows.append(
-                    (
-                        f"gateway QueryAuthorized, consented [{backend}]",
-                        load.run(
-                            "unary",
-                            port,
-                            "/credit_gateway.v1.InquiryService/QueryAuthorized",
-                            authorized.SerializeToString(),
-                            tok["bench-agency"],
-                        ),
-                    )
-                )
-                stream = "\n".join(
-                    r.SerializeToString().hex()
-                    for r in signed_records(parties["bench-amr"], args.records, f"s{backend}")
-                )
-                submission = load.run(
-                    "stream",
-                    port,
-                    "/credit_gateway.v1.SubmissionService/SubmitRecords",
-                    stream,
-                    tok["bench-amr"],
-                    parties["bench-amr"],
-                )
-                all_accepted(
-                    submission_pb2.SubmissionResult.FromString(
-                        bytes.fromhex(submission.pop("response_hex"))
-                    ),
-                    args.records,
-                )
-            rows.append((f"gateway peak memory [{backend}]", stats))
-            rows.append(
-                (f"submission stream of {args.records} signed records [{backend}]", submission)
-            )
-    report(rows, bare)
+            gateway_rows(load, work, certs, parties, config, backend, args, rows, targets)
+        processes_rows(load, work, certs, parties, backends[-1], args, rows, targets)
+    report(rows, bare, targets, hello)
     return 0
 
 
-def report(rows: list[tuple[str, dict[str, Any]]], bare: dict[str, Any]) -> None:
+def gateway_rows(
+    load: Load,
+    work: Path,
+    certs: Path,
+    parties: dict[str, pki.IssuedCert],
+    config: Path,
+    backend: str,
+    args: argparse.Namespace,
+    rows: list[tuple[str, dict[str, Any]]],
+    targets: dict[str, float],
+) -> None:
+    """One backend's figures: the raw release transaction, then the gateway's paths."""
+    tok = tokens(config, parties)
+    with server("gateway", config) as (port, stats):
+        consent_token = seed(port, certs, parties, tok)
+    authorized = authorized_request(consent_token).SerializeToString()
+    with server("raw-release", config) as (port, _):
+        raw = load.run("unary", port, ECHO, ECHO_REQUEST)
+    rows.append((f"raw release transaction, driver only [{backend}]", raw))
+    with server("gateway", config) as (port, stats):
+        agency = tok["bench-agency"]
+        releases_records(port, certs, parties["bench-agency"], agency, authorized)
+        if backend == "sqlite":
+            rows.append(("gateway Health (mTLS, no token)", load.run("unary", port, HEALTH, b"")))
+            echo = load.run("unary", port, ECHO, ECHO_REQUEST, agency)
+            rows.append(("gateway echo behind auth (token, cnf, revocation, scope)", echo))
+            rows.append(
+                (
+                    "  ... 1 call in flight",
+                    load.run("unary", port, ECHO, ECHO_REQUEST, agency, concurrency=1),
+                )
+            )
+            targets["auth"] = echo["calls_per_s"]
+            targets["auth_p99"] = echo["p99_ms"]
+        query = inquiry_pb2.QueryRequest(
+            subject_code=COMPANY, purpose="BENCHMARK", agreement_id="agr-bench"
+        ).SerializeToString()
+        rows.append(
+            (
+                f"gateway QueryOpen, open records [{backend}]",
+                load.run("unary", port, QUERY_OPEN, query, agency),
+            )
+        )
+        consented = load.run("unary", port, QUERY_AUTHORIZED, authorized, agency)
+        rows.append((f"gateway QueryAuthorized, consented [{backend}]", consented))
+        targets[f"authorized_{backend}"] = consented["calls_per_s"]
+        targets[f"raw_{backend}"] = raw["calls_per_s"]
+        if backend == "sqlite":
+            rows.append(
+                (
+                    "  ... 1 call in flight",
+                    load.run("unary", port, QUERY_AUTHORIZED, authorized, agency, concurrency=1),
+                )
+            )
+            before = rss_mib(stats["pid"])
+            with load.hold(port, WATCH_STREAMS, watcher_certs(work, certs)):
+                held = rss_mib(stats["pid"])
+                watched = load.run("unary", port, QUERY_AUTHORIZED, authorized, agency)
+            rows.append((f"  ... with {WATCH_STREAMS} open Health.Watch streams", watched))
+            rows.append(
+                (
+                    "memory per open stream",
+                    {"kib": round((held - before) * 1024 / WATCH_STREAMS, 1)},
+                )
+            )
+            targets["watched"] = watched["calls_per_s"] / consented["calls_per_s"]
+            token_url = f"https://localhost:{stats['oauth_port']}/token"
+            minted = load.run(
+                "http",
+                0,
+                "",
+                client_assertions(parties["bench-agency"], token_url, TOKEN_REQUESTS),
+                target=token_url,
+            )
+            rows.append(("token endpoint, private_key_jwt client credentials", minted))
+            targets["tokens"] = minted["calls_per_s"]
+        stream = "\n".join(
+            r.SerializeToString().hex()
+            for r in signed_records(parties["bench-amr"], args.records, f"s{backend}")
+        )
+        submission = load.run(
+            "stream", port, SUBMIT, stream, tok["bench-amr"], parties["bench-amr"]
+        )
+        all_accepted(
+            submission_pb2.SubmissionResult.FromString(
+                bytes.fromhex(submission.pop("response_hex"))
+            ),
+            args.records,
+        )
+    rows.append((f"gateway peak memory [{backend}]", stats))
+    rows.append((f"submission stream of {args.records} signed records [{backend}]", submission))
+
+
+def processes_rows(
+    load: Load,
+    work: Path,
+    certs: Path,
+    parties: dict[str, pki.IssuedCert],
+    backend: tuple[str, str],
+    args: argparse.Namespace,
+    rows: list[tuple[str, dict[str, Any]]],
+    targets: dict[str, float],
+) -> None:
+    """`credit-gateway serve --processes N` for N = 1 and 2, on the last backend measured."""
+    name, _ = backend
+    config = work / name / "gateway.toml"
+    tok = tokens(config, parties)
+    with serve_cli(config, 1) as port:
+        consent_token = seed(port, certs, parties, tok)
+    authorized = authorized_request(consent_token).SerializeToString()
+    for n in (1, 2):
+        with serve_cli(config, n) as port:
+            result = load.run("unary", port, QUERY_AUTHORIZED, authorized, tok["bench-agency"])
+        rows.append((f"serve --processes {n}, QueryAuthorized [{name}]", result))
+        targets[f"processes_{n}"] = result["calls_per_s"]
+
+
+@contextmanager
+def serve_cli(config: Path, processes: int) -> Iterator[int]:
+    """`credit-gateway serve` as an operator runs it, on fixed ports (N processes share them)."""
+    port = free_port()
+    fixed = config.with_name(f"serve-{processes}.toml")
+    text_ = config.read_text().replace(
+        'grpc_address = "127.0.0.1:0"', f'grpc_address = "127.0.0.1:{port}"'
+    )
+    fixed.write_text(text_)
+    env = {**os.environ, "CREDIT_GATEWAY_PROCESSES": str(processes), "GRPC_VERBOSITY": "ERROR"}
+    cli = [sys.executable, "-m", "credit_gateway.cli", "serve", "--config", str(fixed)]
+    process = subprocess.Popen(cli, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_serving(port, config.parent.parent / "certs")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def wait_serving(port: int, certs: Path) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    party = pki.issue_participant(certs, "bench-agency", "credit-agency")
+    for _ in range(100):
+        try:
+            with channel(port, certs, party) as ch:
+                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return
+        except grpc.RpcError:
+            time.sleep(0.2)
+    raise SystemExit("credit-gateway serve did not come up")
+
+
+def watcher_certs(work: Path, certs: Path) -> Path:
+    """Certificates of our CA, registered or not, for the open streams."""
+    directory = work / "watchers"
+    if not directory.exists():
+        directory.mkdir()
+        for i in range(WATCH_CERTS):
+            issued = pki.issue_participant(certs, f"watcher-{i}", "credit-agency")
+            shutil.copy(issued.cert_path, directory / f"w{i}.pem")
+            shutil.copy(issued.key_path, directory / f"w{i}.key")
+    return directory
+
+
+def client_assertions(party: pki.IssuedCert, token_url: str, count: int) -> str:
+    """Form bodies of `count` client-credentials requests, each with its own RFC 7523 client
+    assertion (a jti is accepted once), signed before the clock starts."""
+    from urllib.parse import urlencode
+
+    from joserfc import jwt
+    from joserfc.jwk import ECKey
+
+    key = ECKey.import_key(party.key_path.read_bytes())
+    now = int(time.time())
+    bodies = []
+    for _ in range(count):
+        claims = {
+            "iss": "bench-agency",
+            "sub": "bench-agency",
+            "aud": token_url,
+            "jti": secrets.token_hex(16),
+            "iat": now,
+            "exp": now + 600,
+        }
+        assertion = jwt.encode({"alg": "ES256", "kid": party.x5t_s256}, claims, key)
+        bodies.append(
+            urlencode(
+                {
+                    "grant_type": "client_credentials",
+                    "client_id": "bench-agency",
+                    "scope": "inquiry.open",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": assertion,
+                }
+            )
+        )
+    return "\n".join(bodies)
+
+
+def hello_bodies(count: int) -> str:
+    return "\n".join(["hello"] * count)
+
+
+def authorized_request(consent_token: str) -> inquiry_pb2.AuthorizedQueryRequest:
+    return inquiry_pb2.AuthorizedQueryRequest(
+        query=inquiry_pb2.QueryRequest(
+            subject_code=PERSON,
+            purpose="BENCHMARK",
+            agreement_id="agr-bench",
+            item_codes=["ADM.PERMIT"],
+        ),
+        consent_token=consent_token,
+    )
+
+
+ECHO = "/bench.Echo/Echo"
+HEALTH = "/grpc.health.v1.Health/Check"
+QUERY_OPEN = "/credit_gateway.v1.InquiryService/QueryOpen"
+QUERY_AUTHORIZED = "/credit_gateway.v1.InquiryService/QueryAuthorized"
+SUBMIT = "/credit_gateway.v1.SubmissionService/SubmitRecords"
+
+
+def report(
+    rows: list[tuple[str, dict[str, Any]]],
+    bare: dict[str, Any],
+    targets: dict[str, float],
+    hello: dict[str, Any],
+) -> None:
     print(
-        f"\ncredit_gateway benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, 64 calls in flight\n"
+        f"\ncredit_gateway benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        "64 calls in flight unless said\n"
     )
     print(f"{'path':<62} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs bare':>8}")
     for name, r in rows:
@@ -466,6 +666,42 @@ def report(rows: list[tuple[str, dict[str, Any]]], bare: dict[str, Any]) -> None
             print(f"{name:<62} {r['records_per_s']:>9.0f} records/s ({r['seconds']} s)")
         elif "peak_rss_mib" in r:
             print(f"{name:<62} {r['peak_rss_mib']:>9.1f} MiB peak RSS")
+        elif "kib" in r:
+            print(f"{name:<62} {r['kib']:>9.1f} KiB")
+    print("\nratios against the targets of the issues (same run):")
+    b = bare["calls_per_s"]
+    checks = [
+        (
+            "QueryAuthorized [sqlite] / bare echo",
+            targets.get("authorized_sqlite", 0) / b,
+            ">= 0.25",
+        ),
+        (
+            "QueryAuthorized [sqlite] / raw release transaction [sqlite]",
+            _ratio(targets, "authorized_sqlite", "raw_sqlite"),
+            ">= 0.4",
+        ),
+        (
+            "QueryAuthorized [postgresql] / raw release transaction [postgresql]",
+            _ratio(targets, "authorized_postgresql", "raw_postgresql"),
+            ">= 0.5",
+        ),
+        ("auth-layer echo / bare echo", targets.get("auth", 0) / b, ">= 0.6"),
+        ("auth-layer echo p99 ms at 64 in flight", targets.get("auth_p99", 0), "<= 60"),
+        (
+            f"QueryAuthorized with {WATCH_STREAMS} open streams / without",
+            targets.get("watched", 0),
+            ">= 0.8",
+        ),
+        ("tokens / bare HTTPS hello", targets.get("tokens", 0) / hello["calls_per_s"], ""),
+        ("serve --processes 2 / 1", _ratio(targets, "processes_2", "processes_1"), ""),
+    ]
+    for name, value, target in checks:
+        print(f"  {name:<66} {value:>7.2f}  {target}")
+
+
+def _ratio(targets: dict[str, float], a: str, b: str) -> float:
+    return targets[a] / targets[b] if targets.get(a) and targets.get(b) else 0.0
 
 
 if __name__ == "__main__":

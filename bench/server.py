@@ -1,73 +1,167 @@
-"""A server process for the benchmark: `bare` (grpcio mTLS echo) or `gateway` (the real
-gateway, plus an echo method behind its interceptor to price the auth layer alone).
+"""A server process for the benchmark. Modes:
+
+- `bare-threaded CERTS`: grpcio's threaded server, an mTLS echo (the stack the gateway left);
+- `bare-aio CERTS`: grpc.aio, the same echo (the baseline every gateway figure is a ratio to);
+- `gateway CONFIG`: the real gateway, plus an echo method behind its interceptor (the auth layer
+  alone), served like `credit-gateway serve` serves it;
+- `raw-release CONFIG`: the bare grpc.aio server whose echo runs the release path's own
+  statements through the raw driver on a database thread (bench/release_profile.py), against the
+  gateway database CONFIG names: what the release path would cost without the gateway's Python;
+- `https-hello CERTS`: the token endpoint's HTTP server (auth/https.py) answering "hello", the
+  bare figure for tokens/s.
 
 Prints `READY <port>` when serving; on SIGTERM stops and prints its peak RSS as JSON.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import resource
 import signal
 import sys
-import threading
+from collections.abc import Awaitable, Callable
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 ECHO = "/bench.Echo/Echo"
 
 
-def _echo(request: bytes, context: grpc.ServicerContext) -> bytes:
-    return request
-
-
-def _echo_handler() -> grpc.GenericRpcHandler:
-    handler = grpc.unary_unary_rpc_method_handler(_echo)  # bytes in, bytes out
+def _echo_handler(behaviour: Callable[..., Any]) -> grpc.GenericRpcHandler:
+    handler = grpc.unary_unary_rpc_method_handler(behaviour)  # bytes in, bytes out
     return grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler})
 
 
-def serve_bare(certs: Path) -> grpc.Server:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
-    server.add_generic_rpc_handlers((_echo_handler(),))
-    credentials = grpc.ssl_server_credentials(
+def _credentials(certs: Path) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
         [((certs / "server.key").read_bytes(), (certs / "server.pem").read_bytes())],
         root_certificates=(certs / "ca.pem").read_bytes(),
         require_client_auth=True,
     )
-    port = server.add_secure_port("127.0.0.1:0", credentials)
+
+
+def serve_bare_threaded(certs: Path) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+    server.add_generic_rpc_handlers((_echo_handler(lambda request, _context: request),))
+    port = server.add_secure_port("127.0.0.1:0", _credentials(certs))
     server.start()
     print(f"READY {port}", flush=True)
-    return server
+    _wait_for_sigterm()
+    server.stop(1).wait()
 
 
-def serve_gateway(config: Path) -> grpc.Server:
-    from credit_gateway.api.interceptor import GatewayInterceptor
+async def _bare_aio(certs: Path, behaviour: Callable[..., Awaitable[bytes]]) -> None:
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((_echo_handler(behaviour),))
+    port = server.add_secure_port("127.0.0.1:0", _credentials(certs))
+    await server.start()
+    print(f"READY {port}", flush=True)
+    await _until_sigterm()
+    await server.stop(1)
+
+
+async def _echo(request: bytes, _context: object) -> bytes:
+    return request
+
+
+async def _gateway(config: Path) -> None:
+    from credit_gateway.adapters.grpc.interceptor import GatewayInterceptor
     from credit_gateway.auth.scopes import INQUIRY_OPEN, MethodRule, PrincipalKind
-    from credit_gateway.config import Settings
-    from credit_gateway.server import start
+    from credit_gateway.runtime.config import Settings
+    from credit_gateway.runtime.server import serve
 
-    def add_echo(server: grpc.Server, interceptor: GatewayInterceptor) -> None:
+    def add_echo(server: grpc.aio.Server, interceptor: GatewayInterceptor) -> None:
         # Same mTLS, same token checks as every gateway method; no work behind them.
         interceptor.rules = {
             **interceptor.rules,
             ECHO: MethodRule(INQUIRY_OPEN, PrincipalKind.PARTICIPANT),
         }
-        server.add_generic_rpc_handlers((_echo_handler(),))
+        server.add_generic_rpc_handlers((_echo_handler(_echo),))
 
-    running = start(Settings.load(config), extra=add_echo)
-    print(f"READY {running.port}", flush=True)
-    return running.grpc_server
+    served = await serve(Settings.load(config), extra=add_echo)
+    print(f"READY {served.port} {served.oauth_port}", flush=True)
+    await _until_sigterm()
+    await served.stop(1)
+
+
+async def _raw_release(config: Path) -> None:
+    from release_profile import raw_release_handler
+
+    from credit_gateway.runtime.config import Settings
+
+    certs = Settings.load(config).certs_dir
+    one, close = raw_release_handler(config)
+    pool = futures.ThreadPoolExecutor(8)
+    loop = asyncio.get_running_loop()
+
+    async def release(request: bytes, _context: object) -> bytes:
+        await loop.run_in_executor(pool, one)
+        return request
+
+    try:
+        await _bare_aio(certs, release)
+    finally:
+        pool.shutdown()
+        close()
+
+
+async def _https_hello(certs: Path) -> None:
+    import ssl
+
+    from credit_gateway.adapters.http.server import HttpRequest, HttpResponse, serve_https
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(certs / "server.pem", certs / "server.key")
+    context.load_verify_locations(cafile=str(certs / "ca.pem"))
+    context.verify_mode = ssl.CERT_OPTIONAL
+    pool = futures.ThreadPoolExecutor(8)
+    loop = asyncio.get_running_loop()
+
+    def hello(_request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, (("Content-Type", "text/plain"),), b"hello")
+
+    async def run(job: Callable[[], HttpResponse]) -> HttpResponse:
+        return await loop.run_in_executor(pool, job)  # as the gateway runs its OAuth server
+
+    https = await serve_https(hello, "127.0.0.1", 0, context, run=run)
+    print(f"READY {https.port}", flush=True)
+    await _until_sigterm()
+    await https.stop()
+    pool.shutdown()
+
+
+async def _until_sigterm() -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+
+
+def _wait_for_sigterm() -> None:
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
 
 
 def main() -> int:
     mode, arg = sys.argv[1], Path(sys.argv[2])
-    server = serve_bare(arg) if mode == "bare" else serve_gateway(arg)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    server.stop(1).wait()
+    if mode == "bare-threaded":
+        serve_bare_threaded(arg)
+    elif mode == "bare-aio":
+        asyncio.run(_bare_aio(arg, _echo))
+    elif mode == "gateway":
+        asyncio.run(_gateway(arg))
+    elif mode == "raw-release":
+        asyncio.run(_raw_release(arg))
+    elif mode == "https-hello":
+        asyncio.run(_https_hello(arg))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"peak_rss_mib": round(peak_kib / 1024, 1)}), flush=True)
     return 0

@@ -32,10 +32,9 @@ from grpc_status import rpc_status
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from credit_gateway import pki, tls
-from credit_gateway.api import client
-from credit_gateway.api.convert import to_timestamp
-from credit_gateway.api.v1 import (
+from credit_gateway.adapters.grpc import client
+from credit_gateway.adapters.grpc.convert import to_timestamp
+from credit_gateway.adapters.grpc.v1 import (
     consent_pb2,
     consent_pb2_grpc,
     inquiry_pb2,
@@ -43,9 +42,11 @@ from credit_gateway.api.v1 import (
     submission_pb2,
     submission_pb2_grpc,
 )
+from credit_gateway.devpki import pki
 from credit_gateway.domain.canonical import canonical_bytes
 from credit_gateway.domain.records import Submission
 from credit_gateway.exchange.agreements import load_private_key
+from credit_gateway.runtime import tls
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"

@@ -1,7 +1,8 @@
-"""Generate the protobuf and gRPC modules from protos/ into src/credit_gateway/api/v1/.
+"""Generate the protobuf and gRPC modules from protos/ into src/credit_gateway/adapters/grpc/v1/.
 
 protoc names generated imports after the proto package (credit_gateway.v1); the modules live under
-credit_gateway.api.v1 so that protobuf types stay inside api/, so imports are rewritten here.
+credit_gateway.adapters.grpc.v1 so that protobuf types
+stay at the gRPC edge, so imports are rewritten here.
 `python scripts/gen_protos.py --check` exits 1 when the committed modules are stale.
 """
 
@@ -17,7 +18,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
-TARGET = ROOT / "src" / "credit_gateway" / "api" / "v1"
+TARGET = ROOT / "src" / "credit_gateway" / "adapters" / "grpc" / "v1"
 _IMPORT = re.compile(r"^from credit_gateway\.v1 import ", re.MULTILINE)
 
 
@@ -40,7 +41,7 @@ def generate(into: Path) -> dict[str, str]:
             raise SystemExit("protoc failed")
         out = Path(tmp) / "credit_gateway" / "v1"
         files = {
-            p.name: _IMPORT.sub("from credit_gateway.api.v1 import ", p.read_text())
+            p.name: _IMPORT.sub("from credit_gateway.adapters.grpc.v1 import ", p.read_text())
             for p in sorted(out.iterdir())
         }
     files["__init__.py"] = (

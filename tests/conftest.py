@@ -9,8 +9,8 @@ import pytest
 from support.databases import backends, empty, fresh_database
 from support.harness import Clock, Harness, start_harness
 
-from credit_gateway import pki
-from credit_gateway.storage.db import Database, make_engine
+from credit_gateway.adapters.storage.db import Database, make_engine
+from credit_gateway.devpki import pki
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

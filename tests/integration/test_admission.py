@@ -37,8 +37,9 @@ from support.streams import (
 )
 from support.waiting import wait_until
 
-from credit_gateway import pki, registry
-from credit_gateway.api.v1 import submission_pb2_grpc
+from credit_gateway.adapters.grpc.v1 import submission_pb2_grpc
+from credit_gateway.devpki import pki
+from credit_gateway.services import operator as registry
 
 BUSY = grpc.StatusCode.RESOURCE_EXHAUSTED
 SERVING = health_pb2.HealthCheckResponse.SERVING

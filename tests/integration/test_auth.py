@@ -29,19 +29,25 @@ from support.harness import COMPANY, Harness, Participant, make_agreement, metad
 from support.jose import forged
 from support.rpc import reason_of
 
-from credit_gateway import registry, tls
-from credit_gateway.api.v1 import common_pb2, inquiry_pb2, inquiry_pb2_grpc, submission_pb2_grpc
+from credit_gateway.adapters.grpc.v1 import (
+    common_pb2,
+    inquiry_pb2,
+    inquiry_pb2_grpc,
+    submission_pb2_grpc,
+)
+from credit_gateway.adapters.storage import agreements as agreement_store
+from credit_gateway.adapters.storage import trust
+from credit_gateway.adapters.storage.tables import AgreementRow, AuditEntryRow, QuotaUsageRow
 from credit_gateway.auth.scopes import CONSENT_GRANTEE, PrincipalKind
 from credit_gateway.auth.tokens import TokenIssuer
-from credit_gateway.cli import main as cli
+from credit_gateway.cli.main import main as cli
 from credit_gateway.domain.agreements import AgreementStatus
 from credit_gateway.errors import FailedPrecondition, GatewayError, PeerError
 from credit_gateway.exchange import agreements as signing
-from credit_gateway.gateway import Gateway
-from credit_gateway.server import start
-from credit_gateway.storage import agreements as agreement_store
-from credit_gateway.storage import trust
-from credit_gateway.storage.tables import AgreementRow, AuditEntryRow, QuotaUsageRow
+from credit_gateway.runtime import tls
+from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.runtime.server import start
+from credit_gateway.services import operator as registry
 
 AGREEMENT = "agr-zx-credit"
 PURPOSE = "LOAN_APPROVAL"

@@ -14,8 +14,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.harness import free_port
 
-from credit_gateway import pki, tls
-from credit_gateway.cli import main
+from credit_gateway.cli.main import main
+from credit_gateway.devpki import pki
+from credit_gateway.runtime import tls
 
 
 def _run(

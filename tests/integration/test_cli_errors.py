@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import credit_gateway
-from credit_gateway.cli import build_parser
+from credit_gateway.cli.main import build_parser
 from credit_gateway.domain.agreements import Agreement, Operation, Quotas
 from credit_gateway.domain.catalog import DisclosureLevel
 from credit_gateway.exchange import agreements as signing

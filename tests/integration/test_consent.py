@@ -34,9 +34,9 @@ from support.harness import (
 )
 from support.rpc import field_violations, status_of
 
-from credit_gateway.api import convert
-from credit_gateway.api.convert import to_timestamp
-from credit_gateway.api.v1 import (
+from credit_gateway.adapters.grpc import convert
+from credit_gateway.adapters.grpc.convert import to_timestamp
+from credit_gateway.adapters.grpc.v1 import (
     common_pb2,
     consent_pb2,
     consent_pb2_grpc,
@@ -44,13 +44,13 @@ from credit_gateway.api.v1 import (
     inquiry_pb2_grpc,
     submission_pb2_grpc,
 )
+from credit_gateway.adapters.storage import consents as consent_store
+from credit_gateway.adapters.storage import keys as key_store
+from credit_gateway.adapters.storage import records as record_store
+from credit_gateway.adapters.storage import trust
+from credit_gateway.adapters.storage.tables import AuditEntryRow, ConsentEventRow, ConsentRow
 from credit_gateway.crypto.signatures import sign_es256
 from credit_gateway.domain.consent import artefact_bytes
-from credit_gateway.storage import consents as consent_store
-from credit_gateway.storage import keys as key_store
-from credit_gateway.storage import records as record_store
-from credit_gateway.storage import trust
-from credit_gateway.storage.tables import AuditEntryRow, ConsentEventRow, ConsentRow
 
 PERSON2 = "420106198501011233"  # a second natural person (valid GB 11643 check character)
 AGREEMENT = "agr-zx-credit"

@@ -21,7 +21,7 @@ from support.rpc import status_of
 from support.scenario import MAX_USES, Consented, audit_ids, consented
 from support.waiting import wait_until
 
-from credit_gateway.storage.db import Database
+from credit_gateway.adapters.storage.db import Database
 
 WORKERS = 3
 CALLS_PER_WORKER = 150  # a bound: the workers stop long before, when the test is done

@@ -8,8 +8,8 @@ import grpc
 import pytest
 from support.harness import COMPANY, PERSON, Harness, make_agreement, metadata, signed_record
 
-from credit_gateway.api.convert import to_timestamp
-from credit_gateway.api.v1 import (
+from credit_gateway.adapters.grpc.convert import to_timestamp
+from credit_gateway.adapters.grpc.v1 import (
     consent_pb2,
     consent_pb2_grpc,
     inquiry_pb2,

@@ -26,16 +26,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from credit_gateway import tls
-from credit_gateway.auth.https import (
+from credit_gateway.adapters.http.server import (
     HttpLimits,
     HttpRequest,
     HttpResponse,
     HttpsServer,
     serve_https,
 )
-from credit_gateway.config import Settings
-from credit_gateway.pki import IssuedCert, ParticipantKind, init_pki, issue_participant
+from credit_gateway.devpki.pki import IssuedCert, ParticipantKind, init_pki, issue_participant
+from credit_gateway.runtime import tls
+from credit_gateway.runtime.config import Settings
 
 T = TypeVar("T")
 HOST = "127.0.0.1"

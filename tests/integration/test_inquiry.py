@@ -26,8 +26,8 @@ from support.harness import (
 )
 from support.rpc import field_violations, reason_of
 
-from credit_gateway.api.convert import to_timestamp
-from credit_gateway.api.v1 import (
+from credit_gateway.adapters.grpc.convert import to_timestamp
+from credit_gateway.adapters.grpc.v1 import (
     common_pb2,
     consent_pb2,
     consent_pb2_grpc,
@@ -35,9 +35,9 @@ from credit_gateway.api.v1 import (
     inquiry_pb2_grpc,
     submission_pb2_grpc,
 )
+from credit_gateway.adapters.storage.tables import AuditEntryRow, Base, RecordRow, SubjectRow
 from credit_gateway.domain.canonical import canonical_bytes
 from credit_gateway.domain.identifiers import resident_id_check_character
-from credit_gateway.storage.tables import AuditEntryRow, Base, RecordRow, SubjectRow
 
 OTHER_PERSON = "42010119850612003" + resident_id_check_character("42010119850612003")
 AGENCY_AGREEMENT = "agr-zx-credit"

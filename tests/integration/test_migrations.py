@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from credit_gateway.storage import migrate
-from credit_gateway.storage.db import make_engine
+from credit_gateway.adapters.storage import migrate
+from credit_gateway.adapters.storage.db import make_engine
 
 
 def test_upgrade_from_empty_leaves_no_drift(database_url: str) -> None:

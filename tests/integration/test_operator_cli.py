@@ -13,9 +13,14 @@ from joserfc.jwk import ECKey
 from support.harness import PERSON, Harness, make_agreement, metadata
 from support.rpc import reason_of
 
-from credit_gateway.api.convert import to_timestamp
-from credit_gateway.api.v1 import consent_pb2, consent_pb2_grpc, inquiry_pb2, inquiry_pb2_grpc
-from credit_gateway.cli import main
+from credit_gateway.adapters.grpc.convert import to_timestamp
+from credit_gateway.adapters.grpc.v1 import (
+    consent_pb2,
+    consent_pb2_grpc,
+    inquiry_pb2,
+    inquiry_pb2_grpc,
+)
+from credit_gateway.cli.main import main
 
 
 @pytest.fixture(autouse=True)

@@ -7,9 +7,9 @@ import threading
 import pytest
 from sqlalchemy import select, text
 
+from credit_gateway.adapters.storage.db import Database
+from credit_gateway.adapters.storage.tables import ParticipantRow, core
 from credit_gateway.errors import StorageError
-from credit_gateway.storage.db import Database
-from credit_gateway.storage.tables import ParticipantRow, core
 
 _PARTICIPANTS = core(ParticipantRow)
 _NAMED = select(_PARTICIPANTS.c.name).where(_PARTICIPANTS.c.id == "p-1")

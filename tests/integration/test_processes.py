@@ -18,7 +18,7 @@ from support.scenario import punishment, stored_record_ids
 from support.serving import SERVING, serve
 from support.waiting import wait_until
 
-from credit_gateway.api.v1 import submission_pb2_grpc
+from credit_gateway.adapters.grpc.v1 import submission_pb2_grpc
 
 CONNECTIONS = 16  # all on one child by chance: 2 ** -15
 GRACE = 2

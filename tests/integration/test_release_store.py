@@ -22,8 +22,21 @@ import pytest
 from sqlalchemy import select
 from support.harness import CATALOG_FILE, COMPANY, PERSON, Clock
 
-from credit_gateway.bootstrap import initialise
-from credit_gateway.config import Settings
+from credit_gateway.adapters.storage import agreements as agreement_store
+from credit_gateway.adapters.storage import catalog as catalog_store
+from credit_gateway.adapters.storage import consents as consent_store
+from credit_gateway.adapters.storage import records as record_store
+from credit_gateway.adapters.storage import trust
+from credit_gateway.adapters.storage.db import Database
+from credit_gateway.adapters.storage.tables import (
+    AuditEntryRow,
+    Base,
+    ConsentEventRow,
+    ConsentRow,
+    QuotaUsageRow,
+    SubjectRow,
+)
+from credit_gateway.cli.bootstrap import initialise
 from credit_gateway.consent import tokens as consent_tokens
 from credit_gateway.domain.agreements import Agreement, AgreementStatus, Operation, Quotas
 from credit_gateway.domain.canonical import canonical_bytes
@@ -37,26 +50,13 @@ from credit_gateway.domain.participants import (
     ParticipantKind,
     ParticipantStatus,
 )
+from credit_gateway.domain.policy import Channel
+from credit_gateway.domain.release import Reads, ReadState, Writes
 from credit_gateway.errors import PermissionDenied, StorageError
 from credit_gateway.exchange import agreements as signing
-from credit_gateway.exchange.inquiry import Inquiry, InquiryService
-from credit_gateway.exchange.release import Reads, ReadState, Writes
-from credit_gateway.gateway import Gateway
-from credit_gateway.policy import Channel
-from credit_gateway.storage import agreements as agreement_store
-from credit_gateway.storage import catalog as catalog_store
-from credit_gateway.storage import consents as consent_store
-from credit_gateway.storage import records as record_store
-from credit_gateway.storage import trust
-from credit_gateway.storage.db import Database
-from credit_gateway.storage.tables import (
-    AuditEntryRow,
-    Base,
-    ConsentEventRow,
-    ConsentRow,
-    QuotaUsageRow,
-    SubjectRow,
-)
+from credit_gateway.runtime.config import Settings
+from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.services.release import Inquiry, InquiryService
 
 AGENCY, AMR, AGREEMENT = "zx-credit", "hubei-amr", "agr-zx"
 Row = TypeVar("Row", bound=Base)

@@ -32,19 +32,19 @@ from support.harness import (
 )
 from support.rpc import status_of
 
-from credit_gateway import tls
-from credit_gateway.api.convert import to_timestamp
-from credit_gateway.api.v1 import (
+from credit_gateway.adapters.grpc.convert import to_timestamp
+from credit_gateway.adapters.grpc.v1 import (
     consent_pb2,
     consent_pb2_grpc,
     inquiry_pb2,
     inquiry_pb2_grpc,
     submission_pb2_grpc,
 )
+from credit_gateway.adapters.storage.tables import AuditEntryRow
 from credit_gateway.auth.scopes import PrincipalKind
-from credit_gateway.config import Settings
-from credit_gateway.gateway import Gateway, utcnow
-from credit_gateway.storage.tables import AuditEntryRow
+from credit_gateway.runtime import tls
+from credit_gateway.runtime.config import Settings
+from credit_gateway.runtime.gateway import Gateway, utcnow
 
 pytestmark = pytest.mark.skipif(
     "postgresql" not in backends(), reason="replicas share a PostgreSQL database"

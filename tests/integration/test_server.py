@@ -9,7 +9,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.harness import Harness
 
-from credit_gateway import pki
+from credit_gateway.devpki import pki
 
 
 def _check(channel: grpc.Channel) -> int:

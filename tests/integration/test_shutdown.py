@@ -22,7 +22,7 @@ from support.harness import Harness, Participant
 from support.scenario import punishment, stored_record_ids
 from support.serving import ServeProcess, serve
 
-from credit_gateway.api.v1 import submission_pb2_grpc
+from credit_gateway.adapters.grpc.v1 import submission_pb2_grpc
 
 GRACE = 3  # shutdown_grace_seconds of the process under test
 MARGIN = 5  # what exiting may take beyond the grace (interpreter, threads, database)

@@ -32,18 +32,18 @@ from support.harness import (
 )
 from support.rpc import reason_of
 
-from credit_gateway.api.v1 import (
+from credit_gateway.adapters.grpc.v1 import (
     inquiry_pb2,
     inquiry_pb2_grpc,
     submission_pb2,
     submission_pb2_grpc,
 )
+from credit_gateway.adapters.storage import records as record_store
+from credit_gateway.adapters.storage.db import make_engine
+from credit_gateway.adapters.storage.tables import Base, RecordRow, SubjectRow
 from credit_gateway.crypto.signatures import sign_es256
 from credit_gateway.domain.canonical import canonical_bytes
 from credit_gateway.domain.records import Submission
-from credit_gateway.storage import records as record_store
-from credit_gateway.storage.db import make_engine
-from credit_gateway.storage.tables import Base, RecordRow, SubjectRow
 
 Outcome = submission_pb2.RecordResult
 ACCEPTED, DUPLICATE, REJECTED = (

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from support.harness import Clock
 
-from credit_gateway.storage.db import Database
-from credit_gateway.storage.trust import SqlTrustStore
+from credit_gateway.adapters.storage.db import Database
+from credit_gateway.adapters.storage.trust import SqlTrustStore
 
 
 def test_an_assertion_is_remembered_past_its_expiry(db: Database, clock: Clock) -> None:

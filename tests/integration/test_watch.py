@@ -11,8 +11,8 @@ import pytest
 from support.harness import Harness, make_agreement, metadata
 from support.rpc import status_of
 
-from credit_gateway import registry
-from credit_gateway.api.v1 import consent_pb2, consent_pb2_grpc
+from credit_gateway.adapters.grpc.v1 import consent_pb2, consent_pb2_grpc
+from credit_gateway.services import operator as registry
 
 
 def _watch(

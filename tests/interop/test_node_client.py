@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from support.harness import PERSON, Harness, make_agreement
 
-from credit_gateway import registry
+from credit_gateway.adapters.storage import consents as consent_store
 from credit_gateway.domain.canonical import parse_json_object
 from credit_gateway.domain.consent import ConsentTerms, artefact_bytes
 from credit_gateway.domain.records import Submission
-from credit_gateway.storage import consents as consent_store
+from credit_gateway.services import operator as registry
 
 HERE = Path(__file__).resolve().parent
 PROTOS = HERE.parents[1] / "protos"

@@ -12,7 +12,7 @@ from typing import Any
 from support.databases import empty, fresh_database
 from support.harness import Clock, Harness, start_harness
 
-from credit_gateway.storage.db import make_engine
+from credit_gateway.adapters.storage.db import make_engine
 
 
 @contextmanager

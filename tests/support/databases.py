@@ -16,9 +16,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from credit_gateway.storage import migrate
-from credit_gateway.storage.db import make_engine
-from credit_gateway.storage.tables import Base
+from credit_gateway.adapters.storage import migrate
+from credit_gateway.adapters.storage.db import make_engine
+from credit_gateway.adapters.storage.tables import Base
 
 SERVERS = {
     "postgresql": ("postgresql+psycopg://postgres@127.0.0.1:5432/{db}", "test"),

@@ -12,14 +12,16 @@ from typing import Any
 
 import grpc
 
-from credit_gateway import pki, registry, tls
+from credit_gateway.adapters.storage import catalog as catalog_store
+from credit_gateway.adapters.storage.db import Database
 from credit_gateway.auth.scopes import SCOPES_BY_KIND, PrincipalKind
-from credit_gateway.bootstrap import initialise
-from credit_gateway.config import Settings
-from credit_gateway.gateway import Gateway
-from credit_gateway.server import RunningGateway, start
-from credit_gateway.storage import catalog as catalog_store
-from credit_gateway.storage.db import Database
+from credit_gateway.cli.bootstrap import initialise
+from credit_gateway.devpki import pki
+from credit_gateway.runtime import tls
+from credit_gateway.runtime.config import Settings
+from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.runtime.server import RunningGateway, start
+from credit_gateway.services import operator as registry
 
 CATALOG_FILE = (
     Path(__file__).resolve().parents[2] / "src" / "credit_gateway" / "data" / "catalog.json"
@@ -108,7 +110,7 @@ class Harness:
 
     def token(self, participant: Participant, scopes: list[str] | None = None) -> str:
         """A token minted by the gateway's own issuer (the token endpoint uses the same one)."""
-        from credit_gateway.pki import ParticipantKind
+        from credit_gateway.devpki.pki import ParticipantKind
 
         granted = (
             scopes
@@ -222,12 +224,12 @@ def make_agreement(
     register: bool = True,
 ) -> dict[str, Any]:
     """Drafts, signs (center + counterparty) and registers an agreement; returns the document."""
+    from credit_gateway.adapters.storage import agreements as agreement_store
+    from credit_gateway.adapters.storage import trust
     from credit_gateway.domain.agreements import Agreement, Operation, Quotas
     from credit_gateway.domain.catalog import Category, DisclosureLevel
     from credit_gateway.domain.identifiers import SubjectKind
     from credit_gateway.exchange import agreements as signing
-    from credit_gateway.storage import agreements as agreement_store
-    from credit_gateway.storage import trust
 
     now = h.clock.now
     agreement = Agreement(
@@ -273,7 +275,7 @@ def signed_record(
     notice: str = "",
 ) -> Any:
     """A SubmittedRecord signed by the provider's key over the record's canonical bytes."""
-    from credit_gateway.api import client
+    from credit_gateway.adapters.grpc import client
     from credit_gateway.domain.records import Submission
     from credit_gateway.exchange.agreements import load_private_key
 

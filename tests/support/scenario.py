@@ -12,8 +12,8 @@ import grpc
 from sqlalchemy import select
 from support.harness import PERSON, Harness, Participant, make_agreement, metadata, signed_record
 
-from credit_gateway.api.convert import to_timestamp
-from credit_gateway.api.v1 import (
+from credit_gateway.adapters.grpc.convert import to_timestamp
+from credit_gateway.adapters.grpc.v1 import (
     common_pb2,
     consent_pb2,
     consent_pb2_grpc,
@@ -21,8 +21,8 @@ from credit_gateway.api.v1 import (
     inquiry_pb2_grpc,
     submission_pb2_grpc,
 )
-from credit_gateway.storage.db import Database
-from credit_gateway.storage.tables import AuditEntryRow, RecordRow
+from credit_gateway.adapters.storage.db import Database
+from credit_gateway.adapters.storage.tables import AuditEntryRow, RecordRow
 
 AGREEMENT = "agr-zx-credit"
 # The catalog's purpose with the most uses per consent (50): the loops below need many.

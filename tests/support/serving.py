@@ -19,11 +19,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.harness import Harness, Participant, free_port
 
-from credit_gateway import tls
 from credit_gateway.auth.scopes import SCOPES_BY_KIND, PrincipalKind
-from credit_gateway.config import Settings
-from credit_gateway.gateway import Gateway, utcnow
-from credit_gateway.pki import ParticipantKind
+from credit_gateway.devpki.pki import ParticipantKind
+from credit_gateway.runtime import tls
+from credit_gateway.runtime.config import Settings
+from credit_gateway.runtime.gateway import Gateway, utcnow
 
 ISSUER = "https://credit-gateway.test"
 START_SECONDS = 30

@@ -18,8 +18,9 @@ from grpc_reflection.v1alpha import reflection_pb2
 from support.harness import metadata
 from support.rpc import status_of
 
-from credit_gateway import pki, tls
-from credit_gateway.api.v1 import submission_pb2
+from credit_gateway.adapters.grpc.v1 import submission_pb2
+from credit_gateway.devpki import pki
+from credit_gateway.runtime import tls
 
 T = TypeVar("T")
 HEALTH_WATCH = "/grpc.health.v1.Health/Watch"

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from credit_gateway import errors, pki
+from credit_gateway import errors
 from credit_gateway.auth.keyring import KeyRing, KeyState, SigningKey
 from credit_gateway.consent.tokens import ConsentTokenError, ConsentTokenVerifier
+from credit_gateway.devpki import pki
 from credit_gateway.domain.agreements import Agreement, Quotas, aware
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
 from credit_gateway.domain.catalog import Catalog, CatalogError, string_list

@@ -1,4 +1,4 @@
-"""Tests for the development PKI (credit_gateway.pki)."""
+"""Tests for the development PKI (credit_gateway.devpki.pki)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from credit_gateway import pki
-from credit_gateway.pki import (
+from credit_gateway.devpki import pki
+from credit_gateway.devpki.pki import (
     IssuedCert,
     ParticipantKind,
     PkiError,

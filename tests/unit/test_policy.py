@@ -1,4 +1,4 @@
-"""Tests for credit_gateway.policy.decide: the single release decision, article by article.
+"""Tests for credit_gateway.domain.policy.decide: the single release decision, article by article.
 
 Layout: a small catalog, a baseline ReleaseRequest per channel that `decide` allows in full, then
 one table of rows (id, article, channel, mutation, expectation). Each row's id names its article
@@ -43,8 +43,7 @@ from credit_gateway.domain.decisions import (
 )
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.participants import ParticipantKind as PK
-from credit_gateway.errors import PermissionDenied, ResourceExhausted
-from credit_gateway.policy import (
+from credit_gateway.domain.policy import (
     OBJECTION_RESPONSE_PERIOD,
     AgreementState,
     Channel,
@@ -52,6 +51,7 @@ from credit_gateway.policy import (
     ReleaseRequest,
     decide,
 )
+from credit_gateway.errors import PermissionDenied, ResourceExhausted
 
 NOW = datetime(2025, 6, 1, 9, 30, tzinfo=UTC)
 DAY = timedelta(days=1)

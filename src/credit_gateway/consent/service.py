@@ -13,6 +13,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from credit_gateway.adapters.storage import agreements as agreement_store
+from credit_gateway.adapters.storage import audit as audit_store
+from credit_gateway.adapters.storage import consents as store
+from credit_gateway.adapters.storage import records as record_store
+from credit_gateway.adapters.storage import trust
 from credit_gateway.consent import tokens as consent_tokens
 from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import verify_es256
@@ -36,13 +41,8 @@ from credit_gateway.errors import (
     PeerError,
     PermissionDenied,
 )
-from credit_gateway.exchange.inquiry import parse_subject
-from credit_gateway.gateway import Gateway
-from credit_gateway.storage import agreements as agreement_store
-from credit_gateway.storage import audit as audit_store
-from credit_gateway.storage import consents as store
-from credit_gateway.storage import records as record_store
-from credit_gateway.storage import trust
+from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.services.release import parse_subject
 
 GRANTEE_KINDS = frozenset({ParticipantKind.CREDIT_AGENCY, ParticipantKind.INDUSTRY_ASSOCIATION})
 EVIDENCE_SIGNATURE = "subject_signature"

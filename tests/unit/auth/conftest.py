@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from credit_gateway.pki import IssuedCert, ParticipantKind, PkiPaths, init_pki, issue_participant
+from credit_gateway.devpki.pki import (
+    IssuedCert,
+    ParticipantKind,
+    PkiPaths,
+    init_pki,
+    issue_participant,
+)
 
 
 def build_server_context(ca_cert: Path, server_cert: Path, server_key: Path) -> ssl.SSLContext:

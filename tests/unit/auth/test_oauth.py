@@ -27,15 +27,15 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from support.jose import forged
 
-from credit_gateway.auth.https import HttpRequest, HttpResponse, HttpsServer, serve_https
-from credit_gateway.auth.keyring import KeyRing, KeyState, SigningKey
-from credit_gateway.auth.oauth import (
+from credit_gateway.adapters.http.oauth import (
     CLIENT_ASSERTION_TYPE,
     JWT_BEARER_GRANT_TYPE,
     GatewayAuthorizationServer,
     GatewayOAuth2Request,
     parse_form,
 )
+from credit_gateway.adapters.http.server import HttpRequest, HttpResponse, HttpsServer, serve_https
+from credit_gateway.auth.keyring import KeyRing, KeyState, SigningKey
 from credit_gateway.auth.ports import Client
 from credit_gateway.auth.scopes import (
     CONSENT_GRANTEE,
@@ -47,6 +47,7 @@ from credit_gateway.auth.scopes import (
     PrincipalKind,
 )
 from credit_gateway.auth.tokens import TokenIssuer, TokenVerifier
+from credit_gateway.devpki.pki import IssuedCert
 from credit_gateway.domain.participants import (
     Licence,
     Participant,
@@ -54,7 +55,6 @@ from credit_gateway.domain.participants import (
     ParticipantStatus,
 )
 from credit_gateway.errors import ConfigError
-from credit_gateway.pki import IssuedCert
 
 T = TypeVar("T")
 AUDIENCE = "credit-gateway"

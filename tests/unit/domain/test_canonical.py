@@ -19,8 +19,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from credit_gateway.api import convert
-from credit_gateway.api.v1 import consent_pb2
+from credit_gateway.adapters.grpc import convert
+from credit_gateway.adapters.grpc.v1 import consent_pb2
 from credit_gateway.domain.canonical import (
     MAX_SAFE_INTEGER,
     CanonicalError,

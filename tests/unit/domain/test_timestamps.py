@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from credit_gateway.api import convert
+from credit_gateway.adapters.grpc import convert
 from credit_gateway.domain.agreements import Agreement, Operation, Quotas
 from credit_gateway.domain.canonical import parse_json_object
 from credit_gateway.domain.records import Submission

@@ -1,0 +1,1 @@
+"""Adapters: storage (SQLAlchemy), the gRPC edge (grpc.aio), HTTP (aiohttp)."""

@@ -1,0 +1,111 @@
+"""InquiryService: protobuf in, exchange.inquiry.release, protobuf out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from credit_gateway.adapters.grpc.convert import identifier, item_codes, to_timestamp
+from credit_gateway.adapters.grpc.interceptor import current_call
+from credit_gateway.adapters.grpc.v1 import common_pb2, inquiry_pb2, inquiry_pb2_grpc
+from credit_gateway.domain.policy import Channel
+from credit_gateway.errors import InvalidArgument
+from credit_gateway.runtime.blocking import Blocking
+from credit_gateway.services.release import Inquiry, InquiryResult, InquiryService
+
+_Ctx = grpc.aio.ServicerContext[Any, Any]
+MAX_TOKEN = 8192  # a consent token is a few hundred bytes
+SELF_CALLER = "self"
+
+
+class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
+    def __init__(self, service: InquiryService, blocking: Blocking) -> None:
+        self.service = service
+        self.blocking = blocking
+
+    async def QueryOpen(
+        self, request: inquiry_pb2.QueryRequest, context: _Ctx
+    ) -> common_pb2.QueryResponse:
+        return await self._participant_query(Channel.OPEN_INQUIRY, "QueryOpen", request, None)
+
+    async def ShareGovernment(
+        self, request: inquiry_pb2.QueryRequest, context: _Ctx
+    ) -> common_pb2.QueryResponse:
+        return await self._participant_query(
+            Channel.GOVERNMENT_SHARING, "ShareGovernment", request, None
+        )
+
+    async def QueryAuthorized(
+        self, request: inquiry_pb2.AuthorizedQueryRequest, context: _Ctx
+    ) -> common_pb2.QueryResponse:
+        return await self._participant_query(
+            Channel.AUTHORIZED_INQUIRY, "QueryAuthorized", request.query, request.consent_token
+        )
+
+    async def QueryOwn(
+        self, request: inquiry_pb2.OwnQueryRequest, context: _Ctx
+    ) -> common_pb2.QueryResponse:
+        call = current_call()
+        # The audit log names the caller "self", never the identity number the token carries.
+        inquiry = Inquiry(
+            Channel.SELF_INQUIRY,
+            SELF_CALLER,
+            None,
+            "QueryOwn",
+            call.principal.id,
+            purpose="SELF",
+            item_codes=item_codes(request.item_codes),
+        )
+        return _response(await self.blocking.call(self.service.release, inquiry))
+
+    async def _participant_query(
+        self,
+        channel: Channel,
+        method: str,
+        request: inquiry_pb2.QueryRequest,
+        consent_token: str | None,
+    ) -> common_pb2.QueryResponse:
+        call = current_call()
+        if not request.subject_code:
+            raise InvalidArgument.field("subject_code", "required")
+        purpose = identifier(request.purpose, "purpose")
+        agreement_id = identifier(request.agreement_id, "agreement_id")
+        if consent_token is not None and len(consent_token) > MAX_TOKEN:
+            raise InvalidArgument.field("consent_token", f"at most {MAX_TOKEN} characters")
+        inquiry = Inquiry(
+            channel,
+            call.client.id,
+            call.client.kind.value,
+            method,
+            request.subject_code,
+            purpose,
+            item_codes(request.item_codes),
+            agreement_id,
+            consent_token,
+        )
+        return _response(await self.blocking.call(self.service.release, inquiry))
+
+
+def _response(result: InquiryResult) -> common_pb2.QueryResponse:
+    return common_pb2.QueryResponse(
+        inquiry_id=result.inquiry_id,
+        records=[
+            common_pb2.ReleasedRecord(
+                record_id=r.record_id,
+                item_code=r.item_code,
+                provider_code=r.provider_id,
+                payload_json=r.payload,
+                occurred_at=to_timestamp(r.occurred_at),
+                labels=list(r.labels),
+            )
+            for r in result.released
+        ],
+        withheld=[
+            common_pb2.Withheld(item_code=w.item_code, reason=w.reason, count=w.count)
+            for w in result.withheld
+        ],
+        conditions=list(result.conditions),
+        consent_id=result.consent_id or "",
+        agreement_id=result.agreement_id or "",
+    )

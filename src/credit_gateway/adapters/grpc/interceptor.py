@@ -1,0 +1,300 @@
+"""The one interceptor: request ids, admission, logging, authentication, error mapping.
+
+Every call passes here before any servicer runs, on the event loop:
+  0. admission: a unary call takes one of `grpc_max_calls` slots; a stream takes a slot of its
+     method for its certificate and one in all (api/limits.py), before anything else, so idle
+     streams from any certificate of our CA, registered or not, cannot crowd out calls;
+then, for a method that needs a token:
+  1. the method has a rule in auth.scopes.METHOD_SCOPES (none: refused, fail closed);
+  2. a bearer token is present and verifies (auth.tokens: signature, iss, aud, time);
+  3. its cnf binds it to this connection's client certificate (RFC 8705);
+  4. it is not revoked, and its client participant may act now (read per call, not cached);
+  5. the principal is of the kind the method serves and holds the method's scope.
+The servicer then reads the caller from `current_call()`. Authorization proper (agreements,
+consent, the catalog) is the policy's, not this layer's. A client stream's messages arrive
+through a guard that enforces the idle timeout; every stream runs under the server's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import logging
+import secrets
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import grpc
+
+from credit_gateway.adapters.grpc.errors import internal_status, to_status
+from credit_gateway.adapters.grpc.limits import Limits
+from credit_gateway.adapters.storage.trust import caller_state
+from credit_gateway.auth.binding import x5t_s256
+from credit_gateway.auth.scopes import METHOD_SCOPES, PUBLIC_METHODS, MethodRule, PrincipalKind
+from credit_gateway.auth.tokens import Principal
+from credit_gateway.domain.participants import Participant
+from credit_gateway.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    InfrastructureError,
+    PermissionDenied,
+    Unauthenticated,
+)
+from credit_gateway.runtime import logs
+from credit_gateway.runtime.blocking import Blocking
+from credit_gateway.runtime.gateway import Gateway
+
+log = logging.getLogger("credit_gateway.calls")
+Behaviour = Callable[..., Any]
+Handler = Any  # grpc.RpcMethodHandler, generic only in the stubs
+_Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    method: str
+    request_id: str
+    principal: Principal
+    client: Participant  # the participant whose certificate carries the call
+
+
+_current: contextvars.ContextVar[CallContext] = contextvars.ContextVar("call")
+
+
+def current_call() -> CallContext:
+    return _current.get()
+
+
+class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
+    def __init__(
+        self,
+        gateway: Gateway,
+        blocking: Blocking,
+        limits: Limits,
+        rules: Mapping[str, MethodRule] = METHOD_SCOPES,
+    ) -> None:
+        self.gateway = gateway
+        self.blocking = blocking
+        self.limits = limits
+        self.rules = rules
+        self._thumbprints: dict[bytes, str] = {}
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None  # grpc answers UNIMPLEMENTED
+        method = handler_call_details.method
+        # Wrapped handlers are built once per method: the wrapper reads each call's metadata
+        # from its context, so nothing per call is captured here.
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cast(Handler, cached[1])
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Any) -> Handler:
+        options = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary), **options
+            )
+        kind = "stream_stream" if handler.request_streaming else "unary_stream"
+        if not handler.response_streaming:
+            kind = "stream_unary"
+        behaviour = getattr(handler, kind)
+        factory = getattr(grpc, f"{kind}_rpc_method_handler")
+        return factory(self._stream(method, behaviour, handler.request_streaming), **options)
+
+    # -- wrapping ----------------------------------------------------------------------------
+    def _unary(self, method: str, behaviour: Behaviour) -> Behaviour:
+        async def call(request: Any, context: _Ctx) -> Any:
+            rid = self._enter(context)
+            try:
+                with self.limits.unary(method):
+                    await self._authenticate(method, context)
+                    return await behaviour(request, context)
+            except Exception as error:
+                await self._fail(method, context, error, rid)
+            return None  # not reached: _fail aborts the call
+
+        return call
+
+    def _stream(self, method: str, behaviour: Behaviour, client_streaming: bool) -> Behaviour:
+        """Server streams come as async generators (ours, reflection) or as coroutines that
+        write to the context (the health service's Watch); the wrapper keeps each one's form."""
+
+        async def prepare(request: Any, context: _Ctx) -> Any:
+            await self._authenticate(method, context)
+            if client_streaming:
+                return self._idle_guard(request)
+            return request
+
+        async def coroutine(request: Any, context: _Ctx) -> Any:
+            rid = self._enter(context)
+            try:
+                with self.limits.stream(method, self._peer_thumbprint(context)):
+                    async with self._deadline():
+                        return await behaviour(await prepare(request, context), context)
+            except Exception as error:
+                await self._fail(method, context, error, rid)
+            return None
+
+        async def generator(request: Any, context: _Ctx) -> AsyncIterator[Any]:
+            rid = self._enter(context)
+            try:
+                with self.limits.stream(method, self._peer_thumbprint(context)):
+                    async with self._deadline():
+                        async for response in behaviour(await prepare(request, context), context):
+                            yield response
+            except Exception as error:
+                await self._fail(method, context, error, rid)
+
+        return generator if inspect.isasyncgenfunction(behaviour) else coroutine
+
+    def _deadline(self) -> Any:
+        return _stream_deadline(self.limits.stream_max_seconds)
+
+    async def _idle_guard(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """A client stream's messages, each awaited at most `stream_idle_seconds`: a peer that
+        opens a stream and sends nothing holds no more than that."""
+        iterator = aiter(requests)
+        while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that comes with the message it waits for, and a cancelled call (client cancel,
+            # deadline, shutdown) ends its request stream exactly then. The handler would go on
+            # as if the client had half-closed, and a submission would be committed.
+            try:
+                async with asyncio.timeout(self.limits.stream_idle_seconds):
+                    message = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    f"no message for {self.limits.stream_idle_seconds:g} s", reason="STREAM_IDLE"
+                ) from None
+            yield message
+
+    def _enter(self, context: _Ctx) -> str:
+        rid = _metadata(context, "x-request-id")[:64] or secrets.token_hex(8)
+        context.set_trailing_metadata((("x-request-id", rid),))
+        logs.request_id.set(rid)  # each call runs in a task of its own: no reset needed
+        return rid
+
+    async def _fail(self, method: str, context: _Ctx, error: Exception, rid: str) -> None:
+        """Every error becomes a status here, in one place. A caller's refusal is logged at
+        INFO; our own failures (storage, configuration) at ERROR, never as a refusal."""
+        if isinstance(error, asyncio.CancelledError | grpc.aio.AbortError):
+            raise error
+        if isinstance(error, InfrastructureError):
+            fields = {"method": method, "reason": error.reason, "detail": error.message}
+            log.error("failed", extra={"fields": fields})
+            status = to_status(error)
+        elif isinstance(error, GatewayError):
+            fields = {"method": method, "reason": error.reason, "detail": error.message}
+            log.info("refused", extra={"fields": fields})
+            status = to_status(error)
+        else:
+            log.error("unhandled error", exc_info=error, extra={"fields": {"method": method}})
+            status = internal_status()
+        trailers = (*status.trailing_metadata, ("x-request-id", rid))
+        await context.abort(status.code, status.details, trailers)
+
+    # -- authentication ----------------------------------------------------------------------
+    async def _authenticate(self, method: str, context: _Ctx) -> None:
+        if method in PUBLIC_METHODS:
+            return
+        rule = self.rules.get(method)
+        if rule is None:
+            raise PermissionDenied("method is not open to callers", reason="METHOD_NOT_ALLOWED")
+        header = _metadata(context, "authorization")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("a bearer access token is required", reason="TOKEN_MISSING")
+        gateway = self.gateway
+        now = gateway.clock()
+        principal = gateway.token_verifier.verify(
+            token.strip(), self._peer_thumbprint(context), now
+        )
+        try:
+            client = await self.blocking.call(standing, gateway, principal, now)
+        except Unauthenticated:
+            gateway.token_verifier.forget(token)
+            raise
+        if principal.kind is not rule.principal:
+            who = "a credit subject" if rule.principal is PrincipalKind.SUBJECT else "a participant"
+            raise PermissionDenied(f"this method is for {who}", reason="WRONG_PRINCIPAL")
+        if rule.scope not in principal.scopes:
+            raise PermissionDenied(f"token lacks scope {rule.scope}", reason="SCOPE_MISSING")
+        _current.set(CallContext(method, logs.request_id.get(), principal, client))
+
+    def _peer_thumbprint(self, context: _Ctx) -> str:
+        # The stubs type auth_context() values as bytes; gRPC gives a list of bytes per key.
+        pems = cast(list[bytes], context.auth_context().get("x509_pem_cert") or [])
+        if not pems:
+            raise Unauthenticated("no client certificate", reason="NO_CLIENT_CERTIFICATE")
+        pem = pems[0]
+        thumbprint = self._thumbprints.get(pem)
+        if thumbprint is None:
+            thumbprint = x5t_s256(ssl.PEM_cert_to_DER_cert(pem.decode()))
+            if len(self._thumbprints) > 10_000:
+                self._thumbprints.clear()
+            self._thumbprints[pem] = thumbprint
+        return thumbprint
+
+
+@contextlib.asynccontextmanager
+async def _stream_deadline(seconds: float) -> AsyncIterator[None]:
+    """The server's deadline for one stream: past it the stream ends with DEADLINE_EXCEEDED,
+    whatever the client asked for."""
+    timeout = asyncio.timeout(seconds)
+    try:
+        async with timeout:
+            yield
+    except TimeoutError:
+        if not timeout.expired():
+            raise
+        raise DeadlineExceeded(
+            f"streams are closed after {seconds:g} s; open a new one", reason="STREAM_DEADLINE"
+        ) from None
+
+
+def standing(gateway: Gateway, principal: Principal, now: datetime) -> Participant:
+    """Read per call, never cached: the token is not revoked and its client may act now."""
+    client, revoked = caller_state(gateway.db, principal.client_id, principal.jti)
+    if revoked:
+        raise Unauthenticated("access token was revoked", reason="TOKEN_REVOKED")
+    if client is None:
+        raise Unauthenticated("token names an unknown client", reason="TOKEN_INVALID")
+    client.ensure_may_act(now)
+    return client
+
+
+async def recheck(gateway: Gateway, blocking: Blocking, call: CallContext) -> None:
+    """For calls that outlive a moment (streams): the checks that can change while the call
+    runs, again. Raises when the token expired or was revoked, or the client was suspended or
+    lost its licence, so the stream ends with that status."""
+    now = gateway.clock()
+    if now >= call.principal.expires_at + gateway.token_verifier.skew:
+        raise Unauthenticated("access token expired", reason="TOKEN_EXPIRED")
+    await blocking.stream(standing, gateway, call.principal, now)
+
+
+def _metadata(context: _Ctx, key: str) -> str:
+    for item in context.invocation_metadata() or ():
+        if item[0] == key:
+            return str(item[1])
+    return ""

@@ -1,0 +1,39 @@
+"""Which servicers the gateway serves."""
+
+from __future__ import annotations
+
+import grpc
+
+from credit_gateway.adapters.grpc.consent import ConsentServicer
+from credit_gateway.adapters.grpc.inquiry import InquiryServicer
+from credit_gateway.adapters.grpc.submission import SubmissionServicer
+from credit_gateway.adapters.grpc.v1 import consent_pb2_grpc, inquiry_pb2_grpc, submission_pb2_grpc
+from credit_gateway.adapters.grpc.watch import ConsentEventHub
+from credit_gateway.consent.service import ConsentService
+from credit_gateway.runtime.blocking import Blocking
+from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.services.release import InquiryService
+from credit_gateway.services.submission import SubmissionService
+
+
+def register_services(
+    server: grpc.aio.Server, gateway: Gateway, blocking: Blocking, hub: ConsentEventHub
+) -> tuple[str, ...]:
+    """Adds every servicer to the server; returns their full service names."""
+    inquiry_pb2_grpc.add_InquiryServiceServicer_to_server(
+        InquiryServicer(InquiryService(gateway), blocking), server
+    )
+    submission_pb2_grpc.add_SubmissionServiceServicer_to_server(
+        SubmissionServicer(
+            SubmissionService(gateway), blocking, gateway.settings.max_stream_messages
+        ),
+        server,
+    )
+    consent_pb2_grpc.add_ConsentServiceServicer_to_server(
+        ConsentServicer(ConsentService(gateway), blocking, hub), server
+    )
+    return (
+        "credit_gateway.v1.InquiryService",
+        "credit_gateway.v1.SubmissionService",
+        "credit_gateway.v1.ConsentService",
+    )

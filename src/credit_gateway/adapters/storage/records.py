@@ -1,0 +1,143 @@
+"""Subjects (looked up by keyed hash, code sealed) and records (non-open payloads sealed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from credit_gateway.adapters.storage.tables import RecordRow, SubjectRow, core
+from credit_gateway.crypto.envelope import Envelope
+from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.domain.ids import new_id
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    id: str
+    kind: SubjectKind
+    public_jwk: str | None
+
+
+_SUBJECTS = core(SubjectRow)
+_SUBJECT_BY_LOOKUP = select(_SUBJECTS.c.id, _SUBJECTS.c.kind, _SUBJECTS.c.public_jwk).where(
+    _SUBJECTS.c.lookup == bindparam("lookup")
+)
+_SUBJECT_BY_LOOKUP_CURRENT = _SUBJECT_BY_LOOKUP.with_for_update(read=True)
+
+
+def find_subject(session: Session, lookup: str, *, current: bool = False) -> Subject | None:
+    """`current`: the latest committed row, with a share lock (see existing_digest)."""
+    statement = _SUBJECT_BY_LOOKUP_CURRENT if current else _SUBJECT_BY_LOOKUP
+    row = session.connection().execute(statement, {"lookup": lookup}).first()
+    return None if row is None else Subject(row.id, SubjectKind(row.kind), row.public_jwk)
+
+
+def subject_code(session: Session, envelope: Envelope, subject_id: str) -> str:
+    row = session.get(SubjectRow, subject_id)
+    assert row is not None
+    return envelope.open(
+        row.code_key_id, row.code_sealed, b"subject:" + row.lookup.encode()
+    ).decode()
+
+
+def ensure_subject(
+    session: Session, envelope: Envelope, lookup: str, code: str, kind: SubjectKind, now: datetime
+) -> Subject:
+    found = find_subject(session, lookup)
+    if found is not None:
+        return found
+    key_id, sealed = envelope.seal(code.encode(), b"subject:" + lookup.encode())
+    row = SubjectRow(
+        id=new_id("sbj"),
+        lookup=lookup,
+        kind=kind.value,
+        code_key_id=key_id,
+        code_sealed=sealed,
+        public_jwk=None,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # made by a concurrent submission: read it as committed
+        found = find_subject(session, lookup, current=True)
+        assert found is not None
+        return found
+    return Subject(row.id, kind, None)
+
+
+def set_subject_key(session: Session, subject_id: str, public_jwk: str | None) -> None:
+    row = session.get(SubjectRow, subject_id)
+    assert row is not None
+    row.public_jwk = public_jwk
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    provider_id: str
+    provider_record_id: str
+    item_code: str
+    subject_id: str
+    occurred_at: datetime
+    digest: str
+    payload: bytes
+    signature: bytes
+    signer_kid: str
+    notice_reference: str | None
+    seal: bool
+
+
+def existing_digest(
+    session: Session, provider_id: str, provider_record_id: str, *, current: bool = False
+) -> tuple[str, str] | None:
+    """The stored record's id and digest. `current` reads the latest committed row with a
+    share lock (InnoDB's REPEATABLE READ snapshot would not show a concurrent insert)."""
+    query = select(RecordRow.id, RecordRow.digest).where(
+        RecordRow.provider_id == provider_id, RecordRow.provider_record_id == provider_record_id
+    )
+    if current:
+        query = query.with_for_update(read=True)
+    row = session.execute(query).first()
+    return None if row is None else (row[0], row[1])
+
+
+def insert_record(
+    session: Session, envelope: Envelope, record: NewRecord, now: datetime, *, careful: bool = False
+) -> str | None:
+    """Adds the record; `careful` flushes it in a savepoint and answers None if a concurrent
+    insert of the same provider id won (the caller then reads what was stored)."""
+    record_id = new_id("rec")
+    key_id: str | None = None
+    payload = record.payload
+    if record.seal:
+        key_id, payload = envelope.seal(payload, b"record:" + record_id.encode())
+    row = RecordRow(
+        id=record_id,
+        provider_id=record.provider_id,
+        provider_record_id=record.provider_record_id,
+        item_code=record.item_code,
+        subject_id=record.subject_id,
+        occurred_at=record.occurred_at,
+        submitted_at=now,
+        digest=record.digest,
+        payload_key_id=key_id,
+        payload=payload,
+        signature=record.signature,
+        signer_kid=record.signer_kid,
+        notice_reference=record.notice_reference,
+        state="active",
+        labels="",
+    )
+    if not careful:
+        session.add(row)
+        return record_id
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None
+    return record_id

@@ -1,0 +1,244 @@
+"""The schema. Alembic migrations in storage/migrations are generated from these tables and
+`alembic check` (a test) keeps the two in step.
+
+Identifiers are opaque strings made by the application (a prefix and random base32), so replicas
+never contend for a sequence; the audit log alone keeps a database sequence for its order.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from credit_gateway.adapters.storage.types import Blob, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = String(40)
+Json = JSON().with_variant(Text(), "mysql", "mariadb")  # stored as canonical JSON text there
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), date: Date()}
+
+
+# --- trust -------------------------------------------------------------------------------------
+
+
+class ParticipantRow(Base):
+    __tablename__ = "participants"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    org_code: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    licence_number: Mapped[str | None] = mapped_column(String(64))
+    licence_valid_until: Mapped[datetime | None]
+    licence_revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    scopes: Mapped[str] = mapped_column(Text)  # space-separated, as in OAuth
+    jwks: Mapped[str] = mapped_column(Text)  # the participant's public JWK Set, JSON
+    created_at: Mapped[datetime]
+
+
+class CertificateRow(Base):
+    __tablename__ = "participant_certificates"
+    x5t_s256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    not_after: Mapped[datetime]
+
+
+class SigningKeyRow(Base):
+    __tablename__ = "signing_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # current, previous, retired
+    private_key: Mapped[bytes] = mapped_column(Blob)  # PKCS8 DER, sealed under the master key
+    created_at: Mapped[datetime]
+
+
+class DataKeyRow(Base):
+    __tablename__ = "data_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(Blob)
+    current: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+
+
+class RevokedTokenRow(Base):
+    __tablename__ = "revoked_tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class UsedAssertionRow(Base):
+    """RFC 7523 section 3 item 7: a client assertion's jti is accepted once."""
+
+    __tablename__ = "used_assertions"
+    issuer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AgreementRow(Base):
+    __tablename__ = "agreements"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    counterparty_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    document: Mapped[bytes] = mapped_column(Blob)  # the signed document, as registered
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    registered_at: Mapped[datetime]
+
+
+class QuotaUsageRow(Base):
+    __tablename__ = "quota_usage"
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+class CatalogRow(Base):
+    __tablename__ = "catalogs"
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    document: Mapped[bytes] = mapped_column(Blob)  # canonical JSON of the catalog file
+    digest: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[datetime]
+    current: Mapped[bool] = mapped_column(Boolean)
+
+
+class SubjectRow(Base):
+    __tablename__ = "subjects"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    lookup: Mapped[str] = mapped_column(String(64), unique=True)  # HMAC of the code
+    kind: Mapped[str] = mapped_column(String(32))
+    code_key_id: Mapped[str] = mapped_column(String(64))
+    code_sealed: Mapped[bytes] = mapped_column(Blob)
+    public_jwk: Mapped[str | None] = mapped_column(Text)  # for signed written consent
+    created_at: Mapped[datetime]
+
+
+class RecordRow(Base):
+    __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("provider_id", "provider_record_id"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    provider_record_id: Mapped[str] = mapped_column(String(128))
+    item_code: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
+    occurred_at: Mapped[datetime]
+    submitted_at: Mapped[datetime]
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the canonical bytes
+    payload_key_id: Mapped[str | None] = mapped_column(String(64))  # None: stored in clear (OPEN)
+    payload: Mapped[bytes] = mapped_column(Blob)
+    signature: Mapped[bytes] = mapped_column(Blob)
+    signer_kid: Mapped[str] = mapped_column(String(128))
+    notice_reference: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))  # active; later: objected, suspended, archived
+    labels: Mapped[str] = mapped_column(String(200), default="")
+
+
+Index("ix_records_subject_item", RecordRow.subject_id, RecordRow.item_code)
+
+
+# --- consent -----------------------------------------------------------------------------------
+
+
+class ConsentRow(Base):
+    __tablename__ = "consents"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    grantee_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    # The terms as canonical JSON (no personal data: read on every authorized inquiry), and the
+    # whole artefact the subject consented to, which names the subject's code: sealed.
+    terms: Mapped[bytes] = mapped_column(Blob)
+    artefact_key_id: Mapped[str] = mapped_column(String(64))
+    artefact_sealed: Mapped[bytes] = mapped_column(Blob)
+    subject_signature: Mapped[bytes | None] = mapped_column(Blob)
+    evidence: Mapped[str] = mapped_column(String(32))
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    granted_at: Mapped[datetime]
+    status_changed_at: Mapped[datetime]
+
+
+class ConsentRequestRow(Base):
+    __tablename__ = "consent_requests"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    grantee_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    terms: Mapped[bytes] = mapped_column(Blob)
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    consent_id: Mapped[str | None] = mapped_column(Id)
+
+
+class ConsentEventRow(Base):
+    """Every consent and request transition, in order; WatchConsents tails it (any replica)."""
+
+    __tablename__ = "consent_events"
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    grantee_id: Mapped[str] = mapped_column(String(64), index=True)
+    consent_id: Mapped[str | None] = mapped_column(Id)
+    request_id: Mapped[str | None] = mapped_column(Id)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+
+class AuditEntryRow(Base):
+    """One decision: a release or a refusal. `body` is the canonical entry, `leaf_hash` its
+    RFC 9162 leaf hash, so the Merkle integrator can build the tree from this table alone."""
+
+    __tablename__ = "audit_entries"
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(Id, unique=True)
+    at: Mapped[datetime]
+    caller: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(Id, index=True)
+    consent_id: Mapped[str | None] = mapped_column(Id, index=True)
+    agreement_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    body: Mapped[bytes] = mapped_column(Blob)
+    leaf_hash: Mapped[bytes] = mapped_column(Blob)
+
+
+def core(row: type[Base]) -> Table:
+    """The Core table behind a mapped class, for prebuilt statements on hot paths."""
+    return cast(Table, row.__table__)

@@ -1,0 +1,1 @@
+"""The development PKI: a CA, the server's and participants' certificates."""

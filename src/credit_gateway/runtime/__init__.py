@@ -1,0 +1,1 @@
+"""Wiring: settings, logs, TLS, the database threads, the gateway's parts, the server."""

@@ -1,0 +1,373 @@
+"""Wiring: settings -> storage -> services -> gRPC and the HTTPS token endpoint, on one loop.
+
+Both servers run on one asyncio event loop per process: grpc.aio for the API, aiohttp for the
+OAuth endpoint. Transactions run on the database threads of `blocking.Blocking`. `serve_forever`
+runs one process; `serve_processes` runs N that share the ports (SO_REUSEPORT), each with its own
+loop, all on one database. SIGTERM stops admission, lets calls finish within
+`shutdown_grace_seconds`, then cancels what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from credit_gateway.adapters.grpc import reflection
+from credit_gateway.adapters.grpc.interceptor import GatewayInterceptor
+from credit_gateway.adapters.grpc.limits import Limits
+from credit_gateway.adapters.grpc.services import register_services
+from credit_gateway.adapters.grpc.watch import ConsentEventHub
+from credit_gateway.adapters.http.oauth import GatewayAuthorizationServer
+from credit_gateway.adapters.http.server import HttpLimits, HttpsServer, serve_https
+from credit_gateway.adapters.storage.trust import SqlTrustStore
+from credit_gateway.errors import ConfigError, GatewayError
+from credit_gateway.runtime import logs, tls
+from credit_gateway.runtime.blocking import Blocking
+from credit_gateway.runtime.config import Settings, split_address
+from credit_gateway.runtime.gateway import Gateway
+
+log = logging.getLogger("credit_gateway.runtime.server")
+T = TypeVar("T")
+Extra = Callable[[grpc.aio.Server, GatewayInterceptor], None]
+KEEPALIVE_OPTIONS = (
+    # Idle connections are closed and dead peers found, so neither holds memory for long.
+    ("grpc.max_connection_idle_ms", 5 * 60_000),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+)
+
+
+@dataclass
+class Served:
+    """One process's gateway, as its event loop holds it."""
+
+    settings: Settings
+    gateway: Gateway
+    blocking: Blocking
+    limits: Limits
+    grpc_server: grpc.aio.Server
+    port: int
+    health: HealthServicer
+    https: HttpsServer
+    hub: ConsentEventHub
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def oauth_port(self) -> int:
+        return self.https.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops admission at once (health says NOT_SERVING, the token endpoint closes, gRPC
+        takes no new calls), lets the calls in flight finish within `grace`, cancels the rest,
+        then waits for the transactions already handed to the database threads."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        for task in self.tasks:
+            task.cancel()
+        # Together, not one after the other: gRPC must not go on admitting calls while the
+        # token endpoint drains, and the two graces must not add up.
+        await asyncio.gather(self.https.stop(grace=min(grace, 5.0)), self.grpc_server.stop(grace))
+        self.hub.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.blocking.shutdown)
+        self.gateway.close()
+
+
+async def serve(
+    settings: Settings, gateway: Gateway | None = None, extra: Extra | None = None
+) -> Served:
+    """Builds and starts the gateway on the running loop. `extra` may add handlers behind the
+    same interceptor (the benchmark's authenticated echo uses it); production passes nothing."""
+    settings.check_files()
+    blocking = Blocking(settings.db_threads, max(2, settings.db_threads // 4))
+    if gateway is None:
+        gateway = await blocking.call(Gateway, settings)
+    gateway.inline_key_refresh = False
+    limits = Limits.from_settings(settings)
+    interceptor = GatewayInterceptor(gateway, blocking, limits)
+    size = settings.max_message_bytes
+    server = grpc.aio.server(
+        interceptors=[interceptor],
+        options=[
+            ("grpc.max_receive_message_length", size),
+            ("grpc.max_send_message_length", size),
+            # Two servers must not share a port by accident; --processes shares it on purpose.
+            ("grpc.so_reuseport", 1 if settings.processes > 1 else 0),
+            *KEEPALIVE_OPTIONS,
+        ],
+    )
+    health_servicer = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    hub = ConsentEventHub(gateway.db, blocking)
+    names = register_services(server, gateway, blocking, hub)
+    if extra is not None:
+        extra(server, interceptor)
+    for name in (*names, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable(server, (*names, health.SERVICE_NAME))
+    # The token endpoint binds first: its port is configured, the gRPC one may be ephemeral.
+    https = await _token_endpoint(settings, gateway, blocking)
+    try:
+        port = server.add_secure_port(settings.grpc_address, tls.grpc_server_credentials(settings))
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        await https.stop()
+        raise ConfigError(f"cannot listen on {settings.grpc_address}")
+    await server.start()
+    served = Served(settings, gateway, blocking, limits, server, port, health_servicer, https, hub)
+    served.tasks.append(asyncio.create_task(_follow_keys(gateway, blocking)))
+    log.info(
+        "serving",
+        extra={
+            "fields": {
+                "grpc_port": port,
+                "oauth_port": https.port,
+                "issuer": settings.effective_issuer,
+            }
+        },
+    )
+    return served
+
+
+async def _token_endpoint(settings: Settings, gateway: Gateway, blocking: Blocking) -> HttpsServer:
+    """The OAuth 2.0 authorization server on HTTPS beside the gRPC port (issue: trust)."""
+    app = GatewayAuthorizationServer(
+        store=SqlTrustStore(gateway.db, gateway.clock),
+        issuer=gateway.token_issuer,
+        keyring=gateway.current_keyring,
+        issuer_url=settings.effective_issuer,
+        clock=gateway.clock,
+    )
+    host, port = split_address(settings.oauth_address)
+    try:
+        return await serve_https(
+            app.handle,
+            host,
+            port,
+            tls.https_server_context(settings),
+            run=blocking.call,
+            limits=HttpLimits(
+                handshake_timeout=settings.oauth_handshake_seconds,
+                header_timeout=settings.oauth_header_seconds,
+                body_timeout=settings.oauth_body_seconds,
+                idle_timeout=settings.oauth_idle_seconds,
+                max_requests_per_connection=settings.oauth_requests_per_connection,
+                max_connections_per_address=settings.oauth_connections_per_address,
+                max_connections=settings.oauth_max_connections,
+            ),
+            reuse_port=settings.processes > 1,
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings.oauth_address}: {exc.strerror}") from exc
+
+
+async def _follow_keys(gateway: Gateway, blocking: Blocking) -> None:
+    """Follows `keys rotate` (made by the CLI or another replica) off the calls' path."""
+    while True:
+        await asyncio.sleep(Gateway.KEY_REFRESH_SECONDS)
+        try:
+            await blocking.call(gateway.refresh_keys)
+        except Exception as error:  # a database blip: keep the keys we have, try again later
+            log.error("key refresh failed", extra={"fields": {"error": str(error)}})
+
+
+# --- one process ---------------------------------------------------------------------------
+
+
+def serve_forever(settings: Settings, serving: Callable[[], None] | None = None) -> None:
+    """Runs the gateway in this process until SIGTERM or SIGINT; `serving` is called once it
+    listens."""
+    asyncio.run(_serve_until_signalled(settings, serving))
+    log.info("stopped")
+
+
+async def _serve_until_signalled(
+    settings: Settings, serving: Callable[[], None] | None = None
+) -> None:
+    served = await serve(settings)
+    if serving is not None:
+        serving()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _on_signal, signum, stopping)
+    await stopping.wait()
+    await served.stop()
+
+
+def _on_signal(signum: int, stopping: asyncio.Event) -> None:
+    log.info("draining", extra={"fields": {"signal": signal.Signals(signum).name}})
+    stopping.set()
+
+
+# --- N processes ---------------------------------------------------------------------------
+
+RESPAWN_SECONDS = 1.0
+START_SECONDS = 120.0  # for every child to listen: each imports, connects, loads its keys
+
+
+def serve_processes(settings: Settings) -> None:
+    """`settings.processes` children, each a whole gateway on its own loop, sharing the ports.
+    If one cannot start (a port taken, the database unreachable), none serves: the others are
+    stopped and its error is raised here, as a single process would raise it. Once all serve, a
+    child that dies is started again (at most once a second); SIGTERM goes to every child, and
+    the parent returns when all have drained."""
+    if settings.processes == 1:
+        serve_forever(settings)
+        return
+    context = multiprocessing.get_context("spawn")
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("draining", extra={"fields": {"signal": signal.Signals(signum).name}})
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    children = [_Child.spawn(context, settings) for _ in range(settings.processes)]
+    try:
+        for child in children:
+            child.wait_serving(stopping)
+        while not stopping.wait(RESPAWN_SECONDS):
+            for child in children:
+                if not child.process.is_alive():
+                    log.error("process died", extra={"fields": {"exitcode": child.exitcode}})
+                    child.respawn()
+    finally:
+        for child in children:
+            child.terminate()  # SIGTERM: the child drains like a single process
+        for child in children:
+            child.join()
+    log.info("stopped")
+
+
+@dataclass
+class _Child:
+    """A server process and the pipe on which it says whether it started."""
+
+    context: multiprocessing.context.SpawnContext
+    settings: Settings
+    process: multiprocessing.context.SpawnProcess
+    report: multiprocessing.connection.Connection
+
+    @classmethod
+    def spawn(cls, context: multiprocessing.context.SpawnContext, settings: Settings) -> _Child:
+        report, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_child, args=(settings, sender), daemon=False)
+        process.start()
+        sender.close()  # the child's is the only write end: its exit ends the pipe
+        return cls(context, settings, process, report)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
+    def wait_serving(self, stopping: threading.Event) -> None:
+        """Returns once the child listens (or SIGTERM came); raises what stopped it."""
+        deadline = time.monotonic() + START_SECONDS
+        while not self.report.poll(0.1):
+            if stopping.is_set():
+                return
+            if time.monotonic() > deadline:
+                raise ConfigError(f"a server process did not start within {START_SECONDS:g} s")
+        try:
+            failure = self.report.recv()
+        except EOFError:  # it died without a word: a crash, whose traceback is on stderr
+            self.process.join()
+            raise RuntimeError(f"a server process exited with {self.exitcode}") from None
+        if failure is not None:
+            raise ConfigError(failure)
+
+    def respawn(self) -> None:
+        self.report.close()
+        fresh = self.spawn(self.context, self.settings)
+        self.process, self.report = fresh.process, fresh.report
+
+    def terminate(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+
+    def join(self) -> None:
+        self.process.join()
+        self.report.close()
+
+
+def _child(settings: Settings, report: multiprocessing.connection.Connection) -> None:
+    logs.configure(settings.log_level)
+    try:
+        serve_forever(settings, serving=lambda: report.send(None))
+    except GatewayError as error:
+        # The parent says it (one line from the CLI) and stops the others.
+        report.send(error.message)
+        raise SystemExit(2) from None
+
+
+# --- in another thread (tests, the benchmark) ----------------------------------------------
+
+_loop_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    """One loop thread for every gateway started in this process by `start` (grpc.aio binds
+    its completion queue to the first loop it runs on, so there is one)."""
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="gateway-loop", daemon=True).start()
+        return _loop
+
+
+@dataclass
+class RunningGateway:
+    """A gateway served on the background loop, driven from ordinary threads."""
+
+    served: Served
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.served.gateway
+
+    @property
+    def port(self) -> int:
+        return self.served.port
+
+    @property
+    def oauth_port(self) -> int:
+        return self.served.oauth_port
+
+    @property
+    def limits(self) -> Limits:
+        return self.served.limits
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Runs a coroutine on the gateway's loop and waits for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self, grace: float | None = None) -> None:
+        self.call(self.served.stop(grace))
+
+
+def start(
+    settings: Settings, gateway: Gateway | None = None, extra: Extra | None = None
+) -> RunningGateway:
+    loop = _background_loop()
+    served = asyncio.run_coroutine_threadsafe(serve(settings, gateway, extra), loop).result()
+    return RunningGateway(served, loop)

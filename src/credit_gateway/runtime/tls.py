@@ -1,0 +1,51 @@
+"""Every TLS context of the gateway comes from here (STYLE lesson 7): gRPC server credentials,
+the HTTPS authorization server's context, and client credentials for tools and tests.
+
+TLS 1.3 only on the HTTPS side; gRPC's core negotiates TLS 1.3 by default and requires and
+verifies the client certificate against our CA.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import grpc
+
+from credit_gateway.errors import ConfigError
+from credit_gateway.runtime.config import Settings
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def grpc_server_credentials(settings: Settings) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
+        [(_read(settings.server_key), _read(settings.server_cert))],
+        root_certificates=_read(settings.ca_cert),
+        require_client_auth=True,
+    )
+
+
+def grpc_channel_credentials(
+    ca_cert: Path, cert: Path | None, key: Path | None
+) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(ca_cert),
+        private_key=_read(key) if key else None,
+        certificate_chain=_read(cert) if cert else None,
+    )
+
+
+def https_server_context(settings: Settings) -> ssl.SSLContext:
+    """Client certificates are requested, not required: the token endpoint decides (RFC 8705)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(settings.server_cert, settings.server_key)
+    context.load_verify_locations(cafile=str(settings.ca_cert))
+    context.verify_mode = ssl.CERT_OPTIONAL
+    return context

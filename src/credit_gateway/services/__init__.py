@@ -1,0 +1,1 @@
+"""The gateway's services: the release path, submissions, operator actions."""

@@ -1,0 +1,177 @@
+"""Operator actions on participants and agreements (the CLI calls these)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet
+from sqlalchemy.orm import Session
+
+from credit_gateway.adapters.storage import trust
+from credit_gateway.adapters.storage.db import Database
+from credit_gateway.auth.binding import x5t_s256
+from credit_gateway.auth.scopes import SCOPES_BY_KIND
+from credit_gateway.domain.canonical import CanonicalError, parse_json_object
+from credit_gateway.domain.identifiers import (
+    IdentifierError,
+    UnifiedSocialCreditCode,
+    parse_subject_code,
+)
+from credit_gateway.domain.participants import (
+    Licence,
+    Participant,
+    ParticipantKind,
+    ParticipantStatus,
+)
+from credit_gateway.errors import InvalidArgument
+from credit_gateway.runtime.config import Settings
+from credit_gateway.runtime.gateway import utcnow
+
+# What joserfc raises for a JWK (Set) it cannot import: its own errors, bad base64, missing members.
+_BAD_JWK = (JoseError, ValueError, TypeError, KeyError)
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    db = Database.connect(settings.effective_database_url)
+    try:
+        with db.transaction() as session:
+            yield session
+    finally:
+        db.dispose()
+
+
+def read_json_object(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """A JSON object file the operator names, as its bytes and parsed (strictly: no duplicate
+    keys). Bad JSON is a CanonicalError naming the file; an unreadable file stays an OSError."""
+    raw = path.read_bytes()
+    try:
+        return raw, parse_json_object(raw)
+    except CanonicalError as exc:
+        raise CanonicalError(f"{path}: {exc.message}") from exc
+
+
+def certificate_facts(path: Path) -> tuple[str, datetime, dict[str, Any]]:
+    """x5t#S256, expiry, and the public JWK (kid = the thumbprint) of a PEM certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument.field("cert", f"{path} is not a readable PEM certificate") from exc
+    public = cert.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise InvalidArgument.field("cert", "only EC P-256 certificates are supported")
+    thumbprint = x5t_s256(cert.public_bytes(Encoding.DER))
+    jwk = ECKey.import_key(public, {"kid": thumbprint, "alg": "ES256", "use": "sig"}).as_dict(
+        private=False
+    )
+    return thumbprint, cert.not_valid_after_utc, jwk
+
+
+def add_participant(
+    settings: Settings,
+    *,
+    participant_id: str,
+    kind: str,
+    org_code: str,
+    name: str,
+    certificates: Sequence[Path],
+    scopes: Sequence[str] | None = None,
+    licence: tuple[str, datetime] | None = None,
+    jwks_file: Path | None = None,
+) -> Participant:
+    if not participant_id or not kind or not org_code or not name:
+        raise InvalidArgument("participants add needs --id, --kind, --org-code and --name")
+    try:
+        code = UnifiedSocialCreditCode.parse(org_code).value
+    except IdentifierError as exc:
+        raise InvalidArgument.field("org_code", exc.message, reason="BAD_IDENTIFIER") from exc
+    try:
+        participant_kind = ParticipantKind(kind)
+    except ValueError:
+        raise InvalidArgument.field("kind", f"{kind!r} is not a participant kind") from None
+    allowed = SCOPES_BY_KIND[participant_kind]
+    granted = frozenset(scopes) if scopes else allowed
+    if not granted <= allowed:
+        raise InvalidArgument.field("scopes", f"{sorted(granted - allowed)} are not for a {kind}")
+    facts = [certificate_facts(p) for p in certificates]
+    if not facts:
+        raise InvalidArgument.field("cert", "register at least one certificate")
+    if jwks_file is not None:
+        _, jwks = read_json_object(jwks_file)
+        try:  # refuses a malformed set before it is stored
+            KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        except _BAD_JWK as exc:
+            raise InvalidArgument.field("jwks", f"{jwks_file} is not a JWK Set") from exc
+    else:
+        jwks = {"keys": [jwk for _, _, jwk in facts]}
+    lic = None
+    if licence is not None:
+        valid_until = (
+            licence[1] if licence[1].tzinfo else licence[1].replace(tzinfo=utcnow().tzinfo)
+        )
+        lic = Licence(licence[0], valid_until)
+    participant = Participant(
+        participant_id, participant_kind, code, name, ParticipantStatus.ACTIVE, granted, lic
+    )
+    with _session(settings) as session:
+        trust.add_participant(session, participant, jwks, [(t, n) for t, n, _ in facts], utcnow())
+    return participant
+
+
+def suspend_participant(settings: Settings, participant_id: str) -> None:
+    with _session(settings) as session:
+        trust.set_participant_status(session, participant_id, ParticipantStatus.SUSPENDED)
+
+
+def list_participants(settings: Settings) -> list[Participant]:
+    with _session(settings) as session:
+        return trust.list_participants(session)
+
+
+def change_licence(
+    settings: Settings, participant_id: str, *, valid_until: datetime | None, revoked: bool | None
+) -> None:
+    """An expired or revoked licence stops all access at the participant's next call."""
+    if valid_until is not None and valid_until.tzinfo is None:
+        valid_until = valid_until.replace(tzinfo=utcnow().tzinfo)
+    with _session(settings) as session:
+        trust.set_licence(session, participant_id, valid_until=valid_until, revoked=revoked)
+
+
+def register_subject_key(settings: Settings, subject_code: str, jwk_file: Path) -> str:
+    """Registers the subject's public key (the subject row is made if it has none yet)."""
+    from credit_gateway.adapters.storage import keys as key_store
+    from credit_gateway.adapters.storage import records as record_store
+    from credit_gateway.crypto.master import MasterKey, SubjectLookup
+
+    now = utcnow()
+    try:
+        kind, parsed = parse_subject_code(subject_code, today=now.date())
+    except IdentifierError as exc:
+        raise InvalidArgument.field("code", exc.message, reason="BAD_IDENTIFIER") from exc
+    _, document = read_json_object(jwk_file)
+    try:
+        jwk = ECKey.import_key(document)
+    except _BAD_JWK as exc:
+        raise InvalidArgument.field("jwk", f"{jwk_file} is not an EC JWK") from exc
+    if jwk.curve_name != "P-256" or jwk.is_private:
+        raise InvalidArgument.field("jwk", "give the public half of an EC P-256 key")
+    master = MasterKey.load(settings.master_key_file)
+    code = parsed.value
+    with _session(settings) as session:
+        envelope = key_store.load_envelope(session, master)
+        subject = record_store.ensure_subject(
+            session, envelope, SubjectLookup(master)(code), code, kind, now
+        )
+        public = jwk.as_dict(private=False)
+        record_store.set_subject_key(session, subject.id, json.dumps(public, sort_keys=True))
+    return str(jwk.thumbprint())

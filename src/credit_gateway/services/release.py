@@ -1,0 +1,83 @@
+"""The release path: every inquiry and sharing call goes through `InquiryService.release()`.
+
+The release itself is exchange/release.py, a flow without I/O: what an attempt reads, the
+decision (policy.decide) and the writes, and the retry under locks when a racing call moved a
+counter. This module gives it its inputs (the subject code parsed and looked up, the consent
+token verified, the current catalog) and runs it against the SQL store (storage/release_store.py),
+which makes each attempt's reads and writes in one transaction. Consent status is read in that
+transaction, never from a cache: a revocation acts on the very next call on every replica.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from credit_gateway.adapters.storage.release_store import SqlReleaseStore
+from credit_gateway.consent.tokens import ConsentTokenError
+from credit_gateway.domain.policy import Channel
+from credit_gateway.domain.release import (
+    MAX_ITEMS,
+    ConsentToken,
+    Inquiry,
+    InquiryResult,
+    Released,
+    ReleaseFlow,
+    Subject,
+    WithheldSummary,
+    check_items,
+    parse_subject,
+    run,
+)
+from credit_gateway.runtime.gateway import Gateway
+
+__all__ = [
+    "MAX_ITEMS",
+    "Inquiry",
+    "InquiryResult",
+    "InquiryService",
+    "Released",
+    "WithheldSummary",
+    "parse_subject",
+]
+
+
+class InquiryService:
+    MAX_SUBJECTS = 10_000  # parsed subject codes kept
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.store = SqlReleaseStore(gateway.db)
+        # A code's parse and lookup key do not change; its parse depends on the day (a resident
+        # id with a birth date after it is refused), so both are kept by code and day.
+        self._subjects: dict[tuple[str, date], Subject] = {}
+
+    def release(self, inquiry: Inquiry) -> InquiryResult:
+        """Synchronous: one call is one job on one database thread."""
+        gw = self.gateway
+        now = gw.clock()
+        subject = self._subject(inquiry.subject_code, now)
+        check_items(inquiry.item_codes)
+        catalog = gw.catalog.get()
+        flow = ReleaseFlow(inquiry, subject, self._token(inquiry, now), catalog, now, gw.envelope)
+        return run(flow, self.store)
+
+    def _subject(self, code: str, now: datetime) -> Subject:
+        key = (code, now.date())
+        subject = self._subjects.get(key)
+        if subject is None:
+            kind, parsed = parse_subject(code, now)
+            subject = Subject(kind, parsed, self.gateway.subject_lookup(parsed))
+            if len(self._subjects) >= self.MAX_SUBJECTS:
+                self._subjects.clear()
+            self._subjects[key] = subject
+        return subject
+
+    def _token(self, inquiry: Inquiry, now: datetime) -> ConsentToken | None:
+        """What the consent token says, if the channel takes one and the call carries one."""
+        if inquiry.channel is not Channel.AUTHORIZED_INQUIRY or not inquiry.consent_token:
+            return None
+        try:
+            claims = self.gateway.consent_verifier.verify(inquiry.consent_token, now)
+        except ConsentTokenError as exc:
+            return ConsentToken(exc.consent_id, refused=exc.reason)
+        return ConsentToken(claims.consent_id, claims.grantee)

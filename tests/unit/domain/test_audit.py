@@ -1,0 +1,88 @@
+"""The audit entry's body: built by json's C encoder, byte for byte the canonical JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from credit_gateway.domain.audit import AuditEntry
+from credit_gateway.domain.canonical import CanonicalError, canonical_bytes
+
+# Any code point: quotes, controls, non-ASCII, astral, and lone surrogates (not by default).
+text = st.text(st.characters(exclude_categories=()), max_size=20)
+maybe = st.none() | text
+
+
+def document(entry: AuditEntry) -> dict[str, object]:
+    """The body's members as docs/canonical.md names them, for canonical_bytes to write."""
+    return {
+        "format": "credit-gateway/audit/v1",
+        "id": entry.id,
+        "at": entry.at.isoformat().replace("+00:00", "Z"),
+        "caller": entry.caller,
+        "method": entry.method,
+        "subject": entry.subject_id,
+        "purpose": entry.purpose,
+        "items": list(entry.items),
+        "outcome": entry.outcome,
+        "reasons": list(entry.reasons),
+        "agreement": entry.agreement_id,
+        "consent": entry.consent_id,
+        "released": list(entry.released_records),
+        "withheld": entry.withheld_records,
+    }
+
+
+@given(
+    st.builds(
+        AuditEntry,
+        id=text,
+        at=st.datetimes(timezones=st.just(UTC)),
+        caller=text,
+        method=text,
+        subject_id=maybe,
+        purpose=text,
+        items=st.lists(text, max_size=4).map(tuple),
+        outcome=text,
+        reasons=st.lists(text, max_size=4).map(tuple),
+        agreement_id=maybe,
+        consent_id=maybe,
+        released_records=st.lists(text, max_size=4).map(tuple),
+        withheld_records=st.integers(0, 2**53 - 1),
+    )
+)
+def test_the_body_is_the_canonical_json_of_the_entry(entry: AuditEntry) -> None:
+    try:
+        expected = canonical_bytes(document(entry))
+    except CanonicalError:  # a lone surrogate has no UTF-8 form: refused alike
+        with pytest.raises(CanonicalError):
+            entry.body()
+        return
+    assert entry.body() == expected
+
+
+def test_a_release_entry() -> None:
+    entry = AuditEntry(
+        "inq_1",
+        datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=UTC),
+        "zx-credit",
+        "QueryAuthorized",
+        "sbj_1",
+        "LOAN_APPROVAL",
+        ("ADM.PUNISHMENT",),
+        "RELEASED",
+        (),
+        "agr-1",
+        "cns_1",
+        ("rec_1",),
+    )
+    assert entry.body() == (
+        b'{"agreement":"agr-1","at":"2026-11-27T10:00:00.123456Z","caller":"zx-credit",'
+        b'"consent":"cns_1","format":"credit-gateway/audit/v1","id":"inq_1",'
+        b'"items":["ADM.PUNISHMENT"],"method":"QueryAuthorized","outcome":"RELEASED",'
+        b'"purpose":"LOAN_APPROVAL","reasons":[],"released":["rec_1"],"subject":"sbj_1",'
+        b'"withheld":0}'
+    )
