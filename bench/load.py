@@ -103,15 +103,23 @@ async def http(args: argparse.Namespace) -> dict[str, object]:
             for body in queue:
                 started = time.perf_counter()
                 headers = {"Content-Type": "application/x-www-form-urlencoded"}
-                async with session.post(args.target, data=body, headers=headers) as answer:
-                    await answer.read()
-                    if answer.status != 200:
-                        errors += 1
-                        continue
+                try:
+                    async with session.post(args.target, data=body, headers=headers) as answer:
+                        await answer.read()
+                        if answer.status != 200:
+                            if not errors:  # the first refusal says why the rest failed
+                                print(answer.status, await answer.text(), file=sys.stderr)
+                            errors += 1
+                            continue
+                except aiohttp.ClientError:
+                    errors += 1
+                    continue
                 latencies.append(time.perf_counter() - started)
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         elapsed = time.perf_counter() - started_all
+    if not latencies:
+        raise SystemExit(f"every one of {errors} requests failed")
     latencies.sort()
     return {
         "calls_per_s": round(len(latencies) / elapsed, 1),

@@ -382,6 +382,7 @@ ECHO_REQUEST = b"x" * 64
 WATCH_STREAMS = 2000
 WATCH_CERTS = 250  # 8 streams a certificate: the per-certificate limit (streams_per_caller)
 TOKEN_REQUESTS = 2000
+HTTP_IN_FLIGHT = 16  # connections from one address: under the token endpoint's cap of 32
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -406,7 +407,12 @@ def run(work: Path, args: argparse.Namespace) -> int:
     rows += [("bare grpc.aio mTLS echo (the baseline)", bare), ("  ... 1 call in flight", one)]
     with server("https-hello", certs) as (port, _):
         hello = load.run(
-            "http", 0, "", hello_bodies(TOKEN_REQUESTS), target=f"https://localhost:{port}/"
+            "http",
+            0,
+            "",
+            hello_bodies(TOKEN_REQUESTS),
+            concurrency=HTTP_IN_FLIGHT,
+            target=f"https://localhost:{port}/",
         )
     rows.append(("bare HTTPS hello, the token endpoint's server", hello))
     targets: dict[str, float] = {}
@@ -417,8 +423,8 @@ def run(work: Path, args: argparse.Namespace) -> int:
         for backend, url in backends:
             (work / backend).mkdir()
             config = prepare_gateway(work / backend, certs, url, parties)
-            gateway_rows(load, work, certs, parties, config, backend, args, rows, targets)
-        processes_rows(load, work, certs, parties, backends[-1], args, rows, targets)
+            consent = gateway_rows(load, work, certs, parties, config, backend, args, rows, targets)
+        processes_rows(load, work, parties, backends[-1][0], consent, rows, targets)
     report(rows, bare, targets, hello)
     return 0
 
@@ -433,18 +439,20 @@ def gateway_rows(
     args: argparse.Namespace,
     rows: list[tuple[str, dict[str, Any]]],
     targets: dict[str, float],
-) -> None:
-    """One backend's figures: the raw release transaction, then the gateway's paths."""
+) -> str:
+    """One backend's figures: the raw release transaction, then the gateway's paths. Returns
+    the consent token it seeded."""
     tok = tokens(config, parties)
     with server("gateway", config) as (port, stats):
         consent_token = seed(port, certs, parties, tok)
-    authorized = authorized_request(consent_token).SerializeToString()
+    authorized_pb = authorized_request(consent_token)
+    authorized = authorized_pb.SerializeToString()
     with server("raw-release", config) as (port, _):
         raw = load.run("unary", port, ECHO, ECHO_REQUEST)
     rows.append((f"raw release transaction, driver only [{backend}]", raw))
     with server("gateway", config) as (port, stats):
         agency = tok["bench-agency"]
-        releases_records(port, certs, parties["bench-agency"], agency, authorized)
+        releases_records(port, certs, parties["bench-agency"], agency, authorized_pb)
         if backend == "sqlite":
             rows.append(("gateway Health (mTLS, no token)", load.run("unary", port, HEALTH, b"")))
             echo = load.run("unary", port, ECHO, ECHO_REQUEST, agency)
@@ -489,12 +497,14 @@ def gateway_rows(
                 )
             )
             targets["watched"] = watched["calls_per_s"] / consented["calls_per_s"]
-            token_url = f"https://localhost:{stats['oauth_port']}/token"
+            # The assertion's aud is exactly the token endpoint named by the issuer.
+            token_url = Settings.load(config, environ={}).effective_issuer + "/token"
             minted = load.run(
                 "http",
                 0,
                 "",
                 client_assertions(parties["bench-agency"], token_url, TOKEN_REQUESTS),
+                concurrency=HTTP_IN_FLIGHT,
                 target=token_url,
             )
             rows.append(("token endpoint, private_key_jwt client credentials", minted))
@@ -514,29 +524,26 @@ def gateway_rows(
         )
     rows.append((f"gateway peak memory [{backend}]", stats))
     rows.append((f"submission stream of {args.records} signed records [{backend}]", submission))
+    return consent_token
 
 
 def processes_rows(
     load: Load,
     work: Path,
-    certs: Path,
     parties: dict[str, pki.IssuedCert],
-    backend: tuple[str, str],
-    args: argparse.Namespace,
+    backend: str,
+    consent_token: str,
     rows: list[tuple[str, dict[str, Any]]],
     targets: dict[str, float],
 ) -> None:
     """`credit-gateway serve --processes N` for N = 1 and 2, on the last backend measured."""
-    name, _ = backend
-    config = work / name / "gateway.toml"
+    config = work / backend / "gateway.toml"
     tok = tokens(config, parties)
-    with serve_cli(config, 1) as port:
-        consent_token = seed(port, certs, parties, tok)
     authorized = authorized_request(consent_token).SerializeToString()
     for n in (1, 2):
         with serve_cli(config, n) as port:
             result = load.run("unary", port, QUERY_AUTHORIZED, authorized, tok["bench-agency"])
-        rows.append((f"serve --processes {n}, QueryAuthorized [{name}]", result))
+        rows.append((f"serve --processes {n}, QueryAuthorized [{backend}]", result))
         targets[f"processes_{n}"] = result["calls_per_s"]
 
 
@@ -550,17 +557,20 @@ def serve_cli(config: Path, processes: int) -> Iterator[int]:
     )
     fixed.write_text(text_)
     env = {**os.environ, "CREDIT_GATEWAY_PROCESSES": str(processes), "GRPC_VERBOSITY": "ERROR"}
-    cli = [sys.executable, "-m", "credit_gateway.cli", "serve", "--config", str(fixed)]
-    process = subprocess.Popen(cli, env=env, stderr=subprocess.DEVNULL)
+    cli = [sys.executable, "-m", "credit_gateway.cli", "--config", str(fixed), "serve"]
+    log = fixed.with_suffix(".log")
+    with log.open("w") as stderr:
+        process = subprocess.Popen(cli, env=env, stderr=stderr)
     try:
-        wait_serving(port, config.parent.parent / "certs")
+        if not wait_serving(port, config.parent.parent / "certs"):
+            raise SystemExit(f"credit-gateway serve did not come up:\n{log.read_text()[-2000:]}")
         yield port
     finally:
         process.terminate()
         process.wait(timeout=60)
 
 
-def wait_serving(port: int, certs: Path) -> None:
+def wait_serving(port: int, certs: Path) -> bool:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     party = pki.issue_participant(certs, "bench-agency", "credit-agency")
@@ -568,10 +578,10 @@ def wait_serving(port: int, certs: Path) -> None:
         try:
             with channel(port, certs, party) as ch:
                 health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            return
+            return True
         except grpc.RpcError:
             time.sleep(0.2)
-    raise SystemExit("credit-gateway serve did not come up")
+    return False
 
 
 def watcher_certs(work: Path, certs: Path) -> Path:
