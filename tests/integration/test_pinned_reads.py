@@ -1,18 +1,18 @@
-"""The per-thread autocommit connections behind the interceptor's per-call read (db.read_row)."""
+"""The per-thread autocommit connections behind the per-call standing read (db.read_driver)."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from credit_gateway.adapters.storage.db import Database
 from credit_gateway.adapters.storage.tables import ParticipantRow, core
 from credit_gateway.errors import StorageError
 
 _PARTICIPANTS = core(ParticipantRow)
-_NAMED = select(_PARTICIPANTS.c.name).where(_PARTICIPANTS.c.id == "p-1")
+_NAMED = "SELECT name FROM participants WHERE id = 'p-1'"
 
 
 def _add(db: Database, name: str) -> None:
@@ -34,8 +34,8 @@ def _add(db: Database, name: str) -> None:
 
 
 def _name(db: Database) -> str | None:
-    row = db.read_row(_NAMED, {})
-    return None if row is None else str(row.name)
+    row = db.read_driver(_NAMED, {})
+    return None if row is None else str(row[0])
 
 
 def test_each_read_sees_the_latest_commit(db: Database) -> None:
@@ -83,6 +83,37 @@ def test_a_connection_the_server_dropped_is_replaced(db: Database, backend: str)
 
 def test_an_error_that_is_not_a_disconnect_is_raised(db: Database) -> None:
     with pytest.raises(StorageError):
-        db.read_row(text("SELECT no_such_column FROM participants"), {})
+        db.read_driver("SELECT no_such_column FROM participants", {})
     _add(db, "after")
     assert _name(db) == "after"  # the thread's next read works on a fresh connection
+
+
+def test_the_standing_read_sees_suspension_and_revocation_at_once(db: Database) -> None:
+    """The per-call read as the interceptor makes it (storage/trust.py StandingReader)."""
+    from credit_gateway.adapters.storage.trust import StandingReader
+    from credit_gateway.domain.participants import ParticipantStatus, Standing
+
+    reader = StandingReader(db)
+    standing = Standing("p-1", "jti-1")
+    assert reader.read(standing) == (None, False)
+    _add(db, "agency")
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE participants SET licence_number = 'LIC-1',"
+                " licence_valid_until = '2099-01-01 00:00:00' WHERE id = 'p-1'"
+            )
+        )
+    participant, revoked = reader.read(standing)
+    assert participant is not None
+    assert (participant.id, participant.status, revoked) == ("p-1", ParticipantStatus.ACTIVE, False)
+    assert participant.licence is not None
+    assert participant.licence.valid_until.year == 2099  # an aware time, on every backend
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE participants SET status = 'suspended' WHERE id = 'p-1'"))
+        conn.execute(
+            text("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('jti-1', CURRENT_TIMESTAMP)")
+        )
+    participant, revoked = reader.read(standing)
+    assert participant is not None
+    assert (participant.status, revoked) == (ParticipantStatus.SUSPENDED, True)

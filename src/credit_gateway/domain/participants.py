@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from credit_gateway.errors import DomainError, PermissionDenied
+from credit_gateway.errors import DomainError, PermissionDenied, Unauthenticated
 
 
 class ParticipantKind(enum.StrEnum):
@@ -67,3 +67,23 @@ class Participant:
                 raise PermissionDenied(f"licence of {self.id} is revoked", reason="LICENCE_REVOKED")
             if now >= self.licence.valid_until:
                 raise PermissionDenied(f"licence of {self.id} expired", reason="LICENCE_EXPIRED")
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """The caller's standing, to be read on every call and never cached: the participant whose
+    certificate carries the call, and the access token's id, which must not be revoked."""
+
+    participant_id: str
+    jti: str
+
+
+def check_standing(participant: Participant | None, revoked: bool, now: datetime) -> Participant:
+    """The verdict on a standing as read: the token was not revoked, its client exists and may
+    act at `now`. Raises Unauthenticated or PermissionDenied with the reason."""
+    if revoked:
+        raise Unauthenticated("access token was revoked", reason="TOKEN_REVOKED")
+    if participant is None:
+        raise Unauthenticated("token names an unknown client", reason="TOKEN_INVALID")
+    participant.ensure_may_act(now)
+    return participant

@@ -13,8 +13,9 @@ commit does a refusal become an error for the caller, so a refusal is on record 
 release (fail closed: a payload that does not open, or a failed write, releases nothing).
 
 Nothing here touches a database, the network or a clock: `run` drives a flow against any store
-(storage/release_store.py is the SQL one; the unit tests use an in-memory one). The flow lives in
-exchange/, not domain/, because it composes policy.decide, which itself sits above domain/.
+(storage/release_store.py is the SQL one; the unit tests use an in-memory one). The caller's
+standing (its participant row and its token's revocation) can be read in the same transaction
+(`Inquiry.standing`) and is then checked before anything else is decided.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from credit_gateway.domain.consent import CONDITIONS, Consent
 from credit_gateway.domain.decisions import Decision, Reason
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
 from credit_gateway.domain.ids import new_id
-from credit_gateway.domain.participants import ParticipantKind
+from credit_gateway.domain.participants import (
+    Participant,
+    ParticipantKind,
+    Standing,
+    check_standing,
+)
 from credit_gateway.domain.policy import (
     AgreementState,
     Channel,
@@ -58,6 +64,9 @@ class Inquiry:
     item_codes: tuple[str, ...] = ()
     agreement_id: str | None = None
     consent_token: str | None = None
+    # The caller's standing, read and checked in the release transaction (one read, not two);
+    # None: the caller has checked it already. The caller's kind may then come from it.
+    standing: Standing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +154,7 @@ class Reads:
     day: date
     consent_id: str | None
     locked: bool = False
+    standing: Standing | None = None  # the caller's participant row and token revocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +176,8 @@ class ReadState:
     records: tuple[StoredRecord, ...] = ()
     agreement: AgreementState | None = None  # None: not asked for, or no such agreement
     consent: Consent | None = None  # None: not asked for, or no such consent
+    caller: Participant | None = None  # read for `Reads.standing`; None: not asked, or unknown
+    token_revoked: bool = False
 
 
 # --- what an attempt writes --------------------------------------------------------------------
@@ -282,10 +294,17 @@ class ReleaseFlow:
             day=self.now.date(),
             consent_id=None if self.token_refusal else self.consent_id,
             locked=self._locked,
+            standing=self.inquiry.standing,
         )
 
     def decide(self, state: ReadState) -> Writes:
         inquiry, now = self.inquiry, self.now
+        if inquiry.standing is not None:
+            # Before anything is decided: a caller without standing is an authentication
+            # failure (raised, so the store rolls back), not a decision about the subject.
+            caller = check_standing(state.caller, state.token_revoked, now)
+            if not self._self and self._caller_kind is None:
+                self._caller_kind = caller.kind
         new_subject = None
         subject_id = state.subject_id
         if subject_id is None:  # made now: the inquiry into it is recorded against it

@@ -6,7 +6,7 @@ one per statement), so no call holds a thread while it waits on its peer, and a 
 only while the database works. Two pools: unary calls' transactions, and the blocking work of
 streams (a submission's checks and writes, a watch's reads), so that however many streams are
 open, unary calls always find a thread. Each thread keeps its pinned database connection
-(`Database.read_row`) for as long as the pool lives.
+(`Database.read_driver`) for as long as the pool lives.
 """
 
 from __future__ import annotations

@@ -26,6 +26,13 @@ from credit_gateway.domain.audit import AuditEntry
 from credit_gateway.domain.catalog import Catalog, Category, DisclosureLevel
 from credit_gateway.domain.consent import CONDITIONS, Consent, ConsentStatus, ConsentTerms
 from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.domain.participants import (
+    Licence,
+    Participant,
+    ParticipantKind,
+    ParticipantStatus,
+    Standing,
+)
 from credit_gateway.domain.policy import AgreementState, Channel
 from credit_gateway.domain.release import (
     MAX_ITEMS,
@@ -45,6 +52,7 @@ from credit_gateway.errors import (
     PermissionDenied,
     ResourceExhausted,
     StorageError,
+    Unauthenticated,
 )
 
 CATALOG = Catalog.from_document(
@@ -87,6 +95,8 @@ class Rows:
     consents: dict[str, Consent] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # consent, to, actor
+    participants: dict[str, Participant] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)  # token ids
 
 
 @dataclass
@@ -127,7 +137,11 @@ class FakeStore:
             calls, used = rows.usage.get((reads.agreement_id, reads.day), (0, 0))
             agreement = AgreementState(terms, status, calls, used)
         consent = rows.consents.get(reads.consent_id or "")
-        return ReadState(subject_id, tuple(records), agreement, consent)
+        caller, revoked = None, False
+        if reads.standing is not None:
+            caller = rows.participants.get(reads.standing.participant_id)
+            revoked = reads.standing.jti in rows.revoked
+        return ReadState(subject_id, tuple(records), agreement, consent, caller, revoked)
 
     @staticmethod
     def _write(rows: Rows, writes: Writes) -> bool:
@@ -510,3 +524,66 @@ def test_the_flow_imports_no_database_transport_or_oauth_library() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+# --- the caller's standing, read in the release transaction ------------------------------------
+
+
+def _agency(status: ParticipantStatus = ParticipantStatus.ACTIVE, **licence: object) -> Participant:
+    return Participant(
+        AGENCY,
+        ParticipantKind.CREDIT_AGENCY,
+        "91420100000000019Q",
+        "ZX Credit",
+        status,
+        frozenset(),
+        Licence("LIC-1", NOW + timedelta(days=30), **licence),  # type: ignore[arg-type]
+    )
+
+
+def _with_standing(inquiry: Inquiry) -> Inquiry:
+    """As the gRPC edge makes it: no kind, the standing to read instead."""
+    return replace(inquiry, caller_kind_value=None, standing=Standing(AGENCY, "jti-1"))
+
+
+def test_the_standing_read_in_the_transaction_gives_the_callers_kind() -> None:
+    rows = world()
+    rows.participants[AGENCY] = _agency()
+    store = FakeStore(rows)
+    result = release(store, _with_standing(authorized()))
+    assert [r.record_id for r in result.released] == ["rec_p1"]
+    assert store.attempts[0].standing == Standing(AGENCY, "jti-1")
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "reason"),
+    [
+        (lambda rows: rows.revoked.add("jti-1"), Unauthenticated, "TOKEN_REVOKED"),
+        (lambda rows: rows.participants.clear(), Unauthenticated, "TOKEN_INVALID"),
+        (
+            lambda rows: rows.participants.update({AGENCY: _agency(ParticipantStatus.SUSPENDED)}),
+            PermissionDenied,
+            "PARTICIPANT_SUSPENDED",
+        ),
+        (
+            lambda rows: rows.participants.update({AGENCY: _agency(revoked=True)}),
+            PermissionDenied,
+            "LICENCE_REVOKED",
+        ),
+    ],
+)
+def test_a_caller_without_standing_is_refused_and_nothing_is_written(
+    change: Callable[[Rows], object], error: type[Exception], reason: str
+) -> None:
+    """An authentication failure, not a decision about the subject: no audit entry, nothing
+    counted (the store rolls the attempt back when decide raises)."""
+    rows = world()
+    rows.participants[AGENCY] = _agency()
+    change(rows)
+    before = copy.deepcopy(rows)
+    with pytest.raises(error) as refused:
+        release(FakeStore(rows), _with_standing(authorized()))
+    assert refused.value.reason == reason  # type: ignore[attr-defined]
+    # Only today's usage row was made ahead (at zero), as before every release.
+    assert set(rows.usage.values()) <= {(0, 0)}
+    assert replace(rows, usage={}) == replace(before, usage={})

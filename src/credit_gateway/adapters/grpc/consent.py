@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from credit_gateway.adapters.grpc import convert
-from credit_gateway.adapters.grpc.interceptor import current_call, recheck
+from credit_gateway.adapters.grpc.interceptor import StandingCheck, current_call
 from credit_gateway.adapters.grpc.v1 import consent_pb2, consent_pb2_grpc
 from credit_gateway.adapters.grpc.watch import ConsentEventHub
 from credit_gateway.consent.service import ConsentService, Granted
@@ -27,6 +27,7 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
         self.gateway = service.gateway
         self.blocking = blocking
         self.hub = hub
+        self.standing = StandingCheck(self.gateway)
 
     # --- subject ---------------------------------------------------------------------------
     async def GrantConsent(
@@ -147,7 +148,7 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
                 event = await events.next(RECHECK_SECONDS)
                 # A watch may run for hours: the caller's standing is checked again as it runs.
                 if time.monotonic() - checked >= RECHECK_SECONDS:
-                    await recheck(self.gateway, self.blocking, call)
+                    await self.standing.recheck(self.blocking, call)
                     checked = time.monotonic()
                 if event is not None:
                     pb = await self.blocking.stream(self._event, grantee, event)

@@ -56,6 +56,7 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             call.principal.id,
             purpose="SELF",
             item_codes=item_codes(request.item_codes),
+            standing=call.standing,  # the portal's, read in the release transaction
         )
         return _response(await self.blocking.call(self.service.release, inquiry))
 
@@ -73,16 +74,18 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
         agreement_id = identifier(request.agreement_id, "agreement_id")
         if consent_token is not None and len(consent_token) > MAX_TOKEN:
             raise InvalidArgument.field("consent_token", f"at most {MAX_TOKEN} characters")
+        # The caller's standing (and so its kind) is read in the release transaction.
         inquiry = Inquiry(
             channel,
-            call.client.id,
-            call.client.kind.value,
+            call.standing.participant_id,
+            None,
             method,
             request.subject_code,
             purpose,
             item_codes(request.item_codes),
             agreement_id,
             consent_token,
+            standing=call.standing,
         )
         return _response(await self.blocking.call(self.service.release, inquiry))
 

@@ -33,11 +33,11 @@ import grpc
 
 from credit_gateway.adapters.grpc.errors import internal_status, to_status
 from credit_gateway.adapters.grpc.limits import Limits
-from credit_gateway.adapters.storage.trust import caller_state
+from credit_gateway.adapters.storage.trust import StandingReader
 from credit_gateway.auth.binding import x5t_s256
 from credit_gateway.auth.scopes import METHOD_SCOPES, PUBLIC_METHODS, MethodRule, PrincipalKind
 from credit_gateway.auth.tokens import Principal
-from credit_gateway.domain.participants import Participant
+from credit_gateway.domain.participants import Participant, Standing, check_standing
 from credit_gateway.errors import (
     DeadlineExceeded,
     GatewayError,
@@ -55,12 +55,28 @@ Handler = Any  # grpc.RpcMethodHandler, generic only in the stubs
 _Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
+# Methods whose own transaction reads the caller's standing (the release transaction folds it
+# into its one read): the interceptor leaves step 4 to it, so the call makes one read, not two.
+STANDING_IN_TRANSACTION = frozenset(
+    f"/credit_gateway.v1.InquiryService/{name}"
+    for name in ("QueryOpen", "ShareGovernment", "QueryAuthorized", "QueryOwn")
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CallContext:
     method: str
     request_id: str
     principal: Principal
-    client: Participant  # the participant whose certificate carries the call
+    standing: Standing  # to be read on every call: here, or in the method's transaction
+    checked: Participant | None  # the standing as read here; None: left to the transaction
+
+    @property
+    def client(self) -> Participant:
+        """The participant whose certificate carries the call, as read for this call."""
+        if self.checked is None:
+            raise AssertionError(f"{self.method} reads the caller's standing in its transaction")
+        return self.checked
 
 
 _current: contextvars.ContextVar[CallContext] = contextvars.ContextVar("call")
@@ -82,6 +98,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
         self.blocking = blocking
         self.limits = limits
         self.rules = rules
+        self.standing = StandingCheck(gateway)
         self._thumbprints: dict[bytes, str] = {}
         self._wrapped: dict[str, tuple[Any, Any]] = {}
 
@@ -229,17 +246,20 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
         principal = gateway.token_verifier.verify(
             token.strip(), self._peer_thumbprint(context), now
         )
-        try:
-            client = await self.blocking.call(standing, gateway, principal, now)
-        except Unauthenticated:
-            gateway.token_verifier.forget(token)
-            raise
+        standing = Standing(principal.client_id, principal.jti)
+        client = None
+        if method not in STANDING_IN_TRANSACTION:
+            try:
+                client = await self.blocking.call(self.standing.check, standing, now)
+            except Unauthenticated:
+                gateway.token_verifier.forget(token)
+                raise
         if principal.kind is not rule.principal:
             who = "a credit subject" if rule.principal is PrincipalKind.SUBJECT else "a participant"
             raise PermissionDenied(f"this method is for {who}", reason="WRONG_PRINCIPAL")
         if rule.scope not in principal.scopes:
             raise PermissionDenied(f"token lacks scope {rule.scope}", reason="SCOPE_MISSING")
-        _current.set(CallContext(method, logs.request_id.get(), principal, client))
+        _current.set(CallContext(method, logs.request_id.get(), principal, standing, client))
 
     def _peer_thumbprint(self, context: _Ctx) -> str:
         # The stubs type auth_context() values as bytes; gRPC gives a list of bytes per key.
@@ -272,25 +292,25 @@ async def _stream_deadline(seconds: float) -> AsyncIterator[None]:
         ) from None
 
 
-def standing(gateway: Gateway, principal: Principal, now: datetime) -> Participant:
-    """Read per call, never cached: the token is not revoked and its client may act now."""
-    client, revoked = caller_state(gateway.db, principal.client_id, principal.jti)
-    if revoked:
-        raise Unauthenticated("access token was revoked", reason="TOKEN_REVOKED")
-    if client is None:
-        raise Unauthenticated("token names an unknown client", reason="TOKEN_INVALID")
-    client.ensure_may_act(now)
-    return client
+class StandingCheck:
+    """Step 4 on its own (for the calls that have no transaction to fold it into, and for
+    streams as they run): read per call, never cached."""
 
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._reader = StandingReader(gateway.db)
 
-async def recheck(gateway: Gateway, blocking: Blocking, call: CallContext) -> None:
-    """For calls that outlive a moment (streams): the checks that can change while the call
-    runs, again. Raises when the token expired or was revoked, or the client was suspended or
-    lost its licence, so the stream ends with that status."""
-    now = gateway.clock()
-    if now >= call.principal.expires_at + gateway.token_verifier.skew:
-        raise Unauthenticated("access token expired", reason="TOKEN_EXPIRED")
-    await blocking.stream(standing, gateway, call.principal, now)
+    def check(self, standing: Standing, now: datetime) -> Participant:
+        return check_standing(*self._reader.read(standing), now)
+
+    async def recheck(self, blocking: Blocking, call: CallContext) -> None:
+        """For calls that outlive a moment (streams): the checks that can change while the
+        call runs, again. Raises when the token expired or was revoked, or the client was
+        suspended or lost its licence, so the stream ends with that status."""
+        now = self.gateway.clock()
+        if now >= call.principal.expires_at + self.gateway.token_verifier.skew:
+            raise Unauthenticated("access token expired", reason="TOKEN_EXPIRED")
+        await blocking.stream(self.check, call.standing, now)
 
 
 def _metadata(context: _Ctx, key: str) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -155,7 +155,7 @@ class Database:
         pool's checkout. Commits when the block ends and rolls back on any exception; driver
         errors leave as StorageError, and a connection that broke is replaced for the thread's
         next transaction. SQLite: BEGIN IMMEDIATE, writers of this process queued on the
-        mutex. Like read_row, for the server's long-lived database threads (one transaction at
+        mutex. Like read_driver, for the server's long-lived database threads (one transaction at
         a time on each); connections older than RECYCLE_SECONDS are replaced between them."""
         with translated_errors(), self._writer_lock or contextlib.nullcontext():
             connection: Any = self._writers.get().connection.driver_connection
@@ -188,22 +188,33 @@ class Database:
             return False
         return True
 
-    def read_row(self, statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
-        """The first row of a one-statement read, on this thread's own autocommit connection:
-        for the reads made on every call (the caller's standing), which so skip the pool
-        checkout and any BEGIN/ROLLBACK. A connection the server dropped is replaced and the
-        read made once more (it changes nothing, so repeating it is safe). Each calling thread
-        keeps its connection until dispose(): call this from the server's long-lived workers,
-        not from threads made per request."""
+    def read_driver(self, sql: str, params: Mapping[str, Any]) -> Sequence[Any] | None:
+        """The first row of a one-statement read, in SQL text with the driver's own
+        placeholders (storage/dialects.py), on the DBAPI cursor of this thread's own
+        autocommit connection: for the reads made on every call (the caller's standing), which
+        so skip SQLAlchemy's per-statement work, the pool checkout and any BEGIN/ROLLBACK. A
+        connection the server dropped is replaced and the read made once more (it changes
+        nothing, so repeating it is safe). Each calling thread keeps its connection until
+        dispose(): call this from the server's long-lived database threads."""
         with translated_errors():
             for attempt in (1, 2):
-                conn = self._pinned.get()
+                connection: Any = self._pinned.get().connection.driver_connection
                 try:
-                    return conn.execute(statement, params).first()
-                except DBAPIError as exc:
+                    cursor = connection.cursor()
+                    try:
+                        cursor.execute(sql, params)
+                        row: Sequence[Any] | None = cursor.fetchone()
+                        return row
+                    finally:
+                        cursor.close()
+                except self._driver_errors as exc:
                     self._pinned.drop()
-                    if attempt == 2 or not exc.connection_invalidated:
-                        raise
+                    if attempt == 2 or not self.engine.dialect.is_disconnect(
+                        exc,  # type: ignore[arg-type]  # the driver's own Error
+                        connection,
+                        None,
+                    ):
+                        raise driver_error(exc) from exc
         raise AssertionError("not reached")
 
     def dispose(self) -> None:

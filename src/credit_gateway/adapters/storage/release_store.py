@@ -25,15 +25,15 @@ them in `_context` (e.g. the caller's standing, see storage/trust.py caller_stat
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from credit_gateway.adapters.storage.agreements import parse_document
 from credit_gateway.adapters.storage.consents import parse_terms
 from credit_gateway.adapters.storage.db import Database
+from credit_gateway.adapters.storage.dialects import DIALECTS, Dialect
+from credit_gateway.adapters.storage.trust import STANDING_COLUMNS, STANDING_JOIN, standing_from_row
 from credit_gateway.domain.agreements import AgreementStatus
 from credit_gateway.domain.audit import leaf_hash
 from credit_gateway.domain.consent import Consent, ConsentStatus
@@ -65,6 +65,7 @@ _CONTEXT: tuple[tuple[str, str], ...] = (
         " c.evidence",
         "LEFT OUTER JOIN consents c ON c.id = :consent",
     ),
+    (STANDING_COLUMNS, STANDING_JOIN),  # the caller's, folded in (domain/release.py)
 )
 _RECORD_COLUMNS = (
     "r.id, r.provider_id, r.item_code, r.occurred_at, r.payload_key_id, r.payload, r.state"
@@ -138,61 +139,8 @@ _EVENT_VALUES = "VALUES (:grantee, :use_consent, NULL, 'active', 'exhausted', :a
 # --- dialects ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Dialect:
-    """How one database spells what the statements need, and how its driver binds times."""
-
-    pyformat: bool  # %(name)s placeholders (psycopg, PyMySQL); else :name (sqlite3)
-    for_update: str
-    insert_ignore: str
-    on_conflict: str
-    one_write_statement: bool  # the writes as one data-modifying WITH (PostgreSQL)
-    stamp: Callable[[datetime], Any]
-    day: Callable[[date], Any]
-    when: Callable[[Any], datetime]
-
-    def sql(self, text: str) -> str:
-        text = text.format(
-            for_update=self.for_update,
-            insert_ignore=self.insert_ignore,
-            on_conflict=self.on_conflict,
-            items="{items}",
-            source="{source}",
-        )
-        return re.sub(r":(\w+)", r"%(\1)s", text) if self.pyformat else text
-
-
-def _naive_utc(value: datetime) -> datetime:
-    return (value if value.tzinfo is UTC else value.astimezone(UTC)).replace(tzinfo=None)
-
-
-def _as_is(value: date) -> date:
-    return value
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC)
-
-
-def _sqlite_stamp(value: datetime) -> str:
-    """As SQLAlchemy's SQLite DATETIME stores it (storage/types.UTCDateTime: naive UTC)."""
-    return _naive_utc(value).isoformat(" ", "microseconds")
-
-
-def _sqlite_when(value: str) -> datetime:
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
-
-
-_SQLITE = _Dialect(
-    False, "", "INSERT OR IGNORE", "", False, _sqlite_stamp, date.isoformat, _sqlite_when
-)
-_POSTGRESQL = _Dialect(
-    True, " FOR UPDATE", "INSERT", " ON CONFLICT DO NOTHING", True, _naive_utc, _as_is, _aware
-)
-_MYSQL = _Dialect(True, " FOR UPDATE", "INSERT IGNORE", "", False, _naive_utc, _as_is, _aware)
 _AGREEMENT_STATUS = {s.value: s for s in AgreementStatus}
 _CONSENT_STATUS = {s.value: s for s in ConsentStatus}
-_DIALECTS = {"sqlite": _SQLITE, "postgresql": _POSTGRESQL, "mysql": _MYSQL, "mariadb": _MYSQL}
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -210,7 +158,7 @@ class SqlReleaseStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        d = self._dialect = _DIALECTS[db.dialect]
+        d = self._dialect = DIALECTS[db.dialect]
         self._reads: dict[int, str] = {}  # by the number of items asked for (0: all)
         self._writes: dict[tuple[bool, bool, bool | None], str] = {}  # PostgreSQL's, by shape
         self._agreement = d.sql(_AGREEMENT)
@@ -277,14 +225,20 @@ class SqlReleaseStore:
         return context, tuple(records)
 
     def _context(self, row: Sequence[Any], records: tuple[StoredRecord, ...]) -> ReadState:
-        (subject_id,), (document, status, calls, used), consent = (row[p] for p in _PARTS)
+        (subject_id,), (document, status, calls, used), consent, standing = (row[p] for p in _PARTS)
+        caller, revoked = standing_from_row(standing, self._dialect.when)
         agreement = None
         if document is not None:  # no usage row yet today: nothing used
             agreement = AgreementState(
                 parse_document(bytes(document)), _AGREEMENT_STATUS[status], calls or 0, used or 0
             )
         return ReadState(
-            subject_id, records, agreement, self._consent(consent) if consent[0] else None
+            subject_id,
+            records,
+            agreement,
+            self._consent(consent) if consent[0] else None,
+            caller,
+            revoked,
         )
 
     def _read_locked(self, cursor: Any, reads: Reads) -> ReadState:
@@ -298,7 +252,8 @@ class SqlReleaseStore:
             cursor.execute(self._consent_locked, {"consent": reads.consent_id})
             row = cursor.fetchone()
             consent = None if row is None else self._consent(row)
-        return ReadState(context[1], records, agreement, consent)
+        caller, revoked = standing_from_row(context[_PARTS[-1]], self._dialect.when)
+        return ReadState(context[1], records, agreement, consent, caller, revoked)
 
     def _agreement_locked(self, cursor: Any, agreement_id: str, day: date) -> AgreementState | None:
         cursor.execute(self._agreement, {"agreement": agreement_id})
@@ -352,6 +307,8 @@ class SqlReleaseStore:
             "agreement": agreement_id,
             "day": self._dialect.day(reads.day),
             "consent": consent_id,
+            "participant": reads.standing.participant_id if reads.standing else None,
+            "jti": reads.standing.jti if reads.standing else None,
         }
         if reads.item_codes:
             params.update(zip(_ITEM_PARAMS, reads.item_codes, strict=False))
@@ -436,7 +393,7 @@ class SqlReleaseStore:
         return sql
 
 
-def _subject_params(subject: NewSubject, d: _Dialect) -> dict[str, Any]:
+def _subject_params(subject: NewSubject, d: Dialect) -> dict[str, Any]:
     return {
         "subject_id": subject.id,
         "lookup": subject.lookup,
@@ -447,7 +404,7 @@ def _subject_params(subject: NewSubject, d: _Dialect) -> dict[str, Any]:
     }
 
 
-def _usage_params(usage: UsageCount, d: _Dialect) -> dict[str, Any]:
+def _usage_params(usage: UsageCount, d: Dialect) -> dict[str, Any]:
     return {
         "usage_agreement": usage.agreement_id,
         "usage_day": d.day(usage.day),
@@ -457,7 +414,7 @@ def _usage_params(usage: UsageCount, d: _Dialect) -> dict[str, Any]:
     }
 
 
-def _use_params(use: ConsentUse, d: _Dialect) -> dict[str, Any]:
+def _use_params(use: ConsentUse, d: Dialect) -> dict[str, Any]:
     return {
         "use_consent": use.consent_id,
         "use_at": d.stamp(use.at),

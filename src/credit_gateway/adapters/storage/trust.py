@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from credit_gateway.adapters.storage.db import Database
+from credit_gateway.adapters.storage.dialects import DIALECTS
 from credit_gateway.adapters.storage.tables import (
     CertificateRow,
     ParticipantRow,
     RevokedTokenRow,
     UsedAssertionRow,
-    core,
 )
 from credit_gateway.auth.ports import Client
 from credit_gateway.domain.participants import (
@@ -25,6 +25,7 @@ from credit_gateway.domain.participants import (
     Participant,
     ParticipantKind,
     ParticipantStatus,
+    Standing,
 )
 from credit_gateway.errors import AlreadyExists, NotFound
 
@@ -168,30 +169,54 @@ class SqlTrustStore:
             return session.get(RevokedTokenRow, jti) is not None
 
 
-_PARTICIPANTS = core(ParticipantRow)
-_REVOKED = core(RevokedTokenRow)
-# Built once: the interceptor runs this on every call. Only what _participant needs.
-_CALLER_STATE = select(
-    *(
-        _PARTICIPANTS.c[name]
-        for name in (
-            "id",
-            "kind",
-            "org_code",
-            "name",
-            "status",
-            "scopes",
-            "licence_number",
-            "licence_valid_until",
-            "licence_revoked",
+# The caller's standing, read on every call (never cached, so suspension and revocation act at
+# once): as SQL text for the driver, so that the read costs the driver's work and no more. The
+# release transaction folds the same columns into its one read (storage/release_store.py).
+STANDING_COLUMNS = (
+    "p.id, p.kind, p.org_code, p.name, p.status, p.scopes, p.licence_number,"
+    " p.licence_valid_until, p.licence_revoked,"
+    " (SELECT 1 FROM revoked_tokens t WHERE t.jti = :jti)"
+)
+STANDING_JOIN = "LEFT OUTER JOIN participants p ON p.id = :participant"
+_STANDING = f"SELECT {STANDING_COLUMNS} FROM (SELECT 1 AS one) q {STANDING_JOIN}"  # noqa: S608 - constants
+
+
+def standing_from_row(
+    values: Sequence[Any], when: Callable[[Any], datetime]
+) -> tuple[Participant | None, bool]:
+    """The participant and whether the token was revoked, from STANDING_COLUMNS as read."""
+    pid, kind, org_code, name, status, scopes, number, valid_until, revoked_licence, revoked = (
+        values
+    )
+    if pid is None:
+        return None, bool(revoked)
+    licence = None
+    if number is not None and valid_until is not None:
+        licence = Licence(number, when(valid_until), bool(revoked_licence))
+    participant = Participant(
+        id=pid,
+        kind=ParticipantKind(kind),
+        org_code=org_code,
+        name=name,
+        status=ParticipantStatus(status),
+        scopes=frozenset(scopes.split()),
+        licence=licence,
+    )
+    return participant, bool(revoked)
+
+
+class StandingReader:
+    """The interceptor's one query per call, for the calls that have no transaction of their
+    own to fold it into."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._dialect = DIALECTS[db.dialect]
+        self._sql = self._dialect.sql(_STANDING)
+
+    def read(self, standing: Standing) -> tuple[Participant | None, bool]:
+        row = self._db.read_driver(
+            self._sql, {"participant": standing.participant_id, "jti": standing.jti}
         )
-    ),
-    exists().where(_REVOKED.c.jti == bindparam("jti")).label("revoked"),
-).where(_PARTICIPANTS.c.id == bindparam("participant_id"))
-
-
-def caller_state(db: Database, participant_id: str, jti: str) -> tuple[Participant | None, bool]:
-    """The interceptor's one query per call: the participant as it is now, and whether the
-    token was revoked. Neither is cached, so suspension and revocation act at once."""
-    row = db.read_row(_CALLER_STATE, {"participant_id": participant_id, "jti": jti})
-    return (None, False) if row is None else (_participant(row), bool(row.revoked))
+        assert row is not None  # the one-row derived table always answers
+        return standing_from_row(row, self._dialect.when)
