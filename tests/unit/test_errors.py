@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from support.keys import Keys, consent_verifier
 
 from credit_gateway import errors
-from credit_gateway.auth.keyring import KeyRing, KeyState, SigningKey
-from credit_gateway.consent.tokens import ConsentTokenError, ConsentTokenVerifier
+from credit_gateway.consent.tokens import ConsentTokenError
 from credit_gateway.devpki import pki
 from credit_gateway.domain.agreements import Agreement, Quotas, aware
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
@@ -59,8 +58,7 @@ def _bad_participant() -> object:
 
 
 def _garbage_consent_token() -> object:
-    key = SigningKey("k1", KeyState.CURRENT, ec.generate_private_key(ec.SECP256R1()))
-    return ConsentTokenVerifier(KeyRing([key]), "https://gateway").verify("not.a.token", NOW)
+    return consent_verifier(Keys()).verify("not.a.token", NOW)
 
 
 CASES = [
