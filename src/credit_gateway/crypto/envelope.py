@@ -19,6 +19,35 @@ from credit_gateway.crypto.master import MasterKey
 from credit_gateway.errors import InfrastructureError
 
 NONCE_BYTES = 12
+KEK_LABEL = "data-key-wrapping"
+
+
+class SealingKey:
+    """AES-256-GCM under one key, sealed as `nonce || ciphertext || tag` with a fresh random
+    nonce: the one sealing format of the gateway (data keys under the KEK, data under a DEK,
+    signing keys under their own derived key). The associated data names the sealed thing's
+    place, so a blob moved elsewhere does not open."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def derived(cls, master: MasterKey, label: str) -> SealingKey:
+        return cls(master.derive(label))
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, blob: bytes, aad: bytes, *, what: str) -> bytes:
+        try:
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        except InvalidTag as exc:
+            raise InfrastructureError(
+                f"{what} does not open: tampered, misplaced or sealed under another master key"
+            ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,38 +60,25 @@ class Envelope:
     def __init__(
         self, master: MasterKey, wrapped_keys: Mapping[str, bytes], current_key_id: str
     ) -> None:
-        self._kek = AESGCM(master.derive("data-key-wrapping"))
-        self._deks = {kid: AESGCM(self._unwrap(kid, blob)) for kid, blob in wrapped_keys.items()}
+        kek = SealingKey.derived(master, KEK_LABEL)
+        self._deks = {
+            kid: SealingKey(kek.open(blob, kid.encode(), what=f"data key {kid!r}"))
+            for kid, blob in wrapped_keys.items()
+        }
         if current_key_id not in self._deks:
             raise InfrastructureError(f"current data key {current_key_id!r} is not loaded")
         self.current_key_id = current_key_id
 
     @staticmethod
     def new_data_key(master: MasterKey, key_id: str) -> WrappedKey:
-        kek = AESGCM(master.derive("data-key-wrapping"))
-        nonce = os.urandom(NONCE_BYTES)
-        return WrappedKey(
-            key_id, nonce + kek.encrypt(nonce, AESGCM.generate_key(256), key_id.encode())
-        )
-
-    def _unwrap(self, key_id: str, blob: bytes) -> bytes:
-        try:
-            return self._kek.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], key_id.encode())
-        except InvalidTag as exc:
-            raise InfrastructureError(
-                f"data key {key_id!r} does not open under this master key"
-            ) from exc
+        kek = SealingKey.derived(master, KEK_LABEL)
+        return WrappedKey(key_id, kek.seal(AESGCM.generate_key(256), key_id.encode()))
 
     def seal(self, plaintext: bytes, aad: bytes) -> tuple[str, bytes]:
-        nonce = os.urandom(NONCE_BYTES)
-        dek = self._deks[self.current_key_id]
-        return self.current_key_id, nonce + dek.encrypt(nonce, plaintext, aad)
+        return self.current_key_id, self._deks[self.current_key_id].seal(plaintext, aad)
 
     def open(self, key_id: str, blob: bytes, aad: bytes) -> bytes:
         dek = self._deks.get(key_id)
         if dek is None:
             raise InfrastructureError(f"unknown data key {key_id!r}")
-        try:
-            return dek.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
-        except InvalidTag as exc:
-            raise InfrastructureError("ciphertext does not open: tampered or misplaced") from exc
+        return dek.open(blob, aad, what="ciphertext")

@@ -3,18 +3,16 @@ that every replica signs and decrypts with the same keys."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from credit_gateway.adapters.storage.tables import DataKeyRow, SigningKeyRow
 from credit_gateway.auth.keyring import KeyRing, KeyState, SigningKey
-from credit_gateway.crypto.envelope import Envelope
+from credit_gateway.crypto.envelope import Envelope, SealingKey
 from credit_gateway.crypto.master import MasterKey
 from credit_gateway.domain.ids import new_id
 
@@ -86,14 +84,17 @@ def has_signing_key(session: Session) -> bool:
     )
 
 
-def _seal_key(master: MasterKey, kid: str, der: bytes) -> bytes:
+def _sealing(master: MasterKey) -> SealingKey:
     # Signing keys are sealed directly under a key derived for them (no DEK indirection needed).
-    nonce = os.urandom(12)
-    return nonce + AESGCM(master.derive("signing-key-sealing")).encrypt(nonce, der, _aad(kid))
+    return SealingKey.derived(master, "signing-key-sealing")
+
+
+def _seal_key(master: MasterKey, kid: str, der: bytes) -> bytes:
+    return _sealing(master).seal(der, _aad(kid))
 
 
 def _open_key(master: MasterKey, kid: str, blob: bytes) -> bytes:
-    return AESGCM(master.derive("signing-key-sealing")).decrypt(blob[:12], blob[12:], _aad(kid))
+    return _sealing(master).open(blob, _aad(kid), what=f"signing key {kid!r}")
 
 
 def load_envelope(session: Session, master: MasterKey) -> Envelope:
