@@ -19,6 +19,7 @@ from credit_gateway.crypto.master import MasterKey
 from credit_gateway.errors import InfrastructureError
 
 NONCE_BYTES = 12
+TAG_BYTES = 16
 KEK_LABEL = "data-key-wrapping"
 
 
@@ -42,12 +43,15 @@ class SealingKey:
         return nonce + self._aead.encrypt(nonce, plaintext, aad)
 
     def open(self, blob: bytes, aad: bytes, *, what: str) -> bytes:
+        refused = f"{what} does not open: tampered, misplaced or sealed under another master key"
+        # Too short for a nonce and a tag: refused as such, not left to reach AESGCM as a short
+        # nonce (cryptography's ValueError).
+        if len(blob) < NONCE_BYTES + TAG_BYTES:
+            raise InfrastructureError(refused)
         try:
             return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         except InvalidTag as exc:
-            raise InfrastructureError(
-                f"{what} does not open: tampered, misplaced or sealed under another master key"
-            ) from exc
+            raise InfrastructureError(refused) from exc
 
 
 @dataclass(frozen=True, slots=True)
