@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 
@@ -16,7 +17,7 @@ def ec_keys(jwks: Mapping[str, Any]) -> dict[str, ec.EllipticCurvePublicKey]:
     for raw in jwks.get("keys", []):
         try:
             jwk = ECKey.import_key(raw)
-        except ValueError:
+        except (ValueError, JoseError):  # another key type is a KeyParameterError (a JoseError)
             continue
         public = jwk.get_op_key("verify")
         if isinstance(public, ec.EllipticCurvePublicKey) and isinstance(public.curve, ec.SECP256R1):
