@@ -15,7 +15,6 @@ This is for development and tests only: keys are stored unencrypted.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import ipaddress
 import os
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from credit_gateway.auth.binding import x5t_s256
 from credit_gateway.domain.participants import ParticipantKind
 from credit_gateway.errors import InfrastructureError
 
@@ -96,10 +96,9 @@ _GITIGNORE = b"*.key\n"
 # ---------------------------------------------------------------------------
 
 
-def x5t_s256_of_der(der: bytes) -> str:
-    """RFC 8705 ``x5t#S256``: base64url without padding of SHA-256 over the DER cert."""
-    digest = hashlib.sha256(der).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+# RFC 8705 ``x5t#S256`` of a DER certificate: auth.binding's, the gateway's one thumbprint, so
+# what the dev PKI prints is what the gateway binds tokens to. Kept under the name it had here.
+x5t_s256_of_der = x5t_s256
 
 
 def fingerprint_sha256(cert_pem: bytes) -> str:
@@ -332,12 +331,11 @@ def _issue_client(
 
 
 def _issued(cert_path: Path, key_path: Path, cert_pem: bytes) -> IssuedCert:
-    der = _pem_to_der(cert_pem)
     return IssuedCert(
         cert_path=cert_path,
         key_path=key_path,
-        fingerprint_sha256=hashlib.sha256(der).hexdigest(),
-        x5t_s256=x5t_s256_of_der(der),
+        fingerprint_sha256=fingerprint_sha256(cert_pem),
+        x5t_s256=x5t_s256(_pem_to_der(cert_pem)),
     )
 
 
