@@ -177,22 +177,35 @@ def _refuse_request(request: ReleaseRequest, now: datetime) -> Reason | None:
     return reason
 
 
+def not_in_force(state: AgreementState, operation: Operation, now: datetime) -> Reason | None:
+    """Why `operation` may not be done under the agreement at `now`, or None when the agreement
+    is in force for it: active, inside its validity, and agreeing to the operation. The one
+    definition: decide() asks it of every call's agreement, the consent lifecycle of the
+    agreements a grantee must hold to be given consent (consent/lifecycle.py, Art 20 para 2)."""
+    agreement = state.agreement
+    checks = (
+        (state.status is not AgreementStatus.ACTIVE, Reason.AGREEMENT_SUSPENDED),
+        (now < agreement.valid_from, Reason.AGREEMENT_NOT_YET_VALID),
+        (now >= agreement.valid_until, Reason.AGREEMENT_EXPIRED),
+        (operation not in agreement.operations, Reason.OPERATION_NOT_AGREED),
+    )
+    return next((reason for failed, reason in checks if failed), None)
+
+
 def _refuse_agreement(request: ReleaseRequest, now: datetime) -> Reason | None:
     state = request.agreement
     if state is None:
         return Reason.AGREEMENT_REQUIRED
     agreement = state.agreement
+    if agreement.counterparty != request.caller_id:
+        return Reason.AGREEMENT_OTHER_PARTY
     checks = (
-        (agreement.counterparty != request.caller_id, Reason.AGREEMENT_OTHER_PARTY),
-        (state.status is not AgreementStatus.ACTIVE, Reason.AGREEMENT_SUSPENDED),
-        (now < agreement.valid_from, Reason.AGREEMENT_NOT_YET_VALID),
-        (now >= agreement.valid_until, Reason.AGREEMENT_EXPIRED),
-        (_OPERATION[request.channel] not in agreement.operations, Reason.OPERATION_NOT_AGREED),
         (request.purpose not in agreement.purposes, Reason.PURPOSE_NOT_AGREED),
         (request.subject_kind not in agreement.subject_kinds, Reason.SUBJECT_KIND_NOT_AGREED),
         (state.calls_today >= agreement.quotas.calls_per_day, Reason.QUOTA_CALLS_EXHAUSTED),
     )
-    return next((reason for failed, reason in checks if failed), None)
+    refusal = not_in_force(state, _OPERATION[request.channel], now)
+    return refusal or next((reason for failed, reason in checks if failed), None)
 
 
 def _refuse_consent(request: ReleaseRequest, now: datetime) -> Reason | None:
