@@ -1,4 +1,5 @@
-"""Operator actions on participants and agreements (the CLI calls these)."""
+"""Operator actions on participants, agreements and subjects' keys (the CLI calls these), each
+one transaction of the registry (storage/registry.py) on a database opened for it."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy.orm import Session
 
-from credit_gateway.adapters.storage import trust
+from credit_gateway.adapters.storage import registry
 from credit_gateway.adapters.storage.db import Database
 from credit_gateway.auth.binding import x5t_s256
 from credit_gateway.auth.scopes import SCOPES_BY_KIND
+from credit_gateway.domain.agreements import Agreement, AgreementStatus
 from credit_gateway.domain.canonical import CanonicalError, parse_json_object
 from credit_gateway.domain.identifiers import (
     IdentifierError,
@@ -32,7 +33,9 @@ from credit_gateway.domain.participants import (
     ParticipantKind,
     ParticipantStatus,
 )
+from credit_gateway.domain.release import Subject as NamedSubject
 from credit_gateway.errors import InvalidArgument
+from credit_gateway.exchange import agreements as signing
 from credit_gateway.runtime.config import Settings
 from credit_gateway.runtime.gateway import utcnow
 
@@ -41,13 +44,21 @@ _BAD_JWK = (JoseError, ValueError, TypeError, KeyError)
 
 
 @contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
+def _database(settings: Settings) -> Iterator[Database]:
+    """The database for one action: the CLI makes one per process."""
     db = Database.connect(settings.effective_database_url)
     try:
-        with db.transaction() as session:
-            yield session
+        yield db
     finally:
         db.dispose()
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Any]:
+    """Deprecated: cli/agreements.py's own transaction, until it calls the agreement actions
+    below (register_agreement, suspend_agreement, list_agreements)."""
+    with _database(settings) as db, db.transaction() as session:
+        yield session
 
 
 def read_json_object(path: Path) -> tuple[bytes, dict[str, Any]]:
@@ -122,19 +133,19 @@ def add_participant(
     participant = Participant(
         participant_id, participant_kind, code, name, ParticipantStatus.ACTIVE, granted, lic
     )
-    with _session(settings) as session:
-        trust.add_participant(session, participant, jwks, [(t, n) for t, n, _ in facts], utcnow())
+    with _database(settings) as db:
+        registry.add_participant(db, participant, jwks, [(t, n) for t, n, _ in facts], utcnow())
     return participant
 
 
 def suspend_participant(settings: Settings, participant_id: str) -> None:
-    with _session(settings) as session:
-        trust.set_participant_status(session, participant_id, ParticipantStatus.SUSPENDED)
+    with _database(settings) as db:
+        registry.suspend_participant(db, participant_id)
 
 
 def list_participants(settings: Settings) -> list[Participant]:
-    with _session(settings) as session:
-        return trust.list_participants(session)
+    with _database(settings) as db:
+        return registry.list_participants(db)
 
 
 def change_licence(
@@ -143,14 +154,37 @@ def change_licence(
     """An expired or revoked licence stops all access at the participant's next call."""
     if valid_until is not None and valid_until.tzinfo is None:
         valid_until = valid_until.replace(tzinfo=utcnow().tzinfo)
-    with _session(settings) as session:
-        trust.set_licence(session, participant_id, valid_until=valid_until, revoked=revoked)
+    with _database(settings) as db:
+        registry.set_licence(db, participant_id, valid_until=valid_until, revoked=revoked)
+
+
+def register_agreement(
+    settings: Settings, document: bytes, parsed: dict[str, Any], counterparty: str
+) -> Agreement:
+    """Verifies both signatures on the agreement document (its bytes, and parsed) against the
+    operator key and the counterparty's registered keys, and registers it."""
+    center = signing.load_private_key(settings.operator_key_file).public_key()
+    now = utcnow()
+
+    def verify(jwks: dict[str, object] | None) -> Agreement:
+        return signing.verify(parsed, center, jwks, now)
+
+    with _database(settings) as db:
+        return registry.register_agreement(db, counterparty, verify, document, now)
+
+
+def suspend_agreement(settings: Settings, agreement_id: str) -> None:
+    with _database(settings) as db:
+        registry.suspend_agreement(db, agreement_id)
+
+
+def list_agreements(settings: Settings) -> list[tuple[Agreement, AgreementStatus]]:
+    with _database(settings) as db:
+        return registry.list_agreements(db)
 
 
 def register_subject_key(settings: Settings, subject_code: str, jwk_file: Path) -> str:
     """Registers the subject's public key (the subject row is made if it has none yet)."""
-    from credit_gateway.adapters.storage import keys as key_store
-    from credit_gateway.adapters.storage import records as record_store
     from credit_gateway.crypto.master import MasterKey, SubjectLookup
 
     now = utcnow()
@@ -167,11 +201,8 @@ def register_subject_key(settings: Settings, subject_code: str, jwk_file: Path) 
         raise InvalidArgument.field("jwk", "give the public half of an EC P-256 key")
     master = MasterKey.load(settings.master_key_file)
     code = parsed.value
-    with _session(settings) as session:
-        envelope = key_store.load_envelope(session, master)
-        subject = record_store.ensure_subject(
-            session, envelope, SubjectLookup(master)(code), code, kind, now
-        )
-        public = jwk.as_dict(private=False)
-        record_store.set_subject_key(session, subject.id, json.dumps(public, sort_keys=True))
+    subject = NamedSubject(kind, code, SubjectLookup(master)(code))
+    public = json.dumps(jwk.as_dict(private=False), sort_keys=True)
+    with _database(settings) as db:
+        registry.register_subject_key(db, master, subject, public, now)
     return str(jwk.thumbprint())
