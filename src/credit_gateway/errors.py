@@ -18,6 +18,7 @@
     ├── PeerError               the other party's artefact is bad (signature, tampering)
     └── InfrastructureError     ours: storage, configuration, keys
         ├── StorageError
+        │   └── Conflict        a write lost to a concurrent one (a unique key taken meanwhile)
         ├── ConfigError
         └── PkiError            pki.py: the development PKI directory is unusable
 
@@ -121,6 +122,14 @@ class StorageError(InfrastructureError):
         super().__init__(message, reason=reason)
         # A deadlock or serialization failure: the same transaction may succeed if run again.
         self.transient = transient
+
+
+class Conflict(StorageError):
+    """A write lost to a concurrent transaction's: a row it inserts was inserted meanwhile. Run
+    again as it was, it fails again; its caller redoes it so that it reads what the other stored
+    first (services/submission.py)."""
+
+    default_reason = "STORAGE_CONFLICT"
 
 
 class ConfigError(InfrastructureError):

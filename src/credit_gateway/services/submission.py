@@ -15,21 +15,20 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from jsonschema import Draft202012Validator, ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from credit_gateway.adapters.storage import records as record_store
-from credit_gateway.adapters.storage import trust
+from credit_gateway.adapters.storage import registry
 from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import verify_es256
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
 from credit_gateway.domain.catalog import Catalog, CatalogItem, DisclosureLevel, Polarity
-from credit_gateway.domain.identifiers import IdentifierError, parse_subject_code
+from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
 from credit_gateway.domain.records import Submission, prohibited_paths
-from credit_gateway.errors import PeerError, StorageError
+from credit_gateway.domain.release import Subject as NamedSubject
+from credit_gateway.errors import Conflict, PeerError
 from credit_gateway.runtime.gateway import Gateway
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -72,7 +71,7 @@ class _Checked:
     index: int
     submission: Submission
     item: CatalogItem
-    subject_kind: Any
+    subject_kind: SubjectKind
     digest: str
     signature: bytes
     key_id: str
@@ -108,8 +107,7 @@ class SubmissionService:
 
     def begin(self, provider_id: str) -> Batch:
         gw = self.gateway
-        with gw.db.transaction(write=False) as session:
-            jwks = trust.participant_jwks(session, provider_id) or {"keys": []}
+        jwks = registry.participant_jwks(gw.db, provider_id) or {"keys": []}
         return Batch(provider_id, gw.catalog.get(), ec_keys(jwks))
 
     def check(self, batch: Batch, records: Iterable[Incoming]) -> None:
@@ -241,62 +239,37 @@ class SubmissionService:
     def _store(self, batch: list[_Checked], abandoned: Callable[[], bool]) -> list[RecordOutcome]:
         if not batch:
             return []
+        gw = self.gateway
+        submitted = [self._submitted(c) for c in batch]
         try:
-            return self._store_all(batch, abandoned, careful=False)
-        except StorageError as exc:
-            if not isinstance(exc.__cause__, IntegrityError):
-                raise
+            stored = record_store.store_submission(
+                gw.db, gw.envelope, submitted, gw.clock(), abandoned, careful=False
+            )
+        except Conflict:
             # A concurrent submission stored one of these ids (or subjects) first: go again,
             # record by record, so each finds what the other stored.
-            return self._store_all(batch, abandoned, careful=True)
+            stored = record_store.store_submission(
+                gw.db, gw.envelope, submitted, gw.clock(), abandoned, careful=True
+            )
+        if stored is None:
+            raise Abandoned  # nothing was stored
+        return [
+            RecordOutcome(c.index, c.submission.provider_record_id, "ACCEPTED", s.record_id)
+            if s.new
+            else _resubmission(c, s.record_id, s.digest)
+            for c, s in zip(batch, stored, strict=True)
+        ]
 
-    def _store_all(
-        self, batch: list[_Checked], abandoned: Callable[[], bool], *, careful: bool
-    ) -> list[RecordOutcome]:
-        gw = self.gateway
-        now = gw.clock()
-        outcomes: list[RecordOutcome] = []
-        with gw.db.transaction() as session:
-            seen: dict[tuple[str, str], tuple[str, str]] = {}
-            for c in batch:
-                s = c.submission
-                key = (s.provider_id, s.provider_record_id)
-                known = seen.get(key) or record_store.existing_digest(
-                    session, *key, current=careful
-                )
-                if known is None:
-                    subject = record_store.ensure_subject(
-                        session,
-                        gw.envelope,
-                        gw.subject_lookup(s.subject_code),
-                        s.subject_code,
-                        c.subject_kind,
-                        now,
-                    )
-                    record_id = record_store.insert_record(
-                        session, gw.envelope, self._new_record(c, subject.id), now, careful=careful
-                    )
-                    if record_id is not None:
-                        seen[key] = (record_id, c.digest)
-                        outcomes.append(
-                            RecordOutcome(c.index, s.provider_record_id, "ACCEPTED", record_id)
-                        )
-                        continue
-                    known = record_store.existing_digest(session, *key, current=True)
-                    assert known is not None  # the insert lost to exactly this row
-                outcomes.append(_resubmission(c, *known))
-            if abandoned():
-                raise Abandoned  # leaving the block rolls every record back
-        return outcomes
-
-    @staticmethod
-    def _new_record(c: _Checked, subject_id: str) -> record_store.NewRecord:
+    def _submitted(self, c: _Checked) -> record_store.Submitted:
         s = c.submission
-        return record_store.NewRecord(
+        subject = NamedSubject(
+            c.subject_kind, s.subject_code, self.gateway.subject_lookup(s.subject_code)
+        )
+        record = record_store.NewRecord(
             provider_id=s.provider_id,
             provider_record_id=s.provider_record_id,
             item_code=s.item_code,
-            subject_id=subject_id,
+            subject_id="",  # the store's: the subject's id once looked up or added
             occurred_at=s.occurred_at,
             digest=c.digest,
             payload=canonical_bytes(s.payload),
@@ -306,6 +279,7 @@ class SubmissionService:
             # Non-open items are sealed at rest; open ones are public anyway.
             seal=any(level is not DisclosureLevel.OPEN for level in c.item.disclosure.values()),
         )
+        return record_store.Submitted(subject, record)
 
 
 def _resubmission(c: _Checked, record_id: str, digest: str) -> RecordOutcome:

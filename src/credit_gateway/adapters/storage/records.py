@@ -1,18 +1,23 @@
-"""Subjects (looked up by keyed hash, code sealed) and records (non-open payloads sealed)."""
+"""Subjects (looked up by keyed hash, code sealed) and records (non-open payloads sealed), and
+the submission store: a submission's records written in one transaction (store_submission)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from credit_gateway.adapters.storage.db import Database
 from credit_gateway.adapters.storage.tables import RecordRow, SubjectRow, core
 from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.ids import new_id
+from credit_gateway.domain.release import Subject as NamedSubject
+from credit_gateway.errors import Conflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +55,25 @@ def ensure_subject(
     found = find_subject(session, lookup)
     if found is not None:
         return found
-    key_id, sealed = envelope.seal(code.encode(), b"subject:" + lookup.encode())
+    subject = NamedSubject(kind, code, lookup)
+    subject_id = new_id("sbj")
+    if add_subject(session, envelope, subject_id, subject, now):
+        return Subject(subject_id, kind, None)
+    found = find_subject(session, lookup, current=True)  # made by a concurrent call: as committed
+    assert found is not None
+    return found
+
+
+def add_subject(
+    session: Session, envelope: Envelope, subject_id: str, subject: NamedSubject, now: datetime
+) -> bool:
+    """Adds the subject, its code sealed (bound to its lookup key); False if a concurrent
+    transaction added one of that lookup key first (this transaction goes on without it)."""
+    key_id, sealed = envelope.seal(subject.code.encode(), b"subject:" + subject.lookup.encode())
     row = SubjectRow(
-        id=new_id("sbj"),
-        lookup=lookup,
-        kind=kind.value,
+        id=subject_id,
+        lookup=subject.lookup,
+        kind=subject.kind.value,
         code_key_id=key_id,
         code_sealed=sealed,
         public_jwk=None,
@@ -63,11 +82,9 @@ def ensure_subject(
     try:
         with session.begin_nested():
             session.add(row)
-    except IntegrityError:  # made by a concurrent submission: read it as committed
-        found = find_subject(session, lookup, current=True)
-        assert found is not None
-        return found
-    return Subject(row.id, kind, None)
+    except IntegrityError:
+        return False
+    return True
 
 
 def set_subject_key(session: Session, subject_id: str, public_jwk: str | None) -> None:
@@ -141,3 +158,85 @@ def insert_record(
     except IntegrityError:
         return None
     return record_id
+
+
+# --- the submission store ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A checked record to store, for the subject it names by code: `record` as it is stored but
+    for its `subject_id` (left empty), which the store sets to that subject's, added if new."""
+
+    subject: NamedSubject
+    record: NewRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Where a submitted record is: stored now (`new`), or before, under the same provider id,
+    with the digest of what was stored then."""
+
+    record_id: str
+    digest: str
+    new: bool
+
+
+class _Abandoned(Exception):
+    """Raised to roll the submission back."""
+
+
+def store_submission(
+    db: Database,
+    envelope: Envelope,
+    batch: Sequence[Submitted],
+    now: datetime,
+    abandoned: Callable[[], bool],
+    *,
+    careful: bool,
+) -> list[Stored] | None:
+    """The batch's records in ONE transaction, each where it is stored (in order); None, rolled
+    back, if `abandoned()` says so just before the commit. Not `careful`, a record or subject
+    that a concurrent submission stored meanwhile fails the whole: Conflict, nothing stored.
+    `careful` reads the latest committed rows and inserts each in a savepoint, so it finds what
+    the other stored (slower: for the retry after a Conflict)."""
+    try:
+        with db.transaction() as session:
+            try:
+                stored = _store(session, envelope, batch, now, careful=careful)
+                session.flush()
+            except IntegrityError as exc:
+                raise Conflict("a concurrent submission stored one of these first") from exc
+            if abandoned():
+                raise _Abandoned  # leaving the block rolls every record back
+    except _Abandoned:
+        return None
+    return stored
+
+
+def _store(
+    session: Session,
+    envelope: Envelope,
+    batch: Sequence[Submitted],
+    now: datetime,
+    *,
+    careful: bool,
+) -> list[Stored]:
+    seen: dict[tuple[str, str], tuple[str, str]] = {}  # stored by this batch: (id, digest)
+    stored: list[Stored] = []
+    for item in batch:
+        named, record = item.subject, item.record
+        key = (record.provider_id, record.provider_record_id)
+        known = seen.get(key) or existing_digest(session, *key, current=careful)
+        if known is None:
+            subject = ensure_subject(session, envelope, named.lookup, named.code, named.kind, now)
+            record = replace(record, subject_id=subject.id)
+            record_id = insert_record(session, envelope, record, now, careful=careful)
+            if record_id is not None:
+                seen[key] = (record_id, record.digest)
+                stored.append(Stored(record_id, record.digest, new=True))
+                continue
+            known = existing_digest(session, *key, current=True)
+            assert known is not None  # the insert lost to exactly this row
+        stored.append(Stored(*known, new=False))
+    return stored
