@@ -111,9 +111,9 @@ def list_consents(
 
 
 def set_status(
-    session: Session, consent: Consent, status: ConsentStatus, actor: str, now: datetime
+    session: Session, consent_id: str, status: ConsentStatus, actor: str, now: datetime
 ) -> None:
-    row = session.get(ConsentRow, consent.id)
+    row = session.get(ConsentRow, consent_id)
     assert row is not None
     previous = row.status
     row.status, row.status_changed_at = status.value, now
@@ -124,7 +124,7 @@ def set_status(
         from_status=previous,
         to_status=status.value,
         at=now,
-        consent_id=consent.id,
+        consent_id=consent_id,
     )
 
 
@@ -190,28 +190,27 @@ def _request(row: ConsentRequestRow) -> ConsentRequest:
     )
 
 
-def insert_request(
-    session: Session, request_id: str, subject_id: str, terms: ConsentTerms, now: datetime
-) -> None:
+def insert_request(session: Session, request: ConsentRequest) -> None:
+    grantee = request.terms.grantee
     session.add(
         ConsentRequestRow(
-            id=request_id,
-            subject_id=subject_id,
-            grantee_id=terms.grantee,
-            terms=canonical_bytes(terms.to_document()),
-            status=RequestStatus.PENDING.value,
-            requested_at=now,
+            id=request.id,
+            subject_id=request.subject_id,
+            grantee_id=grantee,
+            terms=canonical_bytes(request.terms.to_document()),
+            status=request.status.value,
+            requested_at=request.requested_at,
             decided_at=None,
             consent_id=None,
         )
     )
     add_event(
         session,
-        terms.grantee,
-        actor=terms.grantee,
-        to_status=RequestStatus.PENDING.value,
-        at=now,
-        request_id=request_id,
+        grantee,
+        actor=grantee,
+        to_status=request.status.value,
+        at=request.requested_at,
+        request_id=request.id,
     )
 
 
@@ -225,13 +224,13 @@ def get_request(session: Session, request_id: str, *, lock: bool = False) -> Con
 
 def decide_request(
     session: Session,
-    request: ConsentRequest,
+    request_id: str,
     status: RequestStatus,
     actor: str,
     now: datetime,
     consent_id: str | None = None,
 ) -> None:
-    row = session.get(ConsentRequestRow, request.id)
+    row = session.get(ConsentRequestRow, request_id)
     assert row is not None
     previous = row.status
     row.status, row.decided_at, row.consent_id = status.value, now, consent_id

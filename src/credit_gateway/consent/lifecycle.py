@@ -1,0 +1,493 @@
+"""The consent lifecycle (Art 19-20) without I/O: who may do what, and what each step writes.
+
+Each change is a flow, as a release is (domain/release.py): `reads()` names what it reads,
+`decide(state)` applies the rules below to what was read and returns the writes (or raises the
+refusal), and `result()` answers once the store committed them. A `ConsentStore` makes one
+change's reads and writes in one transaction, the consent or request it changes read under a
+row lock, so two changes of one consent never interleave; nothing here is cached, so the next
+release transaction on any replica sees a revocation as soon as the call that made it returns.
+A question (get, list, inquiries, the grantee's look-ups) is one `ConsentStore.read` and a pure
+function of what it read.
+
+The rules, each refusal with its reason:
+  * a subject acts on its own consents and requests only; another's is answered as absent
+    (CONSENT_NOT_FOUND, CONSENT_REQUEST_NOT_FOUND);
+  * a consent moves as domain/consent.py `transition` allows, from the status it has in
+    effect: one past its validity or its uses is expired or exhausted, and so final, whatever
+    its row says (CONSENT_<STATUS> when the move is not allowed);
+  * a request is decided once (CONSENT_REQUEST_DECIDED);
+  * the grantee is a credit agency or industry association in good standing (active, licence
+    valid) with an agreement in force for authorized inquiry (GRANTEE_NOT_ELIGIBLE, Art 20
+    para 2); a grantee asks for consent for itself only;
+  * the terms meet their purpose's limits (ConsentTerms.validate: CONSENT_TERMS_INVALID);
+  * a subject that registered a key must sign the artefact with it (SUBJECT_SIGNATURE_REQUIRED,
+    SUBJECT_SIGNATURE_INVALID), one that did not must send no signature, which stored
+    unverified would later pass for its own (SUBJECT_KEY_NOT_REGISTERED); the evidence kept
+    says which of the two proved the subject's will.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from credit_gateway.domain.agreements import Operation
+from credit_gateway.domain.catalog import Catalog, DisclosureLevel
+from credit_gateway.domain.consent import (
+    Consent,
+    ConsentRequest,
+    ConsentStatus,
+    ConsentTerms,
+    RequestStatus,
+    artefact_bytes,
+    transition,
+)
+from credit_gateway.domain.ids import new_id
+from credit_gateway.domain.participants import Participant, ParticipantKind
+from credit_gateway.domain.policy import AgreementState, not_in_force
+from credit_gateway.domain.release import Subject
+from credit_gateway.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    StorageError,
+)
+
+GRANTEE_KINDS = frozenset({ParticipantKind.CREDIT_AGENCY, ParticipantKind.INDUSTRY_ASSOCIATION})
+EVIDENCE_SIGNATURE = "subject_signature"
+EVIDENCE_REAL_NAME = "real_name_assertion"
+MAX_INQUIRIES = 1000
+
+T = TypeVar("T")
+_Made = TypeVar("_Made", Consent, ConsentRequest)
+T_co = TypeVar("T_co", covariant=True)
+
+
+# --- what an operation reads, and what it read -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """One operation's reads, made in its transaction; each left at its default is not made."""
+
+    subject_lookup: str | None = None  # the subject by its lookup key (the keyed hash)
+    subject_id: str | None = None  # a subject's code, opened
+    consent_id: str | None = None  # locked in a change
+    request_id: str | None = None  # locked in a change
+    grantee_id: str | None = None  # the participant and every agreement it is party to...
+    request_grantee: bool = False  # ...or those of the grantee the request names
+    consents: tuple[ConsentStatus, ...] | None = None  # the subject's, in these (all if empty)
+    requests: tuple[RequestStatus, ...] | None = None  # the subject's, in these (all if empty)
+    inquiries: int = 0  # this many of the subject's audit entries (under `consent_id` if named)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubject:
+    id: str
+    public_jwk: str | None  # the key the subject registered: its consents must be signed with it
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """What was read: None or empty for what was not asked for or was not found. Lists newest
+    first."""
+
+    subject: StoredSubject | None = None
+    subject_code: str | None = None
+    consent: Consent | None = None
+    request: ConsentRequest | None = None
+    grantee: Participant | None = None
+    agreements: tuple[AgreementState, ...] = ()
+    consents: tuple[Consent, ...] = ()
+    requests: tuple[ConsentRequest, ...] = ()
+    inquiries: tuple[dict[str, object], ...] = ()
+
+
+# --- what a change writes ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewSubject:
+    """A subject named for the first time, added with its code sealed at rest; unless a
+    concurrent call added it first, and then the change is made again on that one."""
+
+    id: str
+    subject: Subject
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewConsent:
+    """The consent, with its event, and the artefact byte for byte as the subject gave (and
+    maybe signed) it, sealed at rest."""
+
+    consent: Consent
+    artefact: bytes
+    signature: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """The consent's status set, with the event from the status it had."""
+
+    consent_id: str
+    status: ConsentStatus
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDecision:
+    """The request decided, with its event; approved, with the consent that came of it."""
+
+    request_id: str
+    status: RequestStatus
+    actor: str
+    at: datetime
+    consent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Writes:
+    """In this order: the subject, the consent, the request, its decision, the status change."""
+
+    subject: NewSubject | None = None
+    consent: NewConsent | None = None
+    request: ConsentRequest | None = None  # a new one, pending, with its event
+    decision: RequestDecision | None = None
+    change: StatusChange | None = None
+
+
+class ConsentStore(Protocol):
+    def read(self, reads: Reads) -> ReadState:
+        """One read-only transaction."""
+        ...
+
+    def change(self, reads: Reads, decide: Callable[[ReadState], Writes]) -> bool:
+        """One write transaction: make `reads` (the consent and the request under row locks),
+        pass what they read to `decide`, make the writes it returns and commit; or roll back
+        and answer False if the new subject was added meanwhile by another transaction. An
+        exception from `decide` rolls back. Driver errors leave as StorageError."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What the subject sent with its consent: a signature over the artefact by the key `key_id`
+    of its registered JWK, or nothing (empty)."""
+
+    value: bytes = b""
+    key_id: str = ""
+
+
+class SignatureCheck(Protocol):
+    def __call__(self, public_jwk: str, key_id: str, data: bytes, signature: bytes) -> bool:
+        """Whether `signature` verifies over `data` with the key `key_id` of the subject's
+        registered JWK (with its only key when `key_id` is empty)."""
+        ...
+
+
+# --- the rules ---------------------------------------------------------------------------------
+
+
+def check_grantee(
+    grantee: Participant | None, agreements: Iterable[AgreementState], now: datetime
+) -> None:
+    """Consent may be given to `grantee` at `now` (Art 20 para 2), or InvalidArgument says why
+    not: it must be in good standing and hold an agreement in force for authorized inquiry."""
+    if grantee is None or grantee.kind not in GRANTEE_KINDS or not _may_act(grantee, now):
+        raise InvalidArgument.field(
+            "terms.grantee",
+            "not a licensed credit service establishment or industry association in good standing",
+            reason="GRANTEE_NOT_ELIGIBLE",
+        )
+    if not any(_for_authorized_inquiry(a, grantee.id, now) for a in agreements):
+        raise InvalidArgument.field(
+            "terms.grantee",
+            "has no agreement in force for authorized inquiry",
+            reason="GRANTEE_NOT_ELIGIBLE",
+        )
+
+
+def _may_act(participant: Participant, now: datetime) -> bool:
+    try:
+        participant.ensure_may_act(now)  # active, and a credit agency's licence valid
+    except PermissionDenied:
+        return False
+    return True
+
+
+def _for_authorized_inquiry(state: AgreementState, grantee_id: str, now: datetime) -> bool:
+    return (
+        state.agreement.counterparty == grantee_id
+        and not_in_force(state, Operation.INQUIRY, now) is None
+        and DisclosureLevel.AUTHORIZED in state.agreement.levels
+    )
+
+
+def evidence(
+    public_jwk: str | None, artefact: bytes, signature: Signature, check: SignatureCheck
+) -> str:
+    """What proves the subject's will: its signature where it registered a key (then it must
+    sign), else the identity provider's real-name assertion (then it must not)."""
+    if public_jwk is None:
+        if signature.value:
+            raise InvalidArgument.field(
+                "subject_signature",
+                "this subject has no registered key; send no signature",
+                reason="SUBJECT_KEY_NOT_REGISTERED",
+            )
+        return EVIDENCE_REAL_NAME
+    if not signature.value:
+        raise PermissionDenied(
+            "this subject must sign its consent", reason="SUBJECT_SIGNATURE_REQUIRED"
+        )
+    if not check(public_jwk, signature.key_id, artefact, signature.value):
+        raise PermissionDenied(
+            "the subject's signature does not verify over the consent artefact with a key it "
+            "registered",
+            reason="SUBJECT_SIGNATURE_INVALID",
+        )
+    return EVIDENCE_SIGNATURE
+
+
+def status_change(
+    consent: Consent, target: ConsentStatus, actor: str, now: datetime
+) -> StatusChange:
+    """The move of `consent` to `target` at `now`, from the status it has in effect then (a
+    lapsed one is expired or exhausted, whatever its row says, and so final), or
+    FailedPrecondition naming that status."""
+    transition(consent.effective_status(now), target)
+    return StatusChange(consent.id, target, actor, now)
+
+
+def own_consent(state: ReadState) -> Consent:
+    """The consent read, if it is the subject's; another's is answered as if absent."""
+    consent = state.consent
+    if consent is None or state.subject is None or consent.subject_id != state.subject.id:
+        raise NotFound("no such consent", reason="CONSENT_NOT_FOUND")
+    return consent
+
+
+def pending_request(state: ReadState) -> ConsentRequest:
+    """The request read, if it is the subject's and still to be decided."""
+    request = state.request
+    if request is None or state.subject is None or request.subject_id != state.subject.id:
+        raise NotFound("no such consent request", reason="CONSENT_REQUEST_NOT_FOUND")
+    if request.status is not RequestStatus.PENDING:
+        raise FailedPrecondition(
+            f"request is {request.status.value}", reason="CONSENT_REQUEST_DECIDED"
+        )
+    return request
+
+
+def subject_inquiries(state: ReadState, consent_id: str | None) -> list[dict[str, object]]:
+    """The subject's audit entries; under one of its consents, when named (another's: absent)."""
+    if state.subject is None:
+        return []
+    if consent_id:
+        own_consent(state)
+    return list(state.inquiries)
+
+
+def inquiry_limit(limit: int) -> int:
+    return min(max(limit, 1), MAX_INQUIRIES)
+
+
+def for_grantee(found: _Made | None, grantee_id: str) -> _Made | None:
+    """What was read, if it is made out to the grantee: a grantee sees no other's."""
+    return found if found is not None and found.terms.grantee == grantee_id else None
+
+
+# --- the changes -------------------------------------------------------------------------------
+
+
+class Flow(Protocol[T_co]):
+    def reads(self) -> Reads: ...
+
+    def decide(self, state: ReadState) -> Writes: ...
+
+    def result(self) -> T_co: ...
+
+
+def run(flow: Flow[T], store: ConsentStore) -> T:
+    """Drives a change against a store. An attempt that found its new subject added meanwhile is
+    made once more, and that one reads the subject, so it cannot lose the same way."""
+    for _ in range(2):
+        if store.change(flow.reads(), flow.decide):
+            return flow.result()
+    raise StorageError("the subject was added concurrently twice over")
+
+
+class _Flow(Generic[T]):
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._result: T | None = None
+
+    def result(self) -> T:
+        assert self._result is not None, "decide() was not called"
+        return self._result
+
+
+class _Giving(_Flow[Consent]):
+    """A change that ends in the subject's consent, signed or not as `evidence` requires."""
+
+    def __init__(
+        self,
+        subject: Subject,
+        signature: Signature,
+        catalog: Catalog,
+        now: datetime,
+        check: SignatureCheck,
+    ) -> None:
+        super().__init__(now)
+        self.subject, self.signature, self.catalog, self._check = subject, signature, catalog, check
+
+    def _give(self, stored: StoredSubject, terms: ConsentTerms, state: ReadState) -> NewConsent:
+        """The consent on `terms` to the grantee read, checked in order: the grantee's standing,
+        then the subject's signature."""
+        check_grantee(state.grantee, state.agreements, self.now)
+        artefact = artefact_bytes(self.subject.code, terms)
+        proof = evidence(stored.public_jwk, artefact, self.signature, self._check)
+        now = self.now
+        consent = Consent(new_id("cns"), stored.id, terms, ConsentStatus.ACTIVE, 0, now, now, proof)
+        self._result = consent
+        return NewConsent(consent, artefact, self.signature.value or None)
+
+
+class Grant(_Giving):
+    """The subject gives consent on `terms` (GrantConsent)."""
+
+    def __init__(
+        self,
+        subject: Subject,
+        terms: ConsentTerms,
+        signature: Signature,
+        catalog: Catalog,
+        now: datetime,
+        check: SignatureCheck,
+    ) -> None:
+        super().__init__(subject, signature, catalog, now, check)
+        terms.validate(catalog, now)  # before any read: terms that cannot be given read nothing
+        self.terms = terms
+
+    def reads(self) -> Reads:
+        return Reads(subject_lookup=self.subject.lookup, grantee_id=self.terms.grantee)
+
+    def decide(self, state: ReadState) -> Writes:
+        stored, new = _subject(state, self.subject, self.now)
+        return Writes(subject=new, consent=self._give(stored, self.terms, state))
+
+
+class Approve(_Giving):
+    """The subject approves a grantee's request: consent on the request's terms."""
+
+    def __init__(
+        self,
+        subject: Subject,
+        request_id: str,
+        signature: Signature,
+        catalog: Catalog,
+        now: datetime,
+        check: SignatureCheck,
+    ) -> None:
+        super().__init__(subject, signature, catalog, now, check)
+        self.request_id = request_id
+
+    def reads(self) -> Reads:
+        return Reads(
+            subject_lookup=self.subject.lookup, request_id=self.request_id, request_grantee=True
+        )
+
+    def decide(self, state: ReadState) -> Writes:
+        request = pending_request(state)
+        assert state.subject is not None  # pending_request refused otherwise
+        # As for a grant: the terms asked for may have outlived their catalog or their validity.
+        request.terms.validate(self.catalog, self.now)
+        given = self._give(state.subject, request.terms, state)
+        decision = RequestDecision(
+            request.id, RequestStatus.APPROVED, state.subject.id, self.now, given.consent.id
+        )
+        return Writes(consent=given, decision=decision)
+
+
+class Reject(_Flow[ConsentRequest]):
+    """The subject rejects a grantee's request."""
+
+    def __init__(self, subject: Subject, request_id: str, now: datetime) -> None:
+        super().__init__(now)
+        self.subject, self.request_id = subject, request_id
+
+    def reads(self) -> Reads:
+        return Reads(subject_lookup=self.subject.lookup, request_id=self.request_id)
+
+    def decide(self, state: ReadState) -> Writes:
+        request = pending_request(state)
+        assert state.subject is not None  # pending_request refused otherwise
+        status = RequestStatus.REJECTED
+        self._result = replace(request, status=status)
+        return Writes(decision=RequestDecision(request.id, status, state.subject.id, self.now))
+
+
+class Change(_Flow[Consent]):
+    """The subject revokes, pauses or resumes one of its consents."""
+
+    def __init__(
+        self, subject: Subject, consent_id: str, target: ConsentStatus, now: datetime
+    ) -> None:
+        super().__init__(now)
+        self.subject, self.consent_id, self.target = subject, consent_id, target
+
+    def reads(self) -> Reads:
+        return Reads(subject_lookup=self.subject.lookup, consent_id=self.consent_id)
+
+    def decide(self, state: ReadState) -> Writes:
+        consent = own_consent(state)
+        assert state.subject is not None  # own_consent refused otherwise
+        change = status_change(consent, self.target, state.subject.id, self.now)
+        self._result = replace(consent, status=self.target, status_changed_at=self.now)
+        return Writes(change=change)
+
+
+class Ask(_Flow[ConsentRequest]):
+    """A grantee asks a subject for consent on `terms` (RequestConsent)."""
+
+    def __init__(
+        self,
+        grantee_id: str,
+        subject: Subject,
+        terms: ConsentTerms,
+        catalog: Catalog,
+        now: datetime,
+    ) -> None:
+        super().__init__(now)
+        if terms.grantee != grantee_id:
+            raise InvalidArgument.field(
+                "terms.grantee", "a grantee asks for consent for itself only"
+            )
+        terms.validate(catalog, now)
+        self.subject, self.terms = subject, terms
+
+    def reads(self) -> Reads:
+        return Reads(subject_lookup=self.subject.lookup, grantee_id=self.terms.grantee)
+
+    def decide(self, state: ReadState) -> Writes:
+        check_grantee(state.grantee, state.agreements, self.now)
+        stored, new = _subject(state, self.subject, self.now)
+        self._result = ConsentRequest(
+            new_id("crq"), stored.id, self.terms, RequestStatus.PENDING, self.now
+        )
+        return Writes(subject=new, request=self._result)
+
+
+def _subject(
+    state: ReadState, subject: Subject, now: datetime
+) -> tuple[StoredSubject, NewSubject | None]:
+    """The subject as read, or as it is added now (first named by this consent or request)."""
+    if state.subject is not None:
+        return state.subject, None
+    new = NewSubject(new_id("sbj"), subject, now)
+    return StoredSubject(new.id, None), new
