@@ -12,12 +12,13 @@ import base64
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from credit_gateway.domain.canonical import canonical_bytes
 from credit_gateway.domain.catalog import CatalogItem, Category, DisclosureLevel, string_list
 from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.domain.timestamps import canonical_timestamp
 from credit_gateway.errors import DomainError, InvalidArgument
 
 CENTER = "center"
@@ -167,9 +168,14 @@ class AgreementSignature:
 
 
 def _ts(value: datetime) -> str:
+    """A UTC time as every signed time is written (docs/canonical.md); drafts are in UTC. A time
+    at another offset comes from a document drafted before drafts were converted to UTC: it is
+    written back as that document has it, so the signatures already on it still verify."""
     if value.tzinfo is None:
         raise DomainError("agreement times must be aware", reason="TIMESTAMP_INVALID")
-    return value.isoformat().replace("+00:00", "Z")
+    if value.utcoffset() == timedelta(0):
+        return canonical_timestamp(value)
+    return value.isoformat()
 
 
 def b64url(data: bytes) -> str:

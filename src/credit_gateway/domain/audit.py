@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from credit_gateway.domain.canonical import canonical_bytes
+from credit_gateway.domain.timestamps import canonical_timestamp
 
 FORMAT = "credit-gateway/audit/v1"
 # json's C encoder writes RFC 8785 for what a body holds: ASCII keys (so Python's sort is the
@@ -42,7 +43,7 @@ class AuditEntry:
         doc: dict[str, Any] = {
             "format": FORMAT,
             "id": self.id,
-            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "at": canonical_timestamp(self.at, "at"),
             "caller": self.caller,
             "method": self.method,
             "subject": self.subject_id,
