@@ -190,16 +190,22 @@ def test_streams_over_the_server_total_are_refused_server_busy(
 @contextlib.contextmanager
 def database_threads_held(h: Harness) -> Iterator[None]:
     """Every thread that runs unary calls' transactions kept busy, as a stalled database would:
-    the calls admitted meanwhile wait, each holding its admission slot."""
+    the calls admitted meanwhile wait, each holding its admission slot. On SQLite the writer's
+    mutex is held too, so that no release is made on the loop either."""
     gate = threading.Event()
     blocking, loop = h.running.served.blocking, h.running.loop
+    writer = h.db._writer_lock
     held = [
         asyncio.run_coroutine_threadsafe(blocking.call(gate.wait, 20), loop)
         for _ in range(h.settings.db_threads)
     ]
+    if writer is not None:
+        writer.acquire()
     try:
         yield
     finally:
+        if writer is not None:
+            writer.release()
         gate.set()
         for future in held:
             future.result(timeout=10)

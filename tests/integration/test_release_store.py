@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -460,3 +461,48 @@ def test_each_thread_transacts_on_its_own_connection_replaced_when_old(world: Wo
     world.db._writers._recycle = 300
     assert world.db._writers.get() is not first  # the release ran on a new one
     assert len(world.audit()) == 5
+
+
+# --- SQLite: the release on the event loop, when it need not wait -------------------------------
+
+
+def test_release_now_is_the_same_release_made_on_the_calling_thread(
+    world: World, backend: str
+) -> None:
+    if backend != "sqlite":
+        assert world.service.release_now(world.open()) is None  # network I/O: a thread's job
+        assert world.audit() == []
+        return
+    answer = world.service.release_now(world.open())
+    assert answer is not None
+    assert [r.item_code for r in answer.released] == ["ADM.PERMIT", "ADM.PUNISHMENT"]
+    assert [e.id for e in world.audit()] == [answer.inquiry_id]
+    assert world.usage() == (1, 2)
+
+
+def test_release_now_never_waits_for_a_busy_writer_and_writes_nothing(
+    world: World, backend: str, database_url: str
+) -> None:
+    """Held by this process (the mutex) or by another one (SQLite's own lock): None at once,
+    nothing written, and release() on a database thread then waits its turn as before."""
+    if backend != "sqlite":
+        pytest.skip("only SQLite's writer runs on the event loop")
+    import sqlite3
+
+    lock = world.db._writer_lock
+    assert lock is not None
+    with lock:
+        assert world.service.release_now(world.open()) is None
+    other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's writer
+        started = time.monotonic()
+        assert world.service.release_now(world.open()) is None
+        assert time.monotonic() - started < 0.5  # no busy wait on the loop
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert world.audit() == []
+    answer = world.service.release_now(world.open())  # the writer is free again
+    assert answer is not None
+    assert [e.id for e in world.audit()] == [answer.inquiry_id]

@@ -131,6 +131,8 @@ async def serve(
     await server.start()
     served = Served(settings, gateway, blocking, limits, server, port, health_servicer, https, hub)
     served.tasks.append(asyncio.create_task(_follow_keys(gateway, blocking)))
+    if gateway.db.dialect == "sqlite":
+        served.tasks.append(asyncio.create_task(_checkpoint(gateway, blocking)))
     # What startup made (modules, the catalog, keys) lives as long as the process: kept out of
     # the collector's reach, a collection walks only what calls make.
     gc.freeze()
@@ -187,6 +189,19 @@ async def _follow_keys(gateway: Gateway, blocking: Blocking) -> None:
             await blocking.call(gateway.refresh_keys)
         except Exception as error:  # a database blip: keep the keys we have, try again later
             log.error("key refresh failed", extra={"fields": {"error": str(error)}})
+
+
+CHECKPOINT_SECONDS = 1.0
+
+
+async def _checkpoint(gateway: Gateway, blocking: Blocking) -> None:
+    """SQLite: the releases made on the loop leave checkpoints (which fsync) to this task."""
+    while True:
+        await asyncio.sleep(CHECKPOINT_SECONDS)
+        try:
+            await blocking.call(gateway.db.checkpoint)
+        except Exception as error:  # a busy database: the next one catches up
+            log.error("checkpoint failed", extra={"fields": {"error": str(error)}})
 
 
 # --- one process ---------------------------------------------------------------------------

@@ -58,7 +58,14 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             item_codes=item_codes(request.item_codes),
             standing=call.standing,  # the portal's, read in the release transaction
         )
-        return _response(await self.blocking.call(self.service.release, inquiry))
+        return _response(await self._release(inquiry))
+
+    async def _release(self, inquiry: Inquiry) -> InquiryResult:
+        # SQLite: on the loop when its writer is free (no thread, no hand-off); else a thread.
+        result = self.service.release_now(inquiry)
+        if result is None:
+            result = await self.blocking.call(self.service.release, inquiry)
+        return result
 
     async def _participant_query(
         self,
@@ -87,7 +94,7 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             consent_token,
             standing=call.standing,
         )
-        return _response(await self.blocking.call(self.service.release, inquiry))
+        return _response(await self._release(inquiry))
 
 
 def _response(result: InquiryResult) -> common_pb2.QueryResponse:

@@ -114,6 +114,14 @@ def driver_error(orig: BaseException | None) -> StorageError:
     return StorageError(f"database error: {type(orig).__name__}: {orig}", transient=transient)
 
 
+class WriterBusy(Exception):  # control flow, never an answer
+    """A no-wait write transaction found the writer taken: nothing was written."""
+
+
+def _locked(exc: BaseException) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -148,31 +156,62 @@ class Database:
             yield session
 
     @contextmanager
-    def driver_transaction(self) -> Iterator[Any]:
+    def driver_transaction(self, *, wait: bool = True) -> Iterator[Any]:
         """A write transaction driven through the DBAPI cursor it yields, on this thread's own
         connection: for the release path's SQL text, prepared once per dialect
         (storage/release_store.py), which so skips SQLAlchemy's per-statement work and the
         pool's checkout. Commits when the block ends and rolls back on any exception; driver
         errors leave as StorageError, and a connection that broke is replaced for the thread's
         next transaction. SQLite: BEGIN IMMEDIATE, writers of this process queued on the
-        mutex. Like read_driver, for the server's long-lived database threads (one transaction at
-        a time on each); connections older than RECYCLE_SECONDS are replaced between them."""
-        with translated_errors(), self._writer_lock or contextlib.nullcontext():
-            connection: Any = self._writers.get().connection.driver_connection
-            cursor: Any = None
-            try:
-                cursor = connection.cursor()
-                if self._sqlite:
-                    cursor.execute("BEGIN IMMEDIATE")
-                # PostgreSQL and MariaDB begin with the first statement (psycopg: BEGIN).
-                yield cursor
-                connection.commit()
-            except BaseException as exc:
-                if not self._rolled_back(connection, cursor, exc):
-                    self._writers.drop()
-                if isinstance(exc, self._driver_errors):
-                    raise driver_error(exc) from exc
-                raise
+        mutex. Like read_driver, for the server's long-lived threads (one transaction at a time
+        on each); connections older than RECYCLE_SECONDS are replaced between them.
+
+        `wait=False` (SQLite only: the event loop's own writes) never waits: if this process's
+        writer mutex is taken or another process holds the database, WriterBusy is raised
+        before anything is written, and the caller goes to a database thread instead. Such a
+        connection leaves checkpoints (which fsync) to the database threads."""
+        if not wait and not self._sqlite:
+            raise WriterBusy("only SQLite's writer runs on the caller's thread")
+        lock = self._writer_lock
+        if lock is not None and not lock.acquire(blocking=wait):
+            raise WriterBusy("the writer is busy")
+        try:
+            with translated_errors():
+                connection: Any = self._writers.get().connection.driver_connection
+                cursor: Any = None
+                try:
+                    cursor = connection.cursor()
+                    if self._sqlite:
+                        if not wait:
+                            cursor.execute("PRAGMA busy_timeout = 0")
+                            cursor.execute("PRAGMA wal_autocheckpoint = 0")
+                        try:
+                            cursor.execute("BEGIN IMMEDIATE")
+                        except self._driver_errors as exc:
+                            if wait or not _locked(exc):
+                                raise
+                            raise WriterBusy("another process holds the database") from exc
+                    # PostgreSQL and MariaDB begin with the first statement (psycopg: BEGIN).
+                    yield cursor
+                    connection.commit()
+                except BaseException as exc:
+                    if isinstance(exc, WriterBusy):
+                        raise
+                    if not self._rolled_back(connection, cursor, exc):
+                        self._writers.drop()
+                    if isinstance(exc, self._driver_errors):
+                        raise driver_error(exc) from exc
+                    raise
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database, without waiting for readers
+        (the event loop's writes leave this to a database thread: it fsyncs)."""
+        if self._sqlite:
+            with translated_errors():
+                self._pinned.get().exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _rolled_back(self, connection: Any, cursor: Any, exc: BaseException) -> bool:
         """Roll the failed transaction back; False if the connection broke (or will not)."""

@@ -156,8 +156,9 @@ class SqlReleaseStore:
 
     MAX_USAGE_ROWS = 10_000
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, wait: bool = True) -> None:
         self._db = db
+        self._wait = wait  # False: SQLite on the event loop (db.driver_transaction)
         d = self._dialect = DIALECTS[db.dialect]
         self._reads: dict[int, str] = {}  # by the number of items asked for (0: all)
         self._writes: dict[tuple[bool, bool, bool | None], str] = {}  # PostgreSQL's, by shape
@@ -178,7 +179,7 @@ class SqlReleaseStore:
         key = (agreement_id, day)
         if key in self._usage_rows:
             return
-        with self._db.driver_transaction() as cursor:
+        with self._db.driver_transaction(wait=self._wait) as cursor:
             self._make_usage_row(cursor, agreement_id, day)
         if len(self._usage_rows) >= self.MAX_USAGE_ROWS:
             self._usage_rows.clear()
@@ -186,7 +187,7 @@ class SqlReleaseStore:
 
     def release(self, reads: Reads, decide: Callable[[ReadState], Writes]) -> bool:
         try:
-            with self._db.driver_transaction() as cursor:
+            with self._db.driver_transaction(wait=self._wait) as cursor:
                 state = (
                     self._read_locked(cursor, reads) if reads.locked else self._read(cursor, reads)
                 )
