@@ -5,6 +5,7 @@ the agreements CLI; signing-key rotation."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -25,9 +26,18 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey
 from sqlalchemy import func, select
-from support.harness import COMPANY, Harness, Participant, make_agreement, metadata, signed_record
+from support.harness import (
+    COMPANY,
+    PERSON,
+    Harness,
+    Participant,
+    make_agreement,
+    metadata,
+    signed_record,
+)
 from support.jose import forged
 from support.rpc import reason_of
+from support.scenario import consented
 
 from credit_gateway.adapters.grpc.v1 import (
     common_pb2,
@@ -35,11 +45,11 @@ from credit_gateway.adapters.grpc.v1 import (
     inquiry_pb2_grpc,
     submission_pb2_grpc,
 )
+from credit_gateway.adapters.http.oauth import JWT_BEARER_GRANT_TYPE
 from credit_gateway.adapters.storage import agreements as agreement_store
 from credit_gateway.adapters.storage import trust
 from credit_gateway.adapters.storage.tables import AgreementRow, AuditEntryRow, QuotaUsageRow
 from credit_gateway.auth.scopes import CONSENT_GRANTEE, PrincipalKind
-from credit_gateway.auth.tokens import TokenIssuer
 from credit_gateway.cli.main import main as cli
 from credit_gateway.domain.agreements import AgreementStatus
 from credit_gateway.errors import FailedPrecondition, GatewayError, PeerError
@@ -153,6 +163,27 @@ class TokenEndpoint:
                     timeout=10,
                 ),
             )
+
+    def post(self, p: Participant, path: str, form: dict[str, str]) -> requests.Response:
+        """A plain form POST over `p`'s certificate (tls_client_auth unless the form says)."""
+        with requests.Session() as plain:
+            plain.trust_env = False
+            return plain.post(
+                self.base + path, data=form, verify=self.ca, cert=self.cert(p), timeout=10
+            )
+
+    def subject_assertion(self, provider: Participant, subject: str, now: int) -> str:
+        """An identity provider's RFC 7523 assertion about `subject`, signed with its key."""
+        claims = {
+            "iss": provider.id,
+            "sub": subject,
+            "aud": self.token_url,
+            "iat": now,
+            "exp": now + 300,
+            "jti": secrets.token_urlsafe(16),
+        }
+        key = provider.cert.key_path.read_bytes()
+        return pyjwt.encode(claims, key, algorithm="ES256", headers={"kid": provider.cert.x5t_s256})
 
     def jwks(self) -> dict[str, Any]:
         with requests.Session() as plain:
@@ -324,9 +355,7 @@ def test_expired_token_is_refused(world: World) -> None:
 def test_token_for_another_audience_is_refused(world: World) -> None:
     h = world.h
     # Signed with the gateway's own key and issuer: only the audience is wrong.
-    other = TokenIssuer(
-        h.gateway.keyring, h.settings.effective_issuer, "another-service", timedelta(minutes=5)
-    )
+    other = dataclasses.replace(h.gateway.token_issuer, audience="another-service")
     token, _ = other.issue(
         client_id="zx-credit",
         subject="zx-credit",
@@ -401,17 +430,57 @@ def test_replayed_client_assertion_is_invalid_client(world: World) -> None:
         "client_assertion": assertion,
     }
 
-    def post() -> requests.Response:
-        with requests.Session() as plain:
-            plain.trust_env = False
-            return plain.post(
-                oauth.token_url, data=form, verify=oauth.ca, cert=oauth.cert(agency), timeout=10
-            )
-
-    assert post().status_code == 200
-    second = post()
+    assert oauth.post(agency, "/token", form).status_code == 200
+    second = oauth.post(agency, "/token", form)
     assert (second.status_code, second.json()["error"]) == (401, "invalid_client")
     assert "private_key_jwt" in second.headers["WWW-Authenticate"]
+
+
+# --- 3b: the subject's tokens ------------------------------------------------------------------
+
+
+def readable(token: str) -> str:
+    """What anyone holding a token reads in it: its header and claims, as JSON."""
+    header = pyjwt.get_unverified_header(token)
+    return json.dumps([header, pyjwt.decode(token, options={"verify_signature": False})])
+
+
+def test_no_token_names_the_identity_number(harness: Harness) -> None:
+    """Issue item 13. Every kind of token the gateway mints, and what introspection tells, is
+    free of the person's identity number; a subject token still acts for that person."""
+    h = harness
+    c = consented(h)
+    oauth = TokenEndpoint(h)
+    now = int(h.clock.now.timestamp())
+    form = {
+        "grant_type": JWT_BEARER_GRANT_TYPE,
+        "assertion": oauth.subject_assertion(c.portal, PERSON, now),
+        "client_id": c.portal.id,
+    }
+    response = oauth.post(c.portal, "/token", form)
+    assert response.status_code == 200, response.text
+    subject = response.json()["access_token"]
+
+    consent_token = c.grant()  # GrantConsent with a subject token from the gateway's issuer
+    assert [r.item_code for r in c.query(consent_token).records] == ["ADM.PUNISHMENT"]
+    own = inquiry_pb2_grpc.InquiryServiceStub(c.portal.channel).QueryOwn(
+        inquiry_pb2.OwnQueryRequest(), metadata=metadata(subject), timeout=10
+    )
+    assert [r.item_code for r in own.records] == ["ADM.PUNISHMENT"]  # PERSON's own record
+    introspected = oauth.post(c.portal, "/introspect", {"token": subject, "client_id": c.portal.id})
+    assert introspected.json()["active"] is True
+
+    minted = {
+        "subject token from the endpoint": readable(subject),
+        "subject token from the issuer": readable(h.subject_token(c.portal, PERSON)),
+        "participant token": readable(oauth.fetch(c.agency)),
+        "consent token": readable(consent_token),
+        "token response": response.text,
+        "introspection": introspected.text,
+    }
+    for what, text in minted.items():
+        assert PERSON not in text.upper(), what
+        assert PERSON[:17] not in text, what
 
 
 # --- 4: agreements (Art 20) ---------------------------------------------------------------------

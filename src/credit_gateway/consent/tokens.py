@@ -8,19 +8,19 @@ while its token has not expired. Verification failures collapse into one reason 
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from joserfc import jwt
-from joserfc.errors import JoseError
 
+from credit_gateway.auth.jwt import ALGORITHMS, Expect, Problem, VerifiedCache, verify_jwt
 from credit_gateway.auth.keyring import KeyRing
 from credit_gateway.domain.consent import Consent
 from credit_gateway.errors import PermissionDenied
 
 TOKEN_TYPE = "consent+jwt"  # noqa: S105 - a media type, not a secret
-ALGORITHMS = ["ES256"]
+CACHE_LIMIT = 50_000
 
 
 class ConsentTokenError(PermissionDenied):
@@ -60,44 +60,46 @@ def issue(keyring: KeyRing, issuer: str, consent: Consent) -> str:
         "exp": int(terms.valid_until.timestamp()),
         "iat": int(consent.granted_at.timestamp()),
     }
-    header = {"typ": TOKEN_TYPE, "alg": "ES256", "kid": keyring.current.kid}
-    return jwt.encode(header, claims, keyring.current_jwk, algorithms=ALGORITHMS)
+    header = {"typ": TOKEN_TYPE, "alg": ALGORITHMS[0], "kid": keyring.current.kid}
+    return jwt.encode(header, claims, keyring.current_jwk, algorithms=list(ALGORITHMS))
+
+
+def _invalid(_problem: Problem, _detail: str) -> ConsentTokenError:
+    return ConsentTokenError("CONSENT_TOKEN_INVALID")  # opaque: the one reason for any failure
 
 
 class ConsentTokenVerifier:
-    """Checks signature, type, issuer and expiry; caches what verified, keyed by the token."""
+    """Checks signature, type and issuer once, and the expiry on every use (so an expired token
+    still names its consent); caches what verified, keyed by the token, while its key is live.
+    A consent token has no audience: the gateway is the only party that reads it."""
 
-    def __init__(self, keyring: KeyRing, issuer: str) -> None:
-        self.keyring, self.issuer = keyring, issuer
-        self._cache: dict[str, ConsentClaims] = {}
-        self._lock = threading.Lock()
+    def __init__(self, keys: Callable[[], KeyRing], issuer: str) -> None:
+        self.keys = keys
+        self._expect = Expect(
+            issuer,
+            frozenset({TOKEN_TYPE}),
+            None,
+            frozenset({"exp", "consent_id", "sub", "grantee"}),
+        )
+        self._cache: VerifiedCache[ConsentClaims] = VerifiedCache(CACHE_LIMIT)
 
     def verify(self, token: str, now: datetime) -> ConsentClaims:
-        claims = self._cache.get(token)
-        if claims is None:
-            claims = self._verify_signature(token)
-            with self._lock:
-                if len(self._cache) > 50_000:
-                    self._cache.clear()
-                self._cache[token] = claims
+        ring = self.keys()
+        claims = self._cache.get(token, ring.knows, lambda: self._verify_signature(token, ring))
         if now >= claims.expires_at:
             raise ConsentTokenError("CONSENT_EXPIRED", claims.consent_id)
         return claims
 
-    def _verify_signature(self, token: str) -> ConsentClaims:
+    def _verify_signature(self, token: str, ring: KeyRing) -> tuple[ConsentClaims, str | None]:
+        verified = verify_jwt(token, ring.verification_keys, self._expect, None, _invalid)
+        claims = verified.claims
         try:
-            decoded = jwt.decode(token, self.keyring.verification_keys, algorithms=ALGORITHMS)
-        except (JoseError, ValueError, TypeError) as exc:
-            raise ConsentTokenError("CONSENT_TOKEN_INVALID") from exc
-        header, claims = decoded.header, decoded.claims
-        if header.get("typ") != TOKEN_TYPE or claims.get("iss") != self.issuer:
-            raise ConsentTokenError("CONSENT_TOKEN_INVALID")
-        try:
-            return ConsentClaims(
+            consent = ConsentClaims(
                 consent_id=str(claims["consent_id"]),
                 subject_id=str(claims["sub"]),
                 grantee=str(claims["grantee"]),
                 expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=UTC),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConsentTokenError("CONSENT_TOKEN_INVALID") from exc
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
+            raise _invalid(Problem.CLAIMS, "") from exc
+        return consent, verified.kid

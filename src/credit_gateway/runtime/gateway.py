@@ -16,6 +16,7 @@ from credit_gateway.auth.tokens import TokenIssuer, TokenVerifier
 from credit_gateway.consent.tokens import ConsentTokenVerifier
 from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.crypto.master import MasterKey, SubjectLookup
+from credit_gateway.crypto.pseudonyms import SubjectPseudonyms
 from credit_gateway.domain.catalog import Catalog
 from credit_gateway.errors import FailedPrecondition
 from credit_gateway.runtime.config import Settings
@@ -65,28 +66,39 @@ class Gateway:
         self.db = db or Database.connect(settings.effective_database_url)
         self.master = MasterKey.load(settings.master_key_file)
         self.subject_lookup = SubjectLookup(self.master)
+        self.subject_pseudonyms = SubjectPseudonyms(self.master)
         self.catalog = CatalogCache(self.db)
         self._keys_lock = threading.Lock()
         # The CLI reads keys as it goes; the server refreshes them from a task of its own
         # (`refresh_keys`), so that no call on its event loop waits on the database for them.
         self.inline_key_refresh = True
         self._load_keys()
+        # Built once: each reads the keyring through `current_keyring` whenever it signs or
+        # verifies, the one way anything here follows a rotation (the OAuth server included).
+        s = settings
+        self.token_issuer = TokenIssuer(
+            self.current_keyring,
+            s.effective_issuer,
+            s.audience,
+            timedelta(seconds=s.access_token_ttl_seconds),
+            self.subject_pseudonyms,
+        )
+        self.token_verifier = TokenVerifier(
+            self.current_keyring,
+            s.effective_issuer,
+            s.audience,
+            timedelta(seconds=s.clock_skew_seconds),
+            self.subject_pseudonyms,
+        )
+        self.consent_verifier = ConsentTokenVerifier(self.current_keyring, s.effective_issuer)
 
     def _load_keys(self) -> None:
         with self.db.transaction(write=False) as session:
             keyring = key_store.load_keyring(session, self.master)
             self.envelope: Envelope = key_store.load_envelope(session, self.master)
-        s = self.settings
         self._keyring = keyring
         self._kids = key_store.live_kids_of(keyring)
         self._keys_checked = time.monotonic()
-        self._token_issuer = TokenIssuer(
-            keyring, s.effective_issuer, s.audience, timedelta(seconds=s.access_token_ttl_seconds)
-        )
-        self._token_verifier = TokenVerifier(
-            keyring, s.effective_issuer, s.audience, timedelta(seconds=s.clock_skew_seconds)
-        )
-        self._consent_verifier = ConsentTokenVerifier(keyring, s.effective_issuer)
 
     def _refresh_keys(self) -> None:
         if self.inline_key_refresh:
@@ -107,27 +119,14 @@ class Gateway:
             self._keys_checked = time.monotonic()
 
     def current_keyring(self) -> KeyRing:
+        """The keyring as of now: everything that signs or verifies with the gateway's keys
+        reads it through here, on every use."""
         self._refresh_keys()
         return self._keyring
 
     @property
     def keyring(self) -> KeyRing:
         return self.current_keyring()
-
-    @property
-    def token_issuer(self) -> TokenIssuer:
-        self._refresh_keys()
-        return self._token_issuer
-
-    @property
-    def token_verifier(self) -> TokenVerifier:
-        self._refresh_keys()
-        return self._token_verifier
-
-    @property
-    def consent_verifier(self) -> ConsentTokenVerifier:
-        self._refresh_keys()
-        return self._consent_verifier
 
     def reload_keys(self) -> None:
         with self._keys_lock:

@@ -47,6 +47,8 @@ from credit_gateway.auth.scopes import (
     PrincipalKind,
 )
 from credit_gateway.auth.tokens import TokenIssuer, TokenVerifier
+from credit_gateway.crypto.master import MasterKey
+from credit_gateway.crypto.pseudonyms import SubjectPseudonyms
 from credit_gateway.devpki.pki import IssuedCert
 from credit_gateway.domain.participants import (
     Licence,
@@ -146,11 +148,12 @@ class World:
         self.clock = Clock()
         self.store = MemoryTrustStore()
         self.ring = KeyRing([signing_key("k1")])
-        self.issuer = TokenIssuer(self.ring, issuer_url, AUDIENCE, TTL)
+        self.subjects = SubjectPseudonyms(MasterKey(secrets.token_bytes(32)))
+        self.issuer = TokenIssuer(self.keys, issuer_url, AUDIENCE, TTL, self.subjects)
         self.server = GatewayAuthorizationServer(
             store=self.store,
             issuer=self.issuer,
-            keyring=lambda: self.ring,
+            keyring=self.keys,
             issuer_url=issuer_url,
             clock=self.clock,
         )
@@ -159,6 +162,10 @@ class World:
             "platform", ParticipantKind.PROVINCIAL_PLATFORM, PLATFORM_SCOPES, pki.platform
         )
         self.register("idp", ParticipantKind.IDENTITY_PROVIDER, frozenset(), pki.idp)
+
+    def keys(self) -> KeyRing:
+        """The keyring as of now: what the gateway's `current_keyring` is to its server."""
+        return self.ring
 
     def register(
         self,
@@ -229,13 +236,19 @@ class World:
         assert status == 200, body
         return body
 
-    def subject_token_request(self, assertion: str, **form: str) -> tuple[int, dict[str, Any]]:
+    def subject_token_request(
+        self, assertion: str, *, provider: str = "idp", cert: IssuedCert | None = None, **form: str
+    ) -> tuple[int, dict[str, Any]]:
+        """The JWT-bearer grant, presented by `provider` over `cert` (idp's own by default)."""
         request = {"grant_type": JWT_BEARER_GRANT_TYPE, "assertion": assertion, **form}
-        return self.call("/token", {**request, "client_id": "idp"}, self.pki.idp)
+        return self.call("/token", {**request, "client_id": provider}, cert or self.pki.idp)
+
+    def verifier(self) -> TokenVerifier:
+        skew = timedelta(seconds=30)
+        return TokenVerifier(self.keys, self.issuer_url, AUDIENCE, skew, self.subjects)
 
     def verify(self, token: str, cert: IssuedCert) -> Any:
-        verifier = TokenVerifier(self.ring, self.issuer_url, AUDIENCE, timedelta(seconds=30))
-        return verifier.verify(token, cert.x5t_s256, self.clock())
+        return self.verifier().verify(token, cert.x5t_s256, self.clock())
 
 
 @pytest.fixture
@@ -620,6 +633,22 @@ def test_identity_provider_gets_a_subject_token(world: World) -> None:
     assert principal.cnf == world.pki.idp.x5t_s256
 
 
+def test_no_subject_token_nor_its_introspection_names_the_identity_number(world: World) -> None:
+    """Issue item 13: the token's sub is a pseudonym; the gateway still knows whom it is for."""
+    assertion = world.sign(world.pki.idp, world.claims("idp", RESIDENT_ID))
+    status, body = world.subject_token_request(assertion)
+    assert status == 200, body
+    access = body["access_token"]
+    header = pyjwt.get_unverified_header(access)
+    claims = pyjwt.decode(access, options={"verify_signature": False})
+    status, seen = world.call("/introspect", {"token": access, "client_id": "idp"}, world.pki.idp)
+    assert (status, seen["active"]) == (200, True)
+    for readable in (json.dumps(body), json.dumps([header, claims]), json.dumps(seen)):
+        assert RESIDENT_ID.upper() not in readable.upper()
+    assert seen["sub"] == claims["sub"] == world.subjects.pseudonym(RESIDENT_ID.upper(), "idp")
+    assert world.verify(access, world.pki.idp).id == RESIDENT_ID.upper()
+
+
 def test_subject_token_with_private_key_jwt_and_narrow_scope(world: World) -> None:
     assertion = world.sign(world.pki.idp, world.claims("idp", USCC.lower()))
     form = {
@@ -671,10 +700,11 @@ def test_replayed_subject_assertion_is_refused(world: World) -> None:
 
 
 def test_suspended_identity_provider_assertions_are_refused(world: World) -> None:
-    # The presenting client is fine; the issuing provider is suspended.
     world.register("idp2", ParticipantKind.IDENTITY_PROVIDER, frozenset(), world.pki.rogue_idp)
     assertion = world.sign(world.pki.rogue_idp, world.claims("idp2", USCC))
-    assert world.subject_token_request(assertion)[0] == 200
+    assert (
+        world.subject_token_request(assertion, provider="idp2", cert=world.pki.rogue_idp)[0] == 200
+    )
     world.register(
         "idp2",
         ParticipantKind.IDENTITY_PROVIDER,
@@ -683,7 +713,9 @@ def test_suspended_identity_provider_assertions_are_refused(world: World) -> Non
         status=ParticipantStatus.SUSPENDED,
     )
     assertion = world.sign(world.pki.rogue_idp, world.claims("idp2", USCC))
-    assert world.subject_token_request(assertion)[1]["error"] == "invalid_grant"
+    status, body = world.subject_token_request(assertion, provider="idp2", cert=world.pki.rogue_idp)
+    assert (status, body["error"]) == (400, "unauthorized_client")
+    assert "suspended" in body["error_description"]
 
 
 def test_subject_scope_outside_subject_scopes_is_invalid(world: World) -> None:
@@ -789,7 +821,8 @@ def test_expired_or_foreign_tokens_are_inactive(world: World) -> None:
     assert world.call("/introspect", form, world.pki.agency)[1] == {"active": False}
     # Signed by a key that is not ours.
     stranger_ring = KeyRing([signing_key("k1")])
-    foreign, _ = TokenIssuer(stranger_ring, world.issuer_url, AUDIENCE, TTL).issue(
+    stranger = TokenIssuer(lambda: stranger_ring, world.issuer_url, AUDIENCE, TTL, world.subjects)
+    foreign, _ = stranger.issue(
         client_id="agency",
         subject="agency",
         kind=PrincipalKind.PARTICIPANT,
@@ -914,13 +947,13 @@ def test_oauth2_request_adapter_carries_the_certificate(world: World) -> None:
 
 
 def test_configuration_is_checked(world: World) -> None:
-    kwargs: dict[str, Any] = {
-        "store": world.store,
-        "keyring": lambda: world.ring,
-        "clock": world.clock,
-    }
-    with pytest.raises(ConfigError):
+    kwargs: dict[str, Any] = {"store": world.store, "keyring": world.keys, "clock": world.clock}
+    with pytest.raises(ConfigError, match="issuer"):
         GatewayAuthorizationServer(issuer=world.issuer, issuer_url="https://other", **kwargs)
-    plain = TokenIssuer(world.ring, "http://as", AUDIENCE, TTL)
-    with pytest.raises(ConfigError):
+    plain = TokenIssuer(world.keys, "http://as", AUDIENCE, TTL, world.subjects)
+    with pytest.raises(ConfigError, match="https"):
         GatewayAuthorizationServer(issuer=plain, issuer_url="http://as", **kwargs)
+    # Signing with one keyring while publishing another would mint tokens nobody can verify.
+    elsewhere = TokenIssuer(lambda: world.ring, world.issuer_url, AUDIENCE, TTL, world.subjects)
+    with pytest.raises(ConfigError, match="keyring"):
+        GatewayAuthorizationServer(issuer=elsewhere, issuer_url=world.issuer_url, **kwargs)

@@ -13,8 +13,10 @@ integrations and to us:
   for credit subjects vouched for by a registered identity provider;
 * RFC 9068 access tokens minted by `TokenIssuer`, through authlib's token-generator hook.
 
-Every JWT we verify here is verified with an explicit ["ES256"] allow-list: authlib calls joserfc
-without one, so the methods that decode are overridden to pass it.
+Every JWT we verify here goes through `auth.jwt.verify_jwt` (explicit ["ES256"] allow-list, the
+key by its kid, typ, iss, aud, times with skew): authlib calls joserfc without an allow-list, so
+the steps that decode are ours. The server follows key rotation through one callable, the
+gateway's keyring accessor, which its TokenIssuer reads too.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion, JWTBearerGrant
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from joserfc import jwt
+from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -56,10 +58,11 @@ from credit_gateway.adapters.http.server import (
     media_type,
 )
 from credit_gateway.auth.binding import same_thumbprint, x5t_s256
+from credit_gateway.auth.jwt import ALGORITHMS, NO_TYP, Expect, Problem, verify_jwt
 from credit_gateway.auth.keyring import KeyRing
 from credit_gateway.auth.ports import Client, TrustStore
 from credit_gateway.auth.scopes import SCOPES_BY_KIND, SUBJECT_SCOPES, PrincipalKind, parse_scope
-from credit_gateway.auth.tokens import ALGORITHMS, TOKEN_TYPE, TokenIssuer
+from credit_gateway.auth.tokens import TokenIssuer
 from credit_gateway.domain.identifiers import IdentifierError, parse_subject_code
 from credit_gateway.domain.participants import ParticipantKind
 from credit_gateway.errors import ConfigError, PermissionDenied
@@ -89,6 +92,9 @@ MAX_GRANT_ASSERTION_LIFETIME = timedelta(minutes=10)
 # Bounds how long a client assertion's jti must be remembered; authlib's client signs for 1 h.
 MAX_CLIENT_ASSERTION_LIFETIME = timedelta(hours=1)
 MAX_FORM_FIELDS = 32
+# RFC 7523 assertions are usually untyped; an explicit type of another kind (our at+jwt, a
+# consent+jwt) is refused (RFC 8725 section 3.11).
+ASSERTION_TYPES = frozenset({NO_TYP, "jwt"})
 
 ALL_SCOPES = frozenset(SUBJECT_SCOPES.union(*SCOPES_BY_KIND.values()))
 
@@ -249,86 +255,87 @@ def _client_keys(client: OAuthClient, error: type[OAuth2Error]) -> KeySet:
         raise error(description="no usable registered key") from exc
 
 
-def _check_assertion_claims(
-    claims: dict[str, Any],
+def _unverified_claims(assertion: str, error: type[OAuth2Error]) -> dict[str, Any]:
+    """The claims before any check, only to find whose keys verify them."""
+    try:
+        claims = json.loads(jws.extract_compact(assertion.encode()).payload)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise error(description="the assertion is not a compact JWS") from exc
+    if not isinstance(claims, dict):
+        raise error(description="the assertion is not a compact JWS")
+    return claims
+
+
+def _verify_assertion(
+    assertion: str,
+    client: OAuthClient,
     *,
     now: datetime,
     audiences: list[str],
     max_lifetime: timedelta,
     error: type[OAuth2Error],
-) -> datetime:
-    """RFC 7523 section 3 checks (iss, sub, aud, exp, jti; nbf/iat if present) at our clock.
+) -> tuple[dict[str, Any], datetime]:
+    """RFC 7523 section 3 at our clock: signed by a key registered for `client`, which is its
+    iss; sub, aud, exp and jti present; exp, nbf, iat with LEEWAY; a bounded lifetime.
 
-    Returns until when the jti must be remembered to refuse a replay.
+    Returns the claims and until when the jti must be remembered to refuse a replay.
     """
-    registry = jwt.JWTClaimsRegistry(
-        now=int(now.timestamp()),
-        leeway=int(LEEWAY.total_seconds()),
-        iss={"essential": True},
-        sub={"essential": True},
-        aud={"essential": True, "values": audiences},
-        exp={"essential": True},
-        jti={"essential": True},
+
+    def fail(problem: Problem, detail: str) -> OAuth2Error:
+        log.debug("assertion refused (%s): %s", problem.value, detail)
+        return error(description=_safe(detail))
+
+    expect = Expect(
+        client.client_id,
+        ASSERTION_TYPES,
+        frozenset(audiences),
+        frozenset({"sub", "exp", "jti"}),
+        LEEWAY,
     )
-    try:
-        registry.validate(claims)
-    except JoseError as exc:
-        raise error(description=_safe(exc.description or exc.error)) from exc
+    claims = verify_jwt(assertion, _client_keys(client, error), expect, now, fail).claims
     # Compared as numbers first: a huge (signed) exp must not reach datetime and overflow.
-    latest = (now + max_lifetime + LEEWAY).timestamp()
-    if claims["exp"] > latest:
+    if claims["exp"] > (now + max_lifetime + LEEWAY).timestamp():
         raise error(description="assertion lifetime is too long")
-    return datetime.fromtimestamp(claims["exp"], UTC) + LEEWAY
+    return claims, datetime.fromtimestamp(claims["exp"], UTC) + LEEWAY
 
 
-class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]  # authlib is untyped
+class _PrivateKeyJWT:
     """`private_key_jwt` (RFC 7523 section 2.2, RFC 7521 section 4.2) against Client.jwks."""
 
-    CLIENT_AUTH_METHOD = PRIVATE_KEY_JWT
-
     def __init__(self, server: GatewayAuthorizationServer) -> None:
-        super().__init__(validate_jti=True, leeway=int(LEEWAY.total_seconds()))
         self._server = server
 
-    def __call__(self, query_client: Any, request: GatewayOAuth2Request) -> OAuthClient | None:
-        client = super().__call__(query_client, request)
+    def __call__(
+        self, query_client: Callable[[str], OAuthClient | None], request: GatewayOAuth2Request
+    ) -> OAuthClient | None:
+        form = request.form
+        assertion = form.get("client_assertion")
+        if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE or not assertion:
+            return None  # another method, then
+        # RFC 7523 section 3 items 1 and 2: iss and sub are both the client_id. The client is
+        # found by the unverified sub; its keys then verify the rest, iss == sub included.
+        client_id = _unverified_claims(assertion, InvalidClientError).get("sub")
+        if not isinstance(client_id, str):
+            raise InvalidClientError(description="Missing claim: 'sub'")
+        client = query_client(client_id)
         if client is None:
-            return None
-        # RFC 7521 section 4.2: a client_id sent alongside must name the assertion's subject.
-        form_client_id = request.form.get("client_id")
-        if form_client_id is not None and form_client_id != client.get_client_id():
-            raise InvalidClientError(description="client_id does not match the client assertion")
-        return self._server.bind_client(request, client)
-
-    def get_audiences(self) -> list[str]:
-        return [self._server.token_endpoint, self._server.issuer_url]
-
-    def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
-        return _client_keys(client, InvalidClientError)
-
-    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
-        # Overridden only to pass the algorithm allow-list, which authlib leaves out.
-        try:
-            token = jwt.decode(assertion, resolve_key, algorithms=ALGORITHMS)
-        except (JoseError, ValueError, TypeError) as exc:
-            log.debug("client assertion refused: %r", exc)
-            raise InvalidClientError(description="client assertion is not valid") from exc
-        self.verify_claims(token.claims)
-        return token.claims
-
-    def verify_claims(self, claims: dict[str, Any]) -> None:
-        remember_until = _check_assertion_claims(
-            claims,
-            now=self._server.clock(),
-            audiences=self.get_audiences(),
+            raise InvalidClientError(description="The client does not exist on this server.")
+        server = self._server
+        claims, remember_until = _verify_assertion(
+            assertion,
+            client,
+            now=server.clock(),
+            audiences=[server.token_endpoint, server.issuer_url],
             max_lifetime=MAX_CLIENT_ASSERTION_LIFETIME,
             error=InvalidClientError,
         )
-        # RFC 7523 section 3 items 1 and 2: iss and sub are both the client_id.
-        if claims["sub"] != claims["iss"]:
-            raise InvalidClientError(description="Issuer and Subject MUST match.")
-        if not self._server.store.consume_assertion(claims["iss"], claims["jti"], remember_until):
+        # RFC 7521 section 4.2: a client_id sent alongside must name the assertion's subject.
+        form_client_id = form.get("client_id")
+        if form_client_id is not None and form_client_id != client_id:
+            raise InvalidClientError(description="client_id does not match the client assertion")
+        if not server.store.consume_assertion(client_id, claims["jti"], remember_until):
             raise InvalidClientError(description="client assertion was used before")
+        return server.bind_client(request, client)
 
 
 # --------------------------------------------------------------------------- grants
@@ -375,7 +382,7 @@ class _SubjectAssertionGrant(JWTBearerGrant):  # type: ignore[misc]
         assertion = self.request.form.get("assertion")
         if not assertion:
             raise InvalidRequestError(description="Missing 'assertion' in request")
-        claims = self.process_assertion_claims(assertion)
+        claims = self._verified_claims(assertion, client)
         subject = self.authenticate_user(claims["sub"])
         if subject is None:
             raise InvalidGrantError(description="the assertion subject is not a valid subject code")
@@ -385,55 +392,27 @@ class _SubjectAssertionGrant(JWTBearerGrant):  # type: ignore[misc]
         super().validate_requested_scope()
         granted_scopes(self.request.payload.scope, SUBJECT_SCOPES)
 
-    def process_assertion_claims(self, assertion: str) -> dict[str, Any]:
-        # authlib's version decodes with joserfc's default algorithms; ours allows ES256 only.
-        _header, unverified = self.extract_assertion(assertion)
-        issuer = unverified.get("iss")
+    def _verified_claims(self, assertion: str, provider: OAuthClient) -> dict[str, Any]:
+        issuer = _unverified_claims(assertion, InvalidGrantError).get("iss")
         if not isinstance(issuer, str):
             raise InvalidGrantError(description="Missing claim: 'iss'")
-        provider = self.resolve_issuer_client(issuer)
-        if provider is None:
-            raise InvalidGrantError(description="the issuer is not a registered identity provider")
-        try:
-            token = jwt.decode(
-                assertion, self.resolve_client_public_key(provider), algorithms=ALGORITHMS
-            )
-        except (JoseError, ValueError, TypeError) as exc:
-            log.debug("subject assertion refused: %r", exc)
-            raise InvalidGrantError(description="assertion is not valid") from exc
-        self.verify_claims(token.claims)
-        return token.claims
-
-    def verify_claims(self, claims: dict[str, Any]) -> None:
-        remember_until = _check_assertion_claims(
-            claims,
+        claims, remember_until = _verify_assertion(
+            assertion,
+            provider,
             now=self.server.clock(),
-            audiences=self.get_audiences(),
+            audiences=[self.server.token_endpoint],
             max_lifetime=MAX_GRANT_ASSERTION_LIFETIME,
             error=InvalidGrantError,
         )
         # RFC 7523 section 3 item 7: a jti seen before is a replay.
-        if not self.server.store.consume_assertion(claims["iss"], claims["jti"], remember_until):
+        if not self.server.store.consume_assertion(issuer, claims["jti"], remember_until):
             raise InvalidGrantError(description="assertion was used before")
+        return claims
 
-    def get_audiences(self) -> list[str]:
-        return [self.server.token_endpoint]
-
-    def resolve_issuer_client(self, issuer: str) -> OAuthClient | None:
-        provider = self.server.query_client(issuer)
-        if provider is None or provider.kind is not ParticipantKind.IDENTITY_PROVIDER:
-            return None
-        try:
-            provider.record.participant.ensure_may_act(self.server.clock())
-        except PermissionDenied:
-            return None
-        return provider
-
-    def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
-        return _client_keys(client, InvalidGrantError)
-
-    def authenticate_user(self, subject: str) -> str | None:
+    def authenticate_user(self, subject: object) -> str | None:
         """The normalised subject code (never logged: it can be a resident id number)."""
+        if not isinstance(subject, str):
+            return None
         try:
             _kind, code = parse_subject_code(subject, today=self.server.clock().date())
         except IdentifierError:
@@ -464,7 +443,7 @@ class _AccessTokenGenerator:
             subject, allowed = user, SUBJECT_SCOPES
         else:
             subject, allowed = client.client_id, client.record.participant.scopes
-        access_token, claims = self._server.token_issuer().issue(
+        access_token, claims = self._server.tokens.issue(
             client_id=client.client_id,
             subject=subject,
             kind=self._kind,
@@ -546,10 +525,12 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             raise ConfigError("the OAuth issuer URL must use https (RFC 8414 section 2)")
         if issuer.issuer != issuer_url:
             raise ConfigError("the token issuer's iss must be the authorization server's issuer")
+        if issuer.keys != keyring:
+            raise ConfigError("the token issuer must sign with the keyring the server publishes")
         self.store = store
         self.clock = clock
         self.issuer_url = issuer_url
-        self._issuer = issuer
+        self.tokens = issuer
         self._keyring = keyring
         base = issuer_url.rstrip("/")
         self.token_endpoint = base + TOKEN_PATH
@@ -697,28 +678,11 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     # ---- tokens
 
-    def token_issuer(self) -> TokenIssuer:
-        """The TokenIssuer signing with the keyring's current key (rotation-aware)."""
-        ring = self._keyring()
-        if ring is self._issuer.keyring:
-            return self._issuer
-        i = self._issuer
-        return TokenIssuer(ring, i.issuer, i.audience, i.ttl)
-
     def load_access_token(self, token: str) -> IssuedToken | None:
-        """A token we issued, verified as RFC 9068 section 4 says (signature against current
-        and previous keys, typ, iss, aud), expired or not; None for anything else."""
-        try:
-            decoded = jwt.decode(token, self._keyring().verification_keys, algorithms=ALGORITHMS)
-        except (JoseError, ValueError, TypeError):
-            return None
-        header, claims = decoded.header, decoded.claims
-        if str(header.get("typ", "")).lower() not in (TOKEN_TYPE, "application/" + TOKEN_TYPE):
-            return None
-        if claims.get("iss") != self.issuer_url:
-            return None
-        aud = claims.get("aud")
-        if self._issuer.audience not in (aud if isinstance(aud, list) else [aud]):
+        """A token we issued (RFC 9068 section 4 but for the times), expired or not; None for
+        anything else."""
+        claims = self.tokens.read(token)
+        if claims is None:
             return None
         try:
             return IssuedToken(claims, self)
