@@ -483,6 +483,21 @@ def test_no_token_names_the_identity_number(harness: Harness) -> None:
         assert PERSON[:17] not in text, what
 
 
+def test_a_providers_assertion_is_redeemed_by_that_provider_only(harness: Harness) -> None:
+    """Issue item 14: another registered identity provider, over its own connection, cannot
+    redeem it; the provider that signed it still can, since the refusal spent nothing."""
+    h = harness
+    c = consented(h)
+    other = h.add_participant("other-portal", "identity-provider")
+    oauth = TokenEndpoint(h)
+    assertion = oauth.subject_assertion(c.portal, PERSON, int(h.clock.now.timestamp()))
+    form = {"grant_type": JWT_BEARER_GRANT_TYPE, "assertion": assertion}
+    refused = oauth.post(other, "/token", {**form, "client_id": other.id})
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+    assert "issued by another identity provider" in refused.json()["error_description"]
+    assert oauth.post(c.portal, "/token", {**form, "client_id": c.portal.id}).status_code == 200
+
+
 # --- 4: agreements (Art 20) ---------------------------------------------------------------------
 
 

@@ -718,6 +718,24 @@ def test_suspended_identity_provider_assertions_are_refused(world: World) -> Non
     assert "suspended" in body["error_description"]
 
 
+def test_only_the_issuing_provider_redeems_its_assertion(world: World) -> None:
+    """Issue item 14: provider B (idp) redeeming provider A's (idp2) assertion, over B's own
+    registered connection, is refused; A itself redeems the very same assertion afterwards,
+    since the refusal did not spend its jti."""
+    world.register("idp2", ParticipantKind.IDENTITY_PROVIDER, frozenset(), world.pki.rogue_idp)
+    assertion = world.sign(world.pki.rogue_idp, world.claims("idp2", RESIDENT_ID))
+    for auth in ({}, world.pkjwt(world.pki.idp, "idp")):  # tls_client_auth, private_key_jwt
+        form = {"grant_type": JWT_BEARER_GRANT_TYPE, "assertion": assertion, "client_id": "idp"}
+        status, body = world.call("/token", {**form, **auth}, world.pki.idp)
+        assert (status, body["error"]) == (400, "invalid_grant")
+        assert body["error_description"] == (
+            "the assertion was issued by another identity provider; only its issuer may redeem it"
+        )
+    status, body = world.subject_token_request(assertion, provider="idp2", cert=world.pki.rogue_idp)
+    assert status == 200, body
+    assert world.verify(body["access_token"], world.pki.rogue_idp).id == RESIDENT_ID.upper()
+
+
 def test_subject_scope_outside_subject_scopes_is_invalid(world: World) -> None:
     assertion = world.sign(world.pki.idp, world.claims("idp", USCC))
     status, body = world.subject_token_request(assertion, scope=INQUIRY_OPEN)

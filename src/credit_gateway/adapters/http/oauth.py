@@ -396,6 +396,14 @@ class _SubjectAssertionGrant(JWTBearerGrant):  # type: ignore[misc]
         issuer = _unverified_claims(assertion, InvalidGrantError).get("iss")
         if not isinstance(issuer, str):
             raise InvalidGrantError(description="Missing claim: 'iss'")
+        # Only the issuing provider's own connection redeems its assertions: the subject's
+        # token is bound to the presenter's certificate, so provider B redeeming provider A's
+        # assertion would hold a token for a subject that A, not B, vouched for.
+        if issuer != provider.client_id:
+            raise InvalidGrantError(
+                description="the assertion was issued by another identity provider; "
+                "only its issuer may redeem it"
+            )
         claims, remember_until = _verify_assertion(
             assertion,
             provider,
