@@ -1,4 +1,11 @@
-"""The trust store's memory of used client assertions (RFC 7523 section 3: a jti once)."""
+"""A used client assertion forgotten while a verifier would still accept it: a replay.
+
+Fixed in dcc024f ("replay window"): the trust store swept used assertions by the expiry of the
+assertion being stored, minus an hour, so a later assertion with a long life swept away one
+that had expired seconds ago but was still inside the verifier's leeway, and that one could be
+used again. Used assertions are now kept until ASSERTION_RETENTION (10 minutes) past now.
+(Moved here from tests/integration/test_trust_store.py, added with the fix in 8818458.)
+"""
 
 from __future__ import annotations
 

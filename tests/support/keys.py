@@ -3,11 +3,13 @@ need no server. Built here only, so that a change of their constructors is made 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from credit_gateway.auth.keyring import KeyRing, KeyState, SigningKey
+from credit_gateway.auth.scopes import PrincipalKind
 from credit_gateway.auth.tokens import TokenIssuer, TokenVerifier
 from credit_gateway.consent.tokens import ConsentTokenVerifier
 from credit_gateway.crypto.master import MasterKey
@@ -47,3 +49,17 @@ def access_issuer(keys: Keys, audience: str = AUDIENCE) -> TokenIssuer:
 
 def access_verifier(keys: Keys) -> TokenVerifier:
     return TokenVerifier(keys, ISSUER, AUDIENCE, SKEW, SubjectPseudonyms(MASTER))
+
+
+def participant_token(
+    keys: Keys, cnf_x5t: str, now: datetime, participant: str = "zx-credit"
+) -> tuple[str, dict[str, Any]]:
+    """An access token for a participant, bound to the certificate `cnf_x5t`, and its claims."""
+    return access_issuer(keys).issue(
+        client_id=participant,
+        subject=participant,
+        kind=PrincipalKind.PARTICIPANT,
+        scopes=["inquiry.open", "inquiry.authorized"],
+        cnf_x5t=cnf_x5t,
+        now=now,
+    )

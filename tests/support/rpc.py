@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -35,3 +37,10 @@ def field_violations(error: grpc.RpcError) -> set[str]:
         if detail.Unpack(bad):
             fields |= {v.field for v in bad.field_violations}
     return fields
+
+
+def refusal(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    """The status code and reason of the call, which must be refused."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return status_of(caught.value)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
-from sqlalchemy import select
+from sqlalchemy import func, select
 from support.harness import PERSON, Harness, Participant, make_agreement, metadata, signed_record
 
 from credit_gateway.adapters.grpc.convert import to_timestamp
@@ -49,6 +49,11 @@ def punishment(provider: Participant, record_id: str, now: datetime) -> Any:
     )
 
 
+def count(db: Database, table: type[Any]) -> int:
+    with db.transaction(write=False) as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
 def stored_record_ids(db: Database) -> list[str]:
     with db.transaction(write=False) as session:
         return sorted(session.scalars(select(RecordRow.provider_record_id)))
@@ -72,31 +77,71 @@ class Consented:
 
     def grant(self) -> str:
         """A fresh consent token for PERSON's punishment records, good for MAX_USES releases."""
-        now = self.h.clock.now
-        terms = consent_pb2.ConsentTerms(
-            grantee=self.agency.id,
-            purpose_code=PURPOSE,
-            purpose_text="due diligence before a supply contract",
-            item_codes=["ADM.PUNISHMENT"],
-            data_from=to_timestamp(now - timedelta(days=365)),
-            data_to=to_timestamp(now + timedelta(days=1)),
-            valid_from=to_timestamp(now - timedelta(minutes=1)),
-            valid_until=to_timestamp(now + timedelta(days=30)),
-            max_uses=MAX_USES,
-        )
-        granted = consent_pb2_grpc.ConsentServiceStub(self.portal.channel).GrantConsent(
-            consent_pb2.GrantConsentRequest(terms=terms),
-            metadata=metadata(self.h.subject_token(self.portal, PERSON)),
+        return str(self.granted().token.token)
+
+    def granted(self, **terms: Any) -> consent_pb2.GrantConsentResponse:
+        """The portal's answer to PERSON's grant (the consent and its token); `terms` change
+        the consent's terms."""
+        return self.consents.GrantConsent(
+            consent_pb2.GrantConsentRequest(terms=self.terms(**terms)),
+            metadata=self.subject_md(),
             timeout=10,
         )
-        return str(granted.token.token)
 
-    def request(self, consent_token: str) -> inquiry_pb2.AuthorizedQueryRequest:
+    def other_agency(self, agency_id: str) -> Participant:
+        """Another credit agency, with an agreement like the agency's (agreement agr-<id>)."""
+        other = self.h.add_participant(agency_id, "credit-agency")
+        make_agreement(
+            self.h,
+            other,
+            agreement_id=f"agr-{agency_id}",
+            categories=("administrative_punishment",),
+            purposes=(PURPOSE,),
+        )
+        return other
+
+    def terms(self, **changes: Any) -> consent_pb2.ConsentTerms:
+        now = self.h.clock.now
+        fields: dict[str, Any] = {
+            "grantee": self.agency.id,
+            "purpose_code": PURPOSE,
+            "purpose_text": "due diligence before a supply contract",
+            "item_codes": ["ADM.PUNISHMENT"],
+            "data_from": to_timestamp(now - timedelta(days=365)),
+            "data_to": to_timestamp(now + timedelta(days=1)),
+            "valid_from": to_timestamp(now - timedelta(minutes=1)),
+            "valid_until": to_timestamp(now + timedelta(days=30)),
+            "max_uses": MAX_USES,
+        }
+        return consent_pb2.ConsentTerms(**{**fields, **changes})
+
+    def subject_md(self, code: str = PERSON) -> tuple[tuple[str, str], ...]:
+        """A subject token for `code`, through the portal."""
+        return metadata(self.h.subject_token(self.portal, code))
+
+    @property
+    def consents(self) -> consent_pb2_grpc.ConsentServiceStub:
+        """The consent service as the portal calls it for its subjects."""
+        return consent_pb2_grpc.ConsentServiceStub(self.portal.channel)
+
+    def inquiries(self, consent_id: str, code: str = PERSON) -> list[tuple[str, str, list[str]]]:
+        """(caller, outcome, reasons) of the inquiries made under the consent, as its owner
+        `code` lists them."""
+        listed = self.consents.ListInquiries(
+            consent_pb2.ListInquiriesRequest(consent_id=consent_id),
+            metadata=self.subject_md(code),
+            timeout=10,
+        )
+        return [(e.caller, e.outcome, list(e.reasons)) for e in listed.inquiries]
+
+    def request(
+        self, consent_token: str, *, subject: str = PERSON, agreement_id: str = AGREEMENT
+    ) -> inquiry_pb2.AuthorizedQueryRequest:
         return inquiry_pb2.AuthorizedQueryRequest(
             query=inquiry_pb2.QueryRequest(
-                subject_code=PERSON,
+                subject_code=subject,
                 purpose=PURPOSE,
-                agreement_id=AGREEMENT,
+                agreement_id=agreement_id,
                 item_codes=["ADM.PUNISHMENT"],
             ),
             consent_token=consent_token,
@@ -108,11 +153,16 @@ class Consented:
         channel: grpc.Channel | None = None,
         timeout: float = 10,
         request_id: str = "",
+        *,
+        access_token: str | None = None,
+        **request: Any,
     ) -> common_pb2.QueryResponse:
-        """A consented QueryAuthorized by the agency (on `channel`, if given)."""
+        """A consented QueryAuthorized by the agency (on `channel`, if given; with
+        `access_token`, if given, else a fresh one); `request` as `request` takes it."""
+        md = metadata(access_token) if access_token is not None else self.md()
         extra = (("x-request-id", request_id),) if request_id else ()
         return self._stub(channel).QueryAuthorized(
-            self.request(consent_token), metadata=(*self.md(), *extra), timeout=timeout
+            self.request(consent_token, **request), metadata=(*md, *extra), timeout=timeout
         )
 
     def query_future(self, consent_token: str, timeout: float = 20) -> grpc.Future:
