@@ -33,9 +33,8 @@ ALGORITHMS = ("ES256",)  # what the gateway signs and accepts; nothing else, eve
 
 
 class Problem(enum.Enum):
-    INVALID = (
-        "invalid"  # not a compact JWS, algorithm not allowed, no key by its kid, bad signature
-    )
+    # Not a compact JWS, an algorithm not allowed, no key by its kid, or a bad signature.
+    INVALID = "invalid"
     TYPE = "type"
     ISSUER = "issuer"
     AUDIENCE = "audience"
@@ -123,8 +122,8 @@ def _numeric_date(claims: dict[str, Any], name: str, fail: Fail) -> int | float 
 
 class VerifiedCache(Generic[T]):
     """What tokens verified to, keyed by the token, while the key that signed each is live: a
-    token whose key has retired since is verified again (and refused). The times are the
-    caller's to check on every use."""
+    token whose key has retired since is verified again (and refused), one without a kid every
+    time. The times are the caller's to check on every use."""
 
     def __init__(self, limit: int) -> None:
         self._entries: BoundedCache[str, tuple[T, str | None]] = BoundedCache(limit)
