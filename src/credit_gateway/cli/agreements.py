@@ -8,13 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from credit_gateway.adapters.storage import agreements as agreement_store
-from credit_gateway.adapters.storage import trust
 from credit_gateway.domain.agreements import (
     CENTER,
     Agreement,
     AgreementSignature,
-    AgreementStatus,
     Operation,
     Quotas,
     aware,
@@ -24,8 +21,8 @@ from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.errors import InvalidArgument
 from credit_gateway.exchange import agreements as signing
 from credit_gateway.runtime.config import Settings
-from credit_gateway.runtime.gateway import utcnow
-from credit_gateway.services.operator import _session, read_json_object
+from credit_gateway.services import operator
+from credit_gateway.services.operator import read_json_object
 
 
 def _write(document: dict[str, Any], out: str | None) -> None:
@@ -83,13 +80,7 @@ def cmd_sign(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
     raw, document, terms = _read_agreement(args.file)
-    center = signing.load_private_key(settings.operator_key_file).public_key()
-    now = utcnow()
-    with _session(settings) as session:
-        agreement = signing.verify(
-            document, center, trust.participant_jwks(session, terms.counterparty), now
-        )
-        agreement_store.register_agreement(session, agreement, raw, now)
+    agreement = operator.register_agreement(settings, raw, document, terms.counterparty)
     print(
         f"agreements: registered {agreement.id} with {agreement.counterparty} "
         f"until {agreement.valid_until:%Y-%m-%d}"
@@ -98,26 +89,24 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_suspend(args: argparse.Namespace, settings: Settings) -> int:
-    with _session(settings) as session:
-        agreement_store.set_agreement_status(session, args.id, AgreementStatus.SUSPENDED)
+    operator.suspend_agreement(settings, args.id)
     print(f"agreements: suspended {args.id}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    with _session(settings) as session:
-        for agreement, status in agreement_store.list_agreements(session):
-            print(
-                json.dumps(
-                    {
-                        "id": agreement.id,
-                        "counterparty": agreement.counterparty,
-                        "status": status.value,
-                        "operations": sorted(o.value for o in agreement.operations),
-                        "valid_until": agreement.valid_until.isoformat(),
-                    }
-                )
+    for agreement, status in operator.list_agreements(settings):
+        print(
+            json.dumps(
+                {
+                    "id": agreement.id,
+                    "counterparty": agreement.counterparty,
+                    "status": status.value,
+                    "operations": sorted(o.value for o in agreement.operations),
+                    "valid_until": agreement.valid_until.isoformat(),
+                }
             )
+        )
     return 0
 
 

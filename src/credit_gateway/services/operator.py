@@ -53,14 +53,6 @@ def _database(settings: Settings) -> Iterator[Database]:
         db.dispose()
 
 
-@contextmanager
-def _session(settings: Settings) -> Iterator[Any]:
-    """Deprecated: cli/agreements.py's own transaction, until it calls the agreement actions
-    below (register_agreement, suspend_agreement, list_agreements)."""
-    with _database(settings) as db, db.transaction() as session:
-        yield session
-
-
 def read_json_object(path: Path) -> tuple[bytes, dict[str, Any]]:
     """A JSON object file the operator names, as its bytes and parsed (strictly: no duplicate
     keys). Bad JSON is a CanonicalError naming the file; an unreadable file stays an OSError."""

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from credit_gateway.adapters.storage.tables import (
@@ -20,7 +20,6 @@ from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.canonical import canonical_bytes, parse_json_object
 from credit_gateway.domain.consent import (
     Consent,
-    ConsentEvent,
     ConsentRequest,
     ConsentStatus,
     ConsentTerms,
@@ -149,30 +148,6 @@ def add_event(
             actor=actor,
             at=at,
         )
-    )
-
-
-def events_after(
-    session: Session, grantee_id: str, seq: int, limit: int = 100
-) -> list[ConsentEvent]:
-    query = (
-        select(ConsentEventRow)
-        .where(ConsentEventRow.grantee_id == grantee_id, ConsentEventRow.seq > seq)
-        .order_by(ConsentEventRow.seq)
-        .limit(limit)
-    )
-    return [
-        ConsentEvent(r.seq, r.consent_id, r.request_id, r.from_status, r.to_status, r.at)
-        for r in session.scalars(query)
-    ]
-
-
-def last_event_seq(session: Session, grantee_id: str) -> int:
-    return int(
-        session.scalar(
-            select(func.max(ConsentEventRow.seq)).where(ConsentEventRow.grantee_id == grantee_id)
-        )
-        or 0
     )
 
 
