@@ -14,6 +14,7 @@ from datetime import date, datetime
 
 from credit_gateway.adapters.storage.db import WriterBusy
 from credit_gateway.adapters.storage.release_store import SqlReleaseStore
+from credit_gateway.caches import BoundedCache
 from credit_gateway.consent.tokens import ConsentTokenError
 from credit_gateway.domain.policy import Channel
 from credit_gateway.domain.release import (
@@ -52,7 +53,7 @@ class InquiryService:
         self._now_store = SqlReleaseStore(gateway.db, wait=False) if sqlite else None
         # A code's parse and lookup key do not change; its parse depends on the day (a resident
         # id with a birth date after it is refused), so both are kept by code and day.
-        self._subjects: dict[tuple[str, date], Subject] = {}
+        self._subjects: BoundedCache[tuple[str, date], Subject] = BoundedCache(self.MAX_SUBJECTS)
 
     def release(self, inquiry: Inquiry) -> InquiryResult:
         """Synchronous: one call is one job on one database thread."""
@@ -81,15 +82,11 @@ class InquiryService:
         return run(flow, store)
 
     def _subject(self, code: str, now: datetime) -> Subject:
-        key = (code, now.date())
-        subject = self._subjects.get(key)
-        if subject is None:
-            kind, parsed = parse_subject(code, now)
-            subject = Subject(kind, parsed, self.gateway.subject_lookup(parsed))
-            if len(self._subjects) >= self.MAX_SUBJECTS:
-                self._subjects.clear()
-            self._subjects[key] = subject
-        return subject
+        def parsed() -> Subject:  # a bad code raises, and nothing is kept
+            kind, value = parse_subject(code, now)
+            return Subject(kind, value, self.gateway.subject_lookup(value))
+
+        return self._subjects.get_or_make((code, now.date()), parsed)
 
     def _token(self, inquiry: Inquiry, now: datetime) -> ConsentToken | None:
         """What the consent token says, if the channel takes one and the call carries one."""

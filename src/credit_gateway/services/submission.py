@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from credit_gateway.adapters.storage import records as record_store
 from credit_gateway.adapters.storage import registry
+from credit_gateway.caches import BoundedCache
 from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import verify_es256
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
@@ -97,7 +98,11 @@ class Abandoned(Exception):
 @dataclass
 class SubmissionService:
     gateway: Gateway
-    _validators: dict[tuple[str, str], Draft202012Validator] = field(default_factory=dict)
+    # By catalog version and item: a few hundred at most, bounded so that catalog loads over a
+    # long life do not accumulate them.
+    _validators: BoundedCache[tuple[str, str], Draft202012Validator] = field(
+        default_factory=lambda: BoundedCache(1024)
+    )
 
     def submit(self, provider_id: str, records: Iterable[Incoming]) -> list[RecordOutcome]:
         """A whole submission at once: begin, check, finish."""
@@ -230,11 +235,9 @@ class SubmissionService:
         )
 
     def _validator(self, catalog: Catalog, item: CatalogItem) -> Draft202012Validator:
-        key = (catalog.version, item.code)
-        validator = self._validators.get(key)
-        if validator is None:
-            validator = self._validators[key] = Draft202012Validator(dict(item.schema))
-        return validator
+        return self._validators.get_or_make(
+            (catalog.version, item.code), lambda: Draft202012Validator(dict(item.schema))
+        )
 
     def _store(self, batch: list[_Checked], abandoned: Callable[[], bool]) -> list[RecordOutcome]:
         if not batch:

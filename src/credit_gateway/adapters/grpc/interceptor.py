@@ -37,6 +37,7 @@ from credit_gateway.adapters.storage.trust import StandingReader
 from credit_gateway.auth.binding import x5t_s256
 from credit_gateway.auth.scopes import METHOD_SCOPES, PUBLIC_METHODS, MethodRule, PrincipalKind
 from credit_gateway.auth.tokens import Principal
+from credit_gateway.caches import BoundedCache
 from credit_gateway.domain.participants import Participant, Standing, check_standing
 from credit_gateway.errors import (
     DeadlineExceeded,
@@ -99,7 +100,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
         self.limits = limits
         self.rules = rules
         self.standing = StandingCheck(gateway)
-        self._thumbprints: dict[bytes, str] = {}
+        self._thumbprints: BoundedCache[bytes, str] = BoundedCache(10_000)
         self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
@@ -267,13 +268,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
         if not pems:
             raise Unauthenticated("no client certificate", reason="NO_CLIENT_CERTIFICATE")
         pem = pems[0]
-        thumbprint = self._thumbprints.get(pem)
-        if thumbprint is None:
-            thumbprint = x5t_s256(ssl.PEM_cert_to_DER_cert(pem.decode()))
-            if len(self._thumbprints) > 10_000:
-                self._thumbprints.clear()
-            self._thumbprints[pem] = thumbprint
-        return thumbprint
+        return self._thumbprints.get_or_make(
+            pem, lambda: x5t_s256(ssl.PEM_cert_to_DER_cert(pem.decode()))
+        )
 
 
 @contextlib.asynccontextmanager

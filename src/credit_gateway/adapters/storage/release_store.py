@@ -34,6 +34,7 @@ from credit_gateway.adapters.storage.consents import parse_terms
 from credit_gateway.adapters.storage.db import Database
 from credit_gateway.adapters.storage.dialects import DIALECTS, Dialect
 from credit_gateway.adapters.storage.trust import STANDING_COLUMNS, STANDING_JOIN, standing_from_row
+from credit_gateway.caches import BoundedCache
 from credit_gateway.domain.agreements import AgreementStatus
 from credit_gateway.domain.audit import leaf_hash
 from credit_gateway.domain.consent import Consent, ConsentStatus
@@ -171,19 +172,18 @@ class SqlReleaseStore:
         self._count_usage = d.sql(_COUNT_USAGE)
         self._count_use = d.sql(_COUNT_USE), d.sql(_COUNT_LAST_USE)
         self._event = d.sql(_EXHAUSTED_EVENT.format(source=_EVENT_VALUES))
-        self._usage_rows: set[tuple[str, date]] = set()  # today's rows known to exist
+        # Today's rows known to exist.
+        self._usage_rows: BoundedCache[tuple[str, date], bool] = BoundedCache(self.MAX_USAGE_ROWS)
 
     # --- ReleaseStore ---
 
     def ensure_usage_row(self, agreement_id: str, day: date) -> None:
         key = (agreement_id, day)
-        if key in self._usage_rows:
+        if self._usage_rows.get(key):
             return
         with self._db.driver_transaction(wait=self._wait) as cursor:
             self._make_usage_row(cursor, agreement_id, day)
-        if len(self._usage_rows) >= self.MAX_USAGE_ROWS:
-            self._usage_rows.clear()
-        self._usage_rows.add(key)
+        self._usage_rows.put(key, True)
 
     def release(self, reads: Reads, decide: Callable[[ReadState], Writes]) -> bool:
         try:
