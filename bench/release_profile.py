@@ -38,10 +38,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from run import COMPANY, PERSON, postgres_database, prepare_gateway, signed_records
+from run import COMPANY, PERSON, bench_pki, postgres_database, prepare_gateway, signed_records
 
 from credit_gateway.consent.service import ConsentService
-from credit_gateway.devpki import pki
 from credit_gateway.domain.catalog import Category
 from credit_gateway.domain.consent import ConsentTerms
 from credit_gateway.domain.policy import Channel
@@ -63,16 +62,7 @@ class Setup:
 
 
 def setup(work: Path, database_url: str) -> Setup:
-    certs = work / "certs"
-    pki.init_pki(certs)
-    parties = {
-        name: pki.issue_participant(certs, name, kind)
-        for name, kind in {
-            "bench-agency": "credit-agency",
-            "bench-amr": "providing-unit",
-            "bench-portal": "identity-provider",
-        }.items()
-    }
+    certs, parties = bench_pki(work)
     config = prepare_gateway(work, certs, database_url, parties)
     gateway = Gateway(Settings.load(config, environ={}))
     incoming = [

@@ -386,17 +386,20 @@ HTTP_IN_FLIGHT = 16  # connections from one address: under the token endpoint's 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-def run(work: Path, args: argparse.Namespace) -> int:
+def bench_pki(work: Path) -> tuple[Path, dict[str, pki.IssuedCert]]:
+    """A dev CA in work/certs and the bench's three parties' certificates."""
     certs = work / "certs"
     pki.init_pki(certs)
-    parties = {
-        name: pki.issue_participant(certs, name, kind)
-        for name, kind in {
-            "bench-agency": "credit-agency",
-            "bench-amr": "providing-unit",
-            "bench-portal": "identity-provider",
-        }.items()
+    kinds = {
+        "bench-agency": "credit-agency",
+        "bench-amr": "providing-unit",
+        "bench-portal": "identity-provider",
     }
+    return certs, {name: pki.issue_participant(certs, name, kind) for name, kind in kinds.items()}
+
+
+def run(work: Path, args: argparse.Namespace) -> int:
+    certs, parties = bench_pki(work)
     load = Load(certs, parties["bench-agency"], args.seconds, work)
     rows: list[tuple[str, dict[str, Any]]] = []
     with server("bare-threaded", certs) as (port, _):
