@@ -88,23 +88,22 @@ def test_after_rotation_new_data_is_sealed_under_the_new_key_and_old_data_still_
         after.open("dek-1", new_blob, b"aad")
 
 
-def test_a_data_key_wrapped_under_another_master_key_is_refused() -> None:
-    wrapped = Envelope.new_data_key(OTHER_MASTER, "dek-1")
-    with pytest.raises(InfrastructureError, match="data key 'dek-1' does not open"):
-        Envelope(MASTER, {wrapped.key_id: wrapped.wrapped}, "dek-1")
-
-
-def test_a_wrapped_data_key_filed_under_another_id_is_refused() -> None:
-    # The key id is the wrapping's associated data: a row relabelled in the database fails.
-    wrapped = Envelope.new_data_key(MASTER, "dek-1")
-    with pytest.raises(InfrastructureError, match="data key 'dek-2' does not open"):
-        Envelope(MASTER, {"dek-2": wrapped.wrapped}, "dek-2")
-
-
-def test_the_current_data_key_must_be_loaded() -> None:
-    wrapped = Envelope.new_data_key(MASTER, "dek-1")
-    with pytest.raises(InfrastructureError, match="current data key 'dek-2' is not loaded"):
-        Envelope(MASTER, {wrapped.key_id: wrapped.wrapped}, "dek-2")
+@pytest.mark.parametrize(
+    ("wrapped_by", "filed_as", "current", "message"),
+    [
+        (OTHER_MASTER, "dek-1", "dek-1", "data key 'dek-1' does not open"),
+        # The key id is the wrapping's associated data: a row relabelled in the database fails.
+        (MASTER, "dek-2", "dek-2", "data key 'dek-2' does not open"),
+        (MASTER, "dek-1", "dek-2", "current data key 'dek-2' is not loaded"),
+    ],
+    ids=["another-master-key", "filed-under-another-id", "current-not-loaded"],
+)
+def test_data_keys_that_cannot_serve_are_refused_as_they_load(
+    wrapped_by: MasterKey, filed_as: str, current: str, message: str
+) -> None:
+    wrapped = Envelope.new_data_key(wrapped_by, "dek-1")
+    with pytest.raises(InfrastructureError, match=message):
+        Envelope(MASTER, {filed_as: wrapped.wrapped}, current)
 
 
 def test_two_envelopes_over_the_same_wrapped_keys_open_each_others_data() -> None:
