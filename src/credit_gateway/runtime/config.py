@@ -176,6 +176,9 @@ class Settings:
 
 def _coerce(name: str, annotation: object, value: Any) -> Any:
     kind = {"Path": Path, "int": int, "str": str}[str(annotation)]
+    # TOML gives typed values: int() would cut 2.5 to 2 and take true for 1.
+    if kind is int and isinstance(value, bool | float):
+        raise ConfigError(f"setting {name} must be {annotation!s}, got {value!r}")
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:

@@ -130,11 +130,6 @@ def test_a_toml_value_of_the_wrong_type_is_named(tmp_path: Path) -> None:
     assert refused(toml="home = 5\n", tmp=tmp_path) == "setting home must be Path, got 5"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src gap: _coerce calls int() on whatever TOML gives, so a float is cut "
-    "(shutdown_grace_seconds = 2.5 becomes 2) and a boolean is taken for 1",
-)
 @pytest.mark.parametrize("value", ["2.5", "true"], ids=["float", "bool"])
 def test_a_toml_float_or_boolean_is_not_taken_for_an_integer(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError, match="must be int"):
