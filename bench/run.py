@@ -54,6 +54,7 @@ from credit_gateway.services import operator as registry
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 COMPANY, PERSON = "91350100M000100Y43", "11010519491231002X"
+OTHER = "91110000600037341L"  # the submission stream's subject
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -273,13 +274,13 @@ def tokens(config: Path, parties: dict[str, pki.IssuedCert]) -> dict[str, str]:
 
 
 def signed_records(
-    unit: pki.IssuedCert, count: int, prefix: str
+    unit: pki.IssuedCert, count: int, prefix: str, subjects: tuple[str, ...] = (PERSON, COMPANY)
 ) -> list[submission_pb2.SubmittedRecord]:
     key = signing.load_private_key(unit.key_path)
     occurred = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     records = []
     for i in range(count):
-        subject = COMPANY if i % 2 else PERSON
+        subject = subjects[i % len(subjects)]
         payload = {
             "permit_no": f"{prefix}-{i}",
             "permit_type": "food trading",
@@ -514,7 +515,9 @@ def gateway_rows(
             targets["tokens"] = minted["calls_per_s"]
         stream = "\n".join(
             r.SerializeToString().hex()
-            for r in signed_records(parties["bench-amr"], args.records, f"s{backend}")
+            # About a subject nobody queries: the inquiries measured after it (serve
+            # --processes) must release the same three records as before.
+            for r in signed_records(parties["bench-amr"], args.records, f"s{backend}", (OTHER,))
         )
         submission = load.run(
             "stream", port, SUBMIT, stream, tok["bench-amr"], parties["bench-amr"]
