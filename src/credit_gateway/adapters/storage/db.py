@@ -9,10 +9,12 @@ such block.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -25,13 +27,18 @@ from credit_gateway.errors import GatewayError, StorageError
 RECYCLE_SECONDS = 300  # a connection is replaced once this old (pool and pinned alike)
 
 
+def _private_file(path: Path) -> None:
+    """The SQLite file made 0600 before SQLite opens it: it holds every record, and SQLite
+    gives its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+
+
 def make_engine(url: str, *, pool_size: int = 16) -> Engine:
     parsed = make_url(url)
     if parsed.drivername == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            from pathlib import Path
-
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         engine = create_engine(
             url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
         )
