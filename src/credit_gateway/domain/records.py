@@ -51,3 +51,15 @@ def prohibited_paths(payload: Any, prohibited: frozenset[str], path: str = "$") 
         for i, value in enumerate(payload):
             found += prohibited_paths(value, prohibited, f"{path}[{i}]")
     return found
+
+
+# What each sealed value is bound to (the AES-GCM associated data): a ciphertext moved to another
+# row does not open. One spelling for the side that seals and the side that opens.
+def subject_aad(lookup: str) -> bytes:
+    """A subject's sealed code, bound to the subject's lookup key."""
+    return b"subject:" + lookup.encode()
+
+
+def record_aad(record_id: str) -> bytes:
+    """A record's sealed payload, bound to the record's id."""
+    return b"record:" + record_id.encode()

@@ -45,6 +45,7 @@ from credit_gateway.domain.policy import (
     ReleaseRequest,
     decide,
 )
+from credit_gateway.domain.records import record_aad, subject_aad
 from credit_gateway.errors import InvalidArgument, StorageError
 
 MAX_ITEMS = 100
@@ -410,15 +411,13 @@ class ReleaseFlow:
 
     def _new_subject(self) -> NewSubject:
         s = self.subject
-        key_id, sealed = self._sealer.seal(s.code.encode(), b"subject:" + s.lookup.encode())
+        key_id, sealed = self._sealer.seal(s.code.encode(), subject_aad(s.lookup))
         return NewSubject(new_id("sbj"), s.lookup, s.kind, key_id, sealed, self.now)
 
     def _open(self, record: StoredRecord, labels: tuple[str, ...]) -> Released:
         payload = record.payload
         if record.payload_key_id is not None:
-            payload = self._sealer.open(
-                record.payload_key_id, payload, b"record:" + record.id.encode()
-            )
+            payload = self._sealer.open(record.payload_key_id, payload, record_aad(record.id))
         return Released(
             record.id, record.item_code, record.provider_id, payload, record.occurred_at, labels
         )

@@ -16,6 +16,7 @@ from credit_gateway.adapters.storage.tables import RecordRow, SubjectRow, core
 from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.ids import new_id
+from credit_gateway.domain.records import record_aad, subject_aad
 from credit_gateway.domain.release import Subject as NamedSubject
 from credit_gateway.errors import Conflict
 
@@ -44,9 +45,7 @@ def find_subject(session: Session, lookup: str, *, current: bool = False) -> Sub
 def subject_code(session: Session, envelope: Envelope, subject_id: str) -> str:
     row = session.get(SubjectRow, subject_id)
     assert row is not None
-    return envelope.open(
-        row.code_key_id, row.code_sealed, b"subject:" + row.lookup.encode()
-    ).decode()
+    return envelope.open(row.code_key_id, row.code_sealed, subject_aad(row.lookup)).decode()
 
 
 def ensure_subject(
@@ -69,7 +68,7 @@ def add_subject(
 ) -> bool:
     """Adds the subject, its code sealed (bound to its lookup key); False if a concurrent
     transaction added one of that lookup key first (this transaction goes on without it)."""
-    key_id, sealed = envelope.seal(subject.code.encode(), b"subject:" + subject.lookup.encode())
+    key_id, sealed = envelope.seal(subject.code.encode(), subject_aad(subject.lookup))
     row = SubjectRow(
         id=subject_id,
         lookup=subject.lookup,
@@ -131,7 +130,7 @@ def insert_record(
     key_id: str | None = None
     payload = record.payload
     if record.seal:
-        key_id, payload = envelope.seal(payload, b"record:" + record_id.encode())
+        key_id, payload = envelope.seal(payload, record_aad(record_id))
     row = RecordRow(
         id=record_id,
         provider_id=record.provider_id,
