@@ -84,12 +84,23 @@ class CatalogItem:
     def __post_init__(self) -> None:
         if not _CODE.fullmatch(self.code):
             raise CatalogError(f"item code {self.code!r} is not of the form [A-Z][A-Z0-9_.-]+")
+        if (
+            SubjectKind.NATURAL_PERSON in self.disclosure
+            and SubjectKind.INDIVIDUAL_BUSINESS not in self.disclosure
+        ):
+            # A person in business (Civil Code Art 54): unless the catalog says otherwise, its
+            # information is disclosed as a natural person's is.
+            levels = dict(self.disclosure)
+            levels[SubjectKind.INDIVIDUAL_BUSINESS] = levels[SubjectKind.NATURAL_PERSON]
+            object.__setattr__(self, "disclosure", levels)  # frozen: set once, while building
         if set(self.disclosure) != set(SubjectKind):
             raise CatalogError(f"{self.code}: disclosure must name every subject kind")
-        if (
-            self.disclosure[SubjectKind.NATURAL_PERSON] is DisclosureLevel.OPEN
-            and not self.open_by_state_provision
-        ):
+        persons_open = any(
+            level is DisclosureLevel.OPEN
+            for kind, level in self.disclosure.items()
+            if kind.is_person
+        )
+        if persons_open and not self.open_by_state_provision:
             raise CatalogError(
                 f"{self.code}: natural persons' information is OPEN only under a State "
                 "provision (Art 17)"

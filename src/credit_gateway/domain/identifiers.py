@@ -72,6 +72,14 @@ class SubjectKind(enum.Enum):
     NATURAL_PERSON = "natural_person"
     LEGAL_PERSON = "legal_person"
     OTHER_ORGANISATION = "other_organisation"
+    # Civil Code Art 54: a natural person engaged in registered business (个体工商户). Its code is
+    # a USCC of type 92, and what is held about it is held about a person (see docs/regulation.md).
+    INDIVIDUAL_BUSINESS = "individual_business"
+
+    @property
+    def is_person(self) -> bool:
+        """Whether the Art 17 para 2 rule for natural persons' information applies."""
+        return self in (SubjectKind.NATURAL_PERSON, SubjectKind.INDIVIDUAL_BUSINESS)
 
 
 # --------------------------------------------------------------------------- helpers

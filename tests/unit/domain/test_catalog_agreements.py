@@ -126,6 +126,11 @@ def test_item_code_with_a_trailing_newline_is_refused() -> None:
             id="art17-natural-person-open-without-state-provision",
         ),
         pytest.param(
+            {"disclosure": {NP: AUTH, LP: OPEN, OO: OPEN, SubjectKind.INDIVIDUAL_BUSINESS: OPEN}},
+            "State provision",
+            id="art17-individual-business-open-without-state-provision",
+        ),
+        pytest.param(
             {"art16": Art16Class.PROHIBITED, "disclosure": {NP: SELF, LP: SELF, OO: SELF}},
             "prohibited",
             id="art16-prohibited",
@@ -160,6 +165,7 @@ def test_art17_natural_person_open_by_state_provision_is_allowed() -> None:
         open_by_state_provision="Opinions of the State Council on joint discipline (2016) 33",
     )
     assert item.level_for(NP) is OPEN
+    assert item.level_for(SubjectKind.INDIVIDUAL_BUSINESS) is OPEN  # follows the person's level
 
 
 @pytest.mark.parametrize(
@@ -275,7 +281,8 @@ def test_catalog_from_a_good_document() -> None:
     assert reg is not None
     assert reg.art16 is Art16Class.ORDINARY  # the default
     assert reg.open_by_state_provision == ""
-    assert reg.disclosure == {NP: SELF, LP: OPEN, OO: OPEN}
+    # An individual business takes the natural person's level unless the catalog names it.
+    assert reg.disclosure == {NP: SELF, LP: OPEN, OO: OPEN, SubjectKind.INDIVIDUAL_BUSINESS: SELF}
     income = catalog.item("NP.INCOME")
     assert income is not None
     assert income.art16 is Art16Class.WRITTEN_CONSENT

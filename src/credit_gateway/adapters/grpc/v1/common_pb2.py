@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63redit_gateway/v1/common.proto\x12\x11\x63redit_gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n\x0eReleasedRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\titem_code\x18\x02 \x01(\t\x12\x15\n\rprovider_code\x18\x03 \x01(\t\x12\x14\n\x0cpayload_json\x18\x04 \x01(\x0c\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06labels\x18\x06 \x03(\t\"<\n\x08Withheld\x12\x11\n\titem_code\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\r\"\xc4\x01\n\rQueryResponse\x12\x12\n\ninquiry_id\x18\x01 \x01(\t\x12\x32\n\x07records\x18\x02 \x03(\x0b\x32!.credit_gateway.v1.ReleasedRecord\x12-\n\x08withheld\x18\x03 \x03(\x0b\x32\x1b.credit_gateway.v1.Withheld\x12\x12\n\nconditions\x18\x04 \x03(\t\x12\x12\n\nconsent_id\x18\x05 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x06 \x01(\t*\x90\x01\n\x0bSubjectKind\x12\x1c\n\x18SUBJECT_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSUBJECT_KIND_NATURAL_PERSON\x10\x01\x12\x1d\n\x19SUBJECT_KIND_LEGAL_PERSON\x10\x02\x12#\n\x1fSUBJECT_KIND_OTHER_ORGANISATION\x10\x03*\xab\x01\n\x0f\x44isclosureLevel\x12 \n\x1c\x44ISCLOSURE_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44ISCLOSURE_LEVEL_OPEN\x10\x01\x12\x1f\n\x1b\x44ISCLOSURE_LEVEL_AUTHORIZED\x10\x02\x12\x1f\n\x1b\x44ISCLOSURE_LEVEL_GOVERNMENT\x10\x03\x12\x19\n\x15\x44ISCLOSURE_LEVEL_SELF\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63redit_gateway/v1/common.proto\x12\x11\x63redit_gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n\x0eReleasedRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\titem_code\x18\x02 \x01(\t\x12\x15\n\rprovider_code\x18\x03 \x01(\t\x12\x14\n\x0cpayload_json\x18\x04 \x01(\x0c\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06labels\x18\x06 \x03(\t\"<\n\x08Withheld\x12\x11\n\titem_code\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\r\"\xc4\x01\n\rQueryResponse\x12\x12\n\ninquiry_id\x18\x01 \x01(\t\x12\x32\n\x07records\x18\x02 \x03(\x0b\x32!.credit_gateway.v1.ReleasedRecord\x12-\n\x08withheld\x18\x03 \x03(\x0b\x32\x1b.credit_gateway.v1.Withheld\x12\x12\n\nconditions\x18\x04 \x03(\t\x12\x12\n\nconsent_id\x18\x05 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x06 \x01(\t*\xb6\x01\n\x0bSubjectKind\x12\x1c\n\x18SUBJECT_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSUBJECT_KIND_NATURAL_PERSON\x10\x01\x12\x1d\n\x19SUBJECT_KIND_LEGAL_PERSON\x10\x02\x12#\n\x1fSUBJECT_KIND_OTHER_ORGANISATION\x10\x03\x12$\n SUBJECT_KIND_INDIVIDUAL_BUSINESS\x10\x04*\xab\x01\n\x0f\x44isclosureLevel\x12 \n\x1c\x44ISCLOSURE_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44ISCLOSURE_LEVEL_OPEN\x10\x01\x12\x1f\n\x1b\x44ISCLOSURE_LEVEL_AUTHORIZED\x10\x02\x12\x1f\n\x1b\x44ISCLOSURE_LEVEL_GOVERNMENT\x10\x03\x12\x19\n\x15\x44ISCLOSURE_LEVEL_SELF\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'credit_gateway.v1.common_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUBJECTKIND']._serialized_start=515
-  _globals['_SUBJECTKIND']._serialized_end=659
-  _globals['_DISCLOSURELEVEL']._serialized_start=662
-  _globals['_DISCLOSURELEVEL']._serialized_end=833
+  _globals['_SUBJECTKIND']._serialized_end=697
+  _globals['_DISCLOSURELEVEL']._serialized_start=700
+  _globals['_DISCLOSURELEVEL']._serialized_end=871
   _globals['_RELEASEDRECORD']._serialized_start=87
   _globals['_RELEASEDRECORD']._serialized_end=251
   _globals['_WITHHELD']._serialized_start=253

@@ -16,6 +16,7 @@ class SubjectKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SUBJECT_KIND_NATURAL_PERSON: _ClassVar[SubjectKind]
     SUBJECT_KIND_LEGAL_PERSON: _ClassVar[SubjectKind]
     SUBJECT_KIND_OTHER_ORGANISATION: _ClassVar[SubjectKind]
+    SUBJECT_KIND_INDIVIDUAL_BUSINESS: _ClassVar[SubjectKind]
 
 class DisclosureLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -28,6 +29,7 @@ SUBJECT_KIND_UNSPECIFIED: SubjectKind
 SUBJECT_KIND_NATURAL_PERSON: SubjectKind
 SUBJECT_KIND_LEGAL_PERSON: SubjectKind
 SUBJECT_KIND_OTHER_ORGANISATION: SubjectKind
+SUBJECT_KIND_INDIVIDUAL_BUSINESS: SubjectKind
 DISCLOSURE_LEVEL_UNSPECIFIED: DisclosureLevel
 DISCLOSURE_LEVEL_OPEN: DisclosureLevel
 DISCLOSURE_LEVEL_AUTHORIZED: DisclosureLevel

@@ -22,58 +22,59 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from credit_gateway.adapters.grpc.v1 import common_pb2 as credit__gateway_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63redit_gateway/v1/consent.proto\x12\x11\x63redit_gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x02\n\x0c\x43onsentTerms\x12\x0f\n\x07grantee\x18\x01 \x01(\t\x12\x14\n\x0cpurpose_code\x18\x02 \x01(\t\x12\x14\n\x0cpurpose_text\x18\x03 \x01(\t\x12\x12\n\nitem_codes\x18\x04 \x03(\t\x12\x12\n\ncategories\x18\x05 \x03(\t\x12-\n\tdata_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61ta_to\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nvalid_from\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08max_uses\x18\n \x01(\r\"x\n\x13GrantConsentRequest\x12.\n\x05terms\x18\x01 \x01(\x0b\x32\x1f.credit_gateway.v1.ConsentTerms\x12\x19\n\x11subject_signature\x18\x02 \x01(\x0c\x12\x16\n\x0esubject_key_id\x18\x03 \x01(\t\"s\n\x14GrantConsentResponse\x12+\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x1a.credit_gateway.v1.Consent\x12.\n\x05token\x18\x02 \x01(\x0b\x32\x1f.credit_gateway.v1.ConsentToken\"\xb0\x02\n\x07\x43onsent\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12\x14\n\x0csubject_code\x18\x02 \x01(\t\x12.\n\x05terms\x18\x03 \x01(\x0b\x32\x1f.credit_gateway.v1.ConsentTerms\x12\x30\n\x06status\x18\x04 \x01(\x0e\x32 .credit_gateway.v1.ConsentStatus\x12\x0c\n\x04uses\x18\x05 \x01(\r\x12.\n\ngranted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11status_changed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65vidence\x18\x08 \x01(\t\x12\x12\n\nconditions\x18\t \x03(\t\" \n\nConsentRef\x12\x12\n\nconsent_id\x18\x01 \x01(\t\"a\n\x0c\x43onsentToken\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x13ListConsentsRequest\x12\x32\n\x08statuses\x18\x01 \x03(\x0e\x32 .credit_gateway.v1.ConsentStatus\"D\n\x14ListConsentsResponse\x12,\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x1a.credit_gateway.v1.Consent\"9\n\x14ListInquiriesRequest\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"\xf3\x01\n\x0cInquiryEntry\x12\x12\n\ninquiry_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x12\n\nitem_codes\x18\x05 \x03(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x0f\n\x07reasons\x18\x07 \x03(\t\x12\x12\n\nconsent_id\x18\x08 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\t \x01(\t\x12&\n\x02\x61t\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ereleased_count\x18\x0b \x01(\r\"K\n\x15ListInquiriesResponse\x12\x32\n\tinquiries\x18\x01 \x03(\x0b\x32\x1f.credit_gateway.v1.InquiryEntry\"]\n\x15RequestConsentRequest\x12\x14\n\x0csubject_code\x18\x01 \x01(\t\x12.\n\x05terms\x18\x02 \x01(\x0b\x32\x1f.credit_gateway.v1.ConsentTerms\"\xe9\x01\n\x0e\x43onsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0csubject_code\x18\x02 \x01(\t\x12.\n\x05terms\x18\x03 \x01(\x0b\x32\x1f.credit_gateway.v1.ConsentTerms\x12\x37\n\x06status\x18\x04 \x01(\x0e\x32\'.credit_gateway.v1.ConsentRequestStatus\x12\x30\n\x0crequested_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nconsent_id\x18\x06 \x01(\t\"\'\n\x11\x43onsentRequestRef\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"W\n\x1aListConsentRequestsRequest\x12\x39\n\x08statuses\x18\x01 \x03(\x0e\x32\'.credit_gateway.v1.ConsentRequestStatus\"R\n\x1bListConsentRequestsResponse\x12\x33\n\x08requests\x18\x01 \x03(\x0b\x32!.credit_gateway.v1.ConsentRequest\"e\n\x1c\x41pproveConsentRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x19\n\x11subject_signature\x18\x02 \x01(\x0c\x12\x16\n\x0esubject_key_id\x18\x03 \x01(\t\"\x16\n\x14WatchConsentsRequest\"|\n\x0c\x43onsentEvent\x12-\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x1a.credit_gateway.v1.ConsentH\x00\x12\x34\n\x07request\x18\x02 \x01(\x0b\x32!.credit_gateway.v1.ConsentRequestH\x00\x42\x07\n\x05\x65vent*\xbb\x01\n\rConsentStatus\x12\x1e\n\x1a\x43ONSENT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONSENT_STATUS_ACTIVE\x10\x01\x12\x19\n\x15\x43ONSENT_STATUS_PAUSED\x10\x02\x12\x1a\n\x16\x43ONSENT_STATUS_REVOKED\x10\x03\x12\x1a\n\x16\x43ONSENT_STATUS_EXPIRED\x10\x04\x12\x1c\n\x18\x43ONSENT_STATUS_EXHAUSTED\x10\x05*\xac\x01\n\x14\x43onsentRequestStatus\x12&\n\"CONSENT_REQUEST_STATUS_UNSPECIFIED\x10\x00\x12\"\n\x1e\x43ONSENT_REQUEST_STATUS_PENDING\x10\x01\x12#\n\x1f\x43ONSENT_REQUEST_STATUS_APPROVED\x10\x02\x12#\n\x1f\x43ONSENT_REQUEST_STATUS_REJECTED\x10\x03\x32\xbb\t\n\x0e\x43onsentService\x12_\n\x0cGrantConsent\x12&.credit_gateway.v1.GrantConsentRequest\x1a\'.credit_gateway.v1.GrantConsentResponse\x12J\n\rRevokeConsent\x12\x1d.credit_gateway.v1.ConsentRef\x1a\x1a.credit_gateway.v1.Consent\x12I\n\x0cPauseConsent\x12\x1d.credit_gateway.v1.ConsentRef\x1a\x1a.credit_gateway.v1.Consent\x12J\n\rResumeConsent\x12\x1d.credit_gateway.v1.ConsentRef\x1a\x1a.credit_gateway.v1.Consent\x12G\n\nGetConsent\x12\x1d.credit_gateway.v1.ConsentRef\x1a\x1a.credit_gateway.v1.Consent\x12_\n\x0cListConsents\x12&.credit_gateway.v1.ListConsentsRequest\x1a\'.credit_gateway.v1.ListConsentsResponse\x12\x62\n\rListInquiries\x12\'.credit_gateway.v1.ListInquiriesRequest\x1a(.credit_gateway.v1.ListInquiriesResponse\x12]\n\x0eRequestConsent\x12(.credit_gateway.v1.RequestConsentRequest\x1a!.credit_gateway.v1.ConsentRequest\x12t\n\x13ListConsentRequests\x12-.credit_gateway.v1.ListConsentRequestsRequest\x1a..credit_gateway.v1.ListConsentRequestsResponse\x12q\n\x15\x41pproveConsentRequest\x12/.credit_gateway.v1.ApproveConsentRequestRequest\x1a\'.credit_gateway.v1.GrantConsentResponse\x12_\n\x14RejectConsentRequest\x12$.credit_gateway.v1.ConsentRequestRef\x1a!.credit_gateway.v1.ConsentRequest\x12Q\n\x0fGetConsentToken\x12\x1d.credit_gateway.v1.ConsentRef\x1a\x1f.credit_gateway.v1.ConsentToken\x12[\n\rWatchConsents\x12\'.credit_gateway.v1.WatchConsentsRequest\x1a\x1f.credit_gateway.v1.ConsentEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63redit_gateway/v1/consent.proto\x12\x11\x63redit_gateway.v1\x1a\x1e\x63redit_gateway/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x02\n\x0c\x43onsentTerms\x12\x0f\n\x07grantee\x18\x01 \x01(\t\x12\x14\n\x0cpurpose_code\x18\x02 \x01(\t\x12\x14\n\x0cpurpose_text\x18\x03 \x01(\t\x12\x12\n\nitem_codes\x18\x04 \x03(\t\x12\x12\n\ncategories\x18\x05 \x03(\t\x12-\n\tdata_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61ta_to\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nvalid_from\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08max_uses\x18\n \x01(\r\"x\n\x13GrantConsentRequest\x12.\n\x05terms\x18\x01 \x01(\x0b\x32\x1f.credit_gateway.v1.ConsentTerms\x12\x19\n\x11subject_signature\x18\x02 \x01(\x0c\x12\x16\n\x0esubject_key_id\x18\x03 \x01(\t\"s\n\x14GrantConsentResponse\x12+\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x1a.credit_gateway.v1.Consent\x12.\n\x05token\x18\x02 \x01(\x0b\x32\x1f.credit_gateway.v1.ConsentToken\"\xb0\x02\n\x07\x43onsent\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12\x14\n\x0csubject_code\x18\x02 \x01(\t\x12.\n\x05terms\x18\x03 \x01(\x0b\x32\x1f.credit_gateway.v1.ConsentTerms\x12\x30\n\x06status\x18\x04 \x01(\x0e\x32 .credit_gateway.v1.ConsentStatus\x12\x0c\n\x04uses\x18\x05 \x01(\r\x12.\n\ngranted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11status_changed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65vidence\x18\x08 \x01(\t\x12\x12\n\nconditions\x18\t \x03(\t\" \n\nConsentRef\x12\x12\n\nconsent_id\x18\x01 \x01(\t\"a\n\x0c\x43onsentToken\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x13ListConsentsRequest\x12\x32\n\x08statuses\x18\x01 \x03(\x0e\x32 .credit_gateway.v1.ConsentStatus\"D\n\x14ListConsentsResponse\x12,\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x1a.credit_gateway.v1.Consent\"9\n\x14ListInquiriesRequest\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"\xf3\x01\n\x0cInquiryEntry\x12\x12\n\ninquiry_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x12\n\nitem_codes\x18\x05 \x03(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x0f\n\x07reasons\x18\x07 \x03(\t\x12\x12\n\nconsent_id\x18\x08 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\t \x01(\t\x12&\n\x02\x61t\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ereleased_count\x18\x0b \x01(\r\"K\n\x15ListInquiriesResponse\x12\x32\n\tinquiries\x18\x01 \x03(\x0b\x32\x1f.credit_gateway.v1.InquiryEntry\"\x93\x01\n\x15RequestConsentRequest\x12\x14\n\x0csubject_code\x18\x01 \x01(\t\x12.\n\x05terms\x18\x02 \x01(\x0b\x32\x1f.credit_gateway.v1.ConsentTerms\x12\x34\n\x0csubject_kind\x18\x03 \x01(\x0e\x32\x1e.credit_gateway.v1.SubjectKind\"\x9f\x02\n\x0e\x43onsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0csubject_code\x18\x02 \x01(\t\x12.\n\x05terms\x18\x03 \x01(\x0b\x32\x1f.credit_gateway.v1.ConsentTerms\x12\x37\n\x06status\x18\x04 \x01(\x0e\x32\'.credit_gateway.v1.ConsentRequestStatus\x12\x30\n\x0crequested_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nconsent_id\x18\x06 \x01(\t\x12\x34\n\x0csubject_kind\x18\x07 \x01(\x0e\x32\x1e.credit_gateway.v1.SubjectKind\"\'\n\x11\x43onsentRequestRef\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"W\n\x1aListConsentRequestsRequest\x12\x39\n\x08statuses\x18\x01 \x03(\x0e\x32\'.credit_gateway.v1.ConsentRequestStatus\"R\n\x1bListConsentRequestsResponse\x12\x33\n\x08requests\x18\x01 \x03(\x0b\x32!.credit_gateway.v1.ConsentRequest\"e\n\x1c\x41pproveConsentRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x19\n\x11subject_signature\x18\x02 \x01(\x0c\x12\x16\n\x0esubject_key_id\x18\x03 \x01(\t\"\x16\n\x14WatchConsentsRequest\"|\n\x0c\x43onsentEvent\x12-\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x1a.credit_gateway.v1.ConsentH\x00\x12\x34\n\x07request\x18\x02 \x01(\x0b\x32!.credit_gateway.v1.ConsentRequestH\x00\x42\x07\n\x05\x65vent*\xbb\x01\n\rConsentStatus\x12\x1e\n\x1a\x43ONSENT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONSENT_STATUS_ACTIVE\x10\x01\x12\x19\n\x15\x43ONSENT_STATUS_PAUSED\x10\x02\x12\x1a\n\x16\x43ONSENT_STATUS_REVOKED\x10\x03\x12\x1a\n\x16\x43ONSENT_STATUS_EXPIRED\x10\x04\x12\x1c\n\x18\x43ONSENT_STATUS_EXHAUSTED\x10\x05*\xac\x01\n\x14\x43onsentRequestStatus\x12&\n\"CONSENT_REQUEST_STATUS_UNSPECIFIED\x10\x00\x12\"\n\x1e\x43ONSENT_REQUEST_STATUS_PENDING\x10\x01\x12#\n\x1f\x43ONSENT_REQUEST_STATUS_APPROVED\x10\x02\x12#\n\x1f\x43ONSENT_REQUEST_STATUS_REJECTED\x10\x03\x32\xbb\t\n\x0e\x43onsentService\x12_\n\x0cGrantConsent\x12&.credit_gateway.v1.GrantConsentRequest\x1a\'.credit_gateway.v1.GrantConsentResponse\x12J\n\rRevokeConsent\x12\x1d.credit_gateway.v1.ConsentRef\x1a\x1a.credit_gateway.v1.Consent\x12I\n\x0cPauseConsent\x12\x1d.credit_gateway.v1.ConsentRef\x1a\x1a.credit_gateway.v1.Consent\x12J\n\rResumeConsent\x12\x1d.credit_gateway.v1.ConsentRef\x1a\x1a.credit_gateway.v1.Consent\x12G\n\nGetConsent\x12\x1d.credit_gateway.v1.ConsentRef\x1a\x1a.credit_gateway.v1.Consent\x12_\n\x0cListConsents\x12&.credit_gateway.v1.ListConsentsRequest\x1a\'.credit_gateway.v1.ListConsentsResponse\x12\x62\n\rListInquiries\x12\'.credit_gateway.v1.ListInquiriesRequest\x1a(.credit_gateway.v1.ListInquiriesResponse\x12]\n\x0eRequestConsent\x12(.credit_gateway.v1.RequestConsentRequest\x1a!.credit_gateway.v1.ConsentRequest\x12t\n\x13ListConsentRequests\x12-.credit_gateway.v1.ListConsentRequestsRequest\x1a..credit_gateway.v1.ListConsentRequestsResponse\x12q\n\x15\x41pproveConsentRequest\x12/.credit_gateway.v1.ApproveConsentRequestRequest\x1a\'.credit_gateway.v1.GrantConsentResponse\x12_\n\x14RejectConsentRequest\x12$.credit_gateway.v1.ConsentRequestRef\x1a!.credit_gateway.v1.ConsentRequest\x12Q\n\x0fGetConsentToken\x12\x1d.credit_gateway.v1.ConsentRef\x1a\x1f.credit_gateway.v1.ConsentToken\x12[\n\rWatchConsents\x12\'.credit_gateway.v1.WatchConsentsRequest\x1a\x1f.credit_gateway.v1.ConsentEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'credit_gateway.v1.consent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONSENTSTATUS']._serialized_start=2417
-  _globals['_CONSENTSTATUS']._serialized_end=2604
-  _globals['_CONSENTREQUESTSTATUS']._serialized_start=2607
-  _globals['_CONSENTREQUESTSTATUS']._serialized_end=2779
-  _globals['_CONSENTTERMS']._serialized_start=88
-  _globals['_CONSENTTERMS']._serialized_end=410
-  _globals['_GRANTCONSENTREQUEST']._serialized_start=412
-  _globals['_GRANTCONSENTREQUEST']._serialized_end=532
-  _globals['_GRANTCONSENTRESPONSE']._serialized_start=534
-  _globals['_GRANTCONSENTRESPONSE']._serialized_end=649
-  _globals['_CONSENT']._serialized_start=652
-  _globals['_CONSENT']._serialized_end=956
-  _globals['_CONSENTREF']._serialized_start=958
-  _globals['_CONSENTREF']._serialized_end=990
-  _globals['_CONSENTTOKEN']._serialized_start=992
-  _globals['_CONSENTTOKEN']._serialized_end=1089
-  _globals['_LISTCONSENTSREQUEST']._serialized_start=1091
-  _globals['_LISTCONSENTSREQUEST']._serialized_end=1164
-  _globals['_LISTCONSENTSRESPONSE']._serialized_start=1166
-  _globals['_LISTCONSENTSRESPONSE']._serialized_end=1234
-  _globals['_LISTINQUIRIESREQUEST']._serialized_start=1236
-  _globals['_LISTINQUIRIESREQUEST']._serialized_end=1293
-  _globals['_INQUIRYENTRY']._serialized_start=1296
-  _globals['_INQUIRYENTRY']._serialized_end=1539
-  _globals['_LISTINQUIRIESRESPONSE']._serialized_start=1541
-  _globals['_LISTINQUIRIESRESPONSE']._serialized_end=1616
-  _globals['_REQUESTCONSENTREQUEST']._serialized_start=1618
-  _globals['_REQUESTCONSENTREQUEST']._serialized_end=1711
-  _globals['_CONSENTREQUEST']._serialized_start=1714
-  _globals['_CONSENTREQUEST']._serialized_end=1947
-  _globals['_CONSENTREQUESTREF']._serialized_start=1949
-  _globals['_CONSENTREQUESTREF']._serialized_end=1988
-  _globals['_LISTCONSENTREQUESTSREQUEST']._serialized_start=1990
-  _globals['_LISTCONSENTREQUESTSREQUEST']._serialized_end=2077
-  _globals['_LISTCONSENTREQUESTSRESPONSE']._serialized_start=2079
-  _globals['_LISTCONSENTREQUESTSRESPONSE']._serialized_end=2161
-  _globals['_APPROVECONSENTREQUESTREQUEST']._serialized_start=2163
-  _globals['_APPROVECONSENTREQUESTREQUEST']._serialized_end=2264
-  _globals['_WATCHCONSENTSREQUEST']._serialized_start=2266
-  _globals['_WATCHCONSENTSREQUEST']._serialized_end=2288
-  _globals['_CONSENTEVENT']._serialized_start=2290
-  _globals['_CONSENTEVENT']._serialized_end=2414
-  _globals['_CONSENTSERVICE']._serialized_start=2782
-  _globals['_CONSENTSERVICE']._serialized_end=3993
+  _globals['_CONSENTSTATUS']._serialized_start=2558
+  _globals['_CONSENTSTATUS']._serialized_end=2745
+  _globals['_CONSENTREQUESTSTATUS']._serialized_start=2748
+  _globals['_CONSENTREQUESTSTATUS']._serialized_end=2920
+  _globals['_CONSENTTERMS']._serialized_start=120
+  _globals['_CONSENTTERMS']._serialized_end=442
+  _globals['_GRANTCONSENTREQUEST']._serialized_start=444
+  _globals['_GRANTCONSENTREQUEST']._serialized_end=564
+  _globals['_GRANTCONSENTRESPONSE']._serialized_start=566
+  _globals['_GRANTCONSENTRESPONSE']._serialized_end=681
+  _globals['_CONSENT']._serialized_start=684
+  _globals['_CONSENT']._serialized_end=988
+  _globals['_CONSENTREF']._serialized_start=990
+  _globals['_CONSENTREF']._serialized_end=1022
+  _globals['_CONSENTTOKEN']._serialized_start=1024
+  _globals['_CONSENTTOKEN']._serialized_end=1121
+  _globals['_LISTCONSENTSREQUEST']._serialized_start=1123
+  _globals['_LISTCONSENTSREQUEST']._serialized_end=1196
+  _globals['_LISTCONSENTSRESPONSE']._serialized_start=1198
+  _globals['_LISTCONSENTSRESPONSE']._serialized_end=1266
+  _globals['_LISTINQUIRIESREQUEST']._serialized_start=1268
+  _globals['_LISTINQUIRIESREQUEST']._serialized_end=1325
+  _globals['_INQUIRYENTRY']._serialized_start=1328
+  _globals['_INQUIRYENTRY']._serialized_end=1571
+  _globals['_LISTINQUIRIESRESPONSE']._serialized_start=1573
+  _globals['_LISTINQUIRIESRESPONSE']._serialized_end=1648
+  _globals['_REQUESTCONSENTREQUEST']._serialized_start=1651
+  _globals['_REQUESTCONSENTREQUEST']._serialized_end=1798
+  _globals['_CONSENTREQUEST']._serialized_start=1801
+  _globals['_CONSENTREQUEST']._serialized_end=2088
+  _globals['_CONSENTREQUESTREF']._serialized_start=2090
+  _globals['_CONSENTREQUESTREF']._serialized_end=2129
+  _globals['_LISTCONSENTREQUESTSREQUEST']._serialized_start=2131
+  _globals['_LISTCONSENTREQUESTSREQUEST']._serialized_end=2218
+  _globals['_LISTCONSENTREQUESTSRESPONSE']._serialized_start=2220
+  _globals['_LISTCONSENTREQUESTSRESPONSE']._serialized_end=2302
+  _globals['_APPROVECONSENTREQUESTREQUEST']._serialized_start=2304
+  _globals['_APPROVECONSENTREQUESTREQUEST']._serialized_end=2405
+  _globals['_WATCHCONSENTSREQUEST']._serialized_start=2407
+  _globals['_WATCHCONSENTSREQUEST']._serialized_end=2429
+  _globals['_CONSENTEVENT']._serialized_start=2431
+  _globals['_CONSENTEVENT']._serialized_end=2555
+  _globals['_CONSENTSERVICE']._serialized_start=2923
+  _globals['_CONSENTSERVICE']._serialized_end=4134
 # @@protoc_insertion_point(module_scope)

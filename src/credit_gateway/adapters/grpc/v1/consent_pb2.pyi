@@ -1,5 +1,6 @@
 import datetime
 
+from credit_gateway.adapters.grpc.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -169,28 +170,32 @@ class ListInquiriesResponse(_message.Message):
     def __init__(self, inquiries: _Optional[_Iterable[_Union[InquiryEntry, _Mapping]]] = ...) -> None: ...
 
 class RequestConsentRequest(_message.Message):
-    __slots__ = ("subject_code", "terms")
+    __slots__ = ("subject_code", "terms", "subject_kind")
     SUBJECT_CODE_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_KIND_FIELD_NUMBER: _ClassVar[int]
     subject_code: str
     terms: ConsentTerms
-    def __init__(self, subject_code: _Optional[str] = ..., terms: _Optional[_Union[ConsentTerms, _Mapping]] = ...) -> None: ...
+    subject_kind: _common_pb2.SubjectKind
+    def __init__(self, subject_code: _Optional[str] = ..., terms: _Optional[_Union[ConsentTerms, _Mapping]] = ..., subject_kind: _Optional[_Union[_common_pb2.SubjectKind, str]] = ...) -> None: ...
 
 class ConsentRequest(_message.Message):
-    __slots__ = ("request_id", "subject_code", "terms", "status", "requested_at", "consent_id")
+    __slots__ = ("request_id", "subject_code", "terms", "status", "requested_at", "consent_id", "subject_kind")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_CODE_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
     CONSENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_KIND_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     subject_code: str
     terms: ConsentTerms
     status: ConsentRequestStatus
     requested_at: _timestamp_pb2.Timestamp
     consent_id: str
-    def __init__(self, request_id: _Optional[str] = ..., subject_code: _Optional[str] = ..., terms: _Optional[_Union[ConsentTerms, _Mapping]] = ..., status: _Optional[_Union[ConsentRequestStatus, str]] = ..., requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consent_id: _Optional[str] = ...) -> None: ...
+    subject_kind: _common_pb2.SubjectKind
+    def __init__(self, request_id: _Optional[str] = ..., subject_code: _Optional[str] = ..., terms: _Optional[_Union[ConsentTerms, _Mapping]] = ..., status: _Optional[_Union[ConsentRequestStatus, str]] = ..., requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consent_id: _Optional[str] = ..., subject_kind: _Optional[_Union[_common_pb2.SubjectKind, str]] = ...) -> None: ...
 
 class ConsentRequestRef(_message.Message):
     __slots__ = ("request_id",)

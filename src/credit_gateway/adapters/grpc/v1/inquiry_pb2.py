@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from credit_gateway.adapters.grpc.v1 import common_pb2 as credit__gateway_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63redit_gateway/v1/inquiry.proto\x12\x11\x63redit_gateway.v1\x1a\x1e\x63redit_gateway/v1/common.proto\"_\n\x0cQueryRequest\x12\x14\n\x0csubject_code\x18\x01 \x01(\t\x12\x12\n\nitem_codes\x18\x02 \x03(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x04 \x01(\t\"_\n\x16\x41uthorizedQueryRequest\x12.\n\x05query\x18\x01 \x01(\x0b\x32\x1f.credit_gateway.v1.QueryRequest\x12\x15\n\rconsent_token\x18\x02 \x01(\t\"%\n\x0fOwnQueryRequest\x12\x12\n\nitem_codes\x18\x01 \x03(\t2\xe8\x02\n\x0eInquiryService\x12N\n\tQueryOpen\x12\x1f.credit_gateway.v1.QueryRequest\x1a .credit_gateway.v1.QueryResponse\x12^\n\x0fQueryAuthorized\x12).credit_gateway.v1.AuthorizedQueryRequest\x1a .credit_gateway.v1.QueryResponse\x12T\n\x0fShareGovernment\x12\x1f.credit_gateway.v1.QueryRequest\x1a .credit_gateway.v1.QueryResponse\x12P\n\x08QueryOwn\x12\".credit_gateway.v1.OwnQueryRequest\x1a .credit_gateway.v1.QueryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63redit_gateway/v1/inquiry.proto\x12\x11\x63redit_gateway.v1\x1a\x1e\x63redit_gateway/v1/common.proto\"\x95\x01\n\x0cQueryRequest\x12\x14\n\x0csubject_code\x18\x01 \x01(\t\x12\x12\n\nitem_codes\x18\x02 \x03(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x04 \x01(\t\x12\x34\n\x0csubject_kind\x18\x05 \x01(\x0e\x32\x1e.credit_gateway.v1.SubjectKind\"_\n\x16\x41uthorizedQueryRequest\x12.\n\x05query\x18\x01 \x01(\x0b\x32\x1f.credit_gateway.v1.QueryRequest\x12\x15\n\rconsent_token\x18\x02 \x01(\t\"%\n\x0fOwnQueryRequest\x12\x12\n\nitem_codes\x18\x01 \x03(\t2\xe8\x02\n\x0eInquiryService\x12N\n\tQueryOpen\x12\x1f.credit_gateway.v1.QueryRequest\x1a .credit_gateway.v1.QueryResponse\x12^\n\x0fQueryAuthorized\x12).credit_gateway.v1.AuthorizedQueryRequest\x1a .credit_gateway.v1.QueryResponse\x12T\n\x0fShareGovernment\x12\x1f.credit_gateway.v1.QueryRequest\x1a .credit_gateway.v1.QueryResponse\x12P\n\x08QueryOwn\x12\".credit_gateway.v1.OwnQueryRequest\x1a .credit_gateway.v1.QueryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'credit_gateway.v1.inquiry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_QUERYREQUEST']._serialized_start=86
-  _globals['_QUERYREQUEST']._serialized_end=181
-  _globals['_AUTHORIZEDQUERYREQUEST']._serialized_start=183
-  _globals['_AUTHORIZEDQUERYREQUEST']._serialized_end=278
-  _globals['_OWNQUERYREQUEST']._serialized_start=280
-  _globals['_OWNQUERYREQUEST']._serialized_end=317
-  _globals['_INQUIRYSERVICE']._serialized_start=320
-  _globals['_INQUIRYSERVICE']._serialized_end=680
+  _globals['_QUERYREQUEST']._serialized_start=87
+  _globals['_QUERYREQUEST']._serialized_end=236
+  _globals['_AUTHORIZEDQUERYREQUEST']._serialized_start=238
+  _globals['_AUTHORIZEDQUERYREQUEST']._serialized_end=333
+  _globals['_OWNQUERYREQUEST']._serialized_start=335
+  _globals['_OWNQUERYREQUEST']._serialized_end=372
+  _globals['_INQUIRYSERVICE']._serialized_start=375
+  _globals['_INQUIRYSERVICE']._serialized_end=735
 # @@protoc_insertion_point(module_scope)

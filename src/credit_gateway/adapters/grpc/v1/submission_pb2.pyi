@@ -1,5 +1,6 @@
 import datetime
 
+from credit_gateway.adapters.grpc.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -11,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SubmittedRecord(_message.Message):
-    __slots__ = ("provider_record_id", "item_code", "subject_code", "payload_json", "occurred_at", "notice_reference", "signature", "key_id")
+    __slots__ = ("provider_record_id", "item_code", "subject_code", "payload_json", "occurred_at", "notice_reference", "signature", "key_id", "subject_kind")
     PROVIDER_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +21,7 @@ class SubmittedRecord(_message.Message):
     NOTICE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_KIND_FIELD_NUMBER: _ClassVar[int]
     provider_record_id: str
     item_code: str
     subject_code: str
@@ -28,7 +30,8 @@ class SubmittedRecord(_message.Message):
     notice_reference: str
     signature: bytes
     key_id: str
-    def __init__(self, provider_record_id: _Optional[str] = ..., item_code: _Optional[str] = ..., subject_code: _Optional[str] = ..., payload_json: _Optional[bytes] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notice_reference: _Optional[str] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
+    subject_kind: _common_pb2.SubjectKind
+    def __init__(self, provider_record_id: _Optional[str] = ..., item_code: _Optional[str] = ..., subject_code: _Optional[str] = ..., payload_json: _Optional[bytes] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notice_reference: _Optional[str] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ..., subject_kind: _Optional[_Union[_common_pb2.SubjectKind, str]] = ...) -> None: ...
 
 class Violation(_message.Message):
     __slots__ = ("reason", "field", "description")
