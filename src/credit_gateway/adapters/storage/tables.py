@@ -160,7 +160,9 @@ class RecordRow(Base):
     payload: Mapped[bytes] = mapped_column(Blob)
     signature: Mapped[bytes] = mapped_column(Blob)
     signer_kid: Mapped[str] = mapped_column(String(128))
+    # Art 22: the written notice's number and the time it reached the subject.
     notice_reference: Mapped[str | None] = mapped_column(String(128))
+    notice_delivered_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(16))  # active; later: objected, suspended, archived
     labels: Mapped[str] = mapped_column(String(200), default="")
 
