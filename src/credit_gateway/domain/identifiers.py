@@ -32,6 +32,7 @@ __all__ = [
     "parse_subject_code",
     "resident_id_check_character",
     "uscc_check_character",
+    "uscc_subject_kind",
 ]
 
 IdentifierRule = Literal[
@@ -44,7 +45,15 @@ IdentifierRule = Literal[
     "address_code",
     "birth_date",
     "x_position",
+    "ambiguous_kind",
+    "kind_mismatch",
 ]
+
+# Rules about which identifier a code is, rather than whether it is one, have reasons of their own.
+_RULE_REASONS: Final[dict[str, str]] = {
+    "ambiguous_kind": "SUBJECT_KIND_REQUIRED",
+    "kind_mismatch": "SUBJECT_KIND_MISMATCH",
+}
 
 
 class IdentifierError(DomainError):
@@ -55,7 +64,7 @@ class IdentifierError(DomainError):
     rule: IdentifierRule
 
     def __init__(self, rule: IdentifierRule, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, reason=_RULE_REASONS.get(rule))
         self.rule = rule
 
     def __reduce__(self) -> tuple[type[IdentifierError], tuple[IdentifierRule, str]]:
@@ -367,34 +376,56 @@ class ResidentIdNumber:
 # ------------------------------------------------------------------ either identifier
 
 
+def uscc_subject_kind(uscc: UnifiedSocialCreditCode) -> SubjectKind:
+    """The kind of subject a USCC's registration authority and category say it registers."""
+    if uscc.registration_authority == "9":
+        if uscc.organisation_category == "2":
+            return SubjectKind.INDIVIDUAL_BUSINESS
+        if uscc.organisation_category == "3":
+            return SubjectKind.OTHER_ORGANISATION
+    return SubjectKind.LEGAL_PERSON
+
+
 def parse_subject_code(
-    text: str, *, today: datetime.date
+    text: str, *, today: datetime.date, kind: SubjectKind | None = None
 ) -> tuple[SubjectKind, UnifiedSocialCreditCode | ResidentIdNumber]:
-    """Classify and parse an 18-character subject code.
+    """Parse an 18-character subject code as the kind of subject the caller says it names.
 
-    Mapping:
+    A code is read both ways: as a resident identity number (``NATURAL_PERSON``) and as a USCC,
+    whose authority and category give its kind (:func:`uscc_subject_kind`: 92 is
+    ``INDIVIDUAL_BUSINESS``, 93 ``OTHER_ORGANISATION``, any other ``LEGAL_PERSON``).
 
-    * a valid resident identity number -> ``NATURAL_PERSON`` (tried first);
-    * a valid USCC with registration authority "9" (industry and commerce) and
-      organisation category "2" (individually-owned business, 个体工商户) or "3"
-      (farmers' specialised cooperative, 农民专业合作社) -> ``OTHER_ORGANISATION``;
-    * any other valid USCC -> ``LEGAL_PERSON``.
+    * ``kind`` given: the reading of that kind, or ``kind_mismatch`` (SUBJECT_KIND_MISMATCH)
+      when the code is valid but names another kind.
+    * ``kind`` omitted: the one valid reading; an all-digit code valid both ways is
+      ``ambiguous_kind`` (SUBJECT_KIND_REQUIRED). The kind is never guessed.
 
-    If neither parses, the error raised is the one of the more plausible reading: the
-    resident-id error when every character but the last is an ASCII digit, else the USCC
-    error.
+    If neither reading is valid, the error raised is the one of the more plausible reading: the
+    resident-id error when every character but the last is an ASCII digit, else the USCC error.
     """
+    readings: dict[SubjectKind, UnifiedSocialCreditCode | ResidentIdNumber] = {}
     try:
-        return SubjectKind.NATURAL_PERSON, ResidentIdNumber.parse(text, today=today)
+        readings[SubjectKind.NATURAL_PERSON] = ResidentIdNumber.parse(text, today=today)
     except IdentifierError as error:
         resident_error = error
     try:
         uscc = UnifiedSocialCreditCode.parse(text)
+        readings[uscc_subject_kind(uscc)] = uscc
     except IdentifierError as uscc_error:
-        body = text[:-1]
-        if body and set(body) <= _DIGITS:
-            raise resident_error from None
-        raise uscc_error from None
-    if uscc.registration_authority == "9" and uscc.organisation_category in ("2", "3"):
-        return SubjectKind.OTHER_ORGANISATION, uscc
-    return SubjectKind.LEGAL_PERSON, uscc
+        if not readings:
+            body = text[:-1]
+            if body and set(body) <= _DIGITS:
+                raise resident_error from None
+            raise uscc_error from None
+    if kind is not None:
+        if kind not in readings:
+            raise IdentifierError("kind_mismatch", f"the code is not valid for a {kind.value}")
+        return kind, readings[kind]
+    if len(readings) > 1:
+        raise IdentifierError(
+            "ambiguous_kind",
+            "the code is valid both as a resident identity number and as a USCC: "
+            "say which kind of subject it names (subject_kind)",
+        )
+    ((only_kind, parsed),) = readings.items()
+    return only_kind, parsed

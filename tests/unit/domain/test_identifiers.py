@@ -22,6 +22,7 @@ from credit_gateway.domain.identifiers import (
     parse_subject_code,
     resident_id_check_character,
     uscc_check_character,
+    uscc_subject_kind,
 )
 from credit_gateway.errors import InvalidArgument
 
@@ -391,7 +392,7 @@ def test_subject_code_resident_id_is_a_natural_person(code: str) -> None:
     ("head", "kind"),
     [
         ("91350100", SubjectKind.LEGAL_PERSON),  # enterprise
-        ("92350100", SubjectKind.OTHER_ORGANISATION),  # individually-owned business
+        ("92350100", SubjectKind.INDIVIDUAL_BUSINESS),  # individually-owned business
         ("93350100", SubjectKind.OTHER_ORGANISATION),  # farmers' cooperative
         ("99350100", SubjectKind.LEGAL_PERSON),
         ("12350100", SubjectKind.LEGAL_PERSON),  # authority 1, category 2: not 9/2
@@ -407,13 +408,22 @@ def test_subject_code_uscc_mapping(head: str, kind: SubjectKind) -> None:
 
 @given(valid_usccs())
 def test_subject_code_generated_uscc_mapping(code: str) -> None:
-    kind, subject = parse_subject_code(code, today=TODAY)
-    if kind is SubjectKind.NATURAL_PERSON:  # an all-digit code can be both; id wins
-        assert subject == ResidentIdNumber(code)
-        return
-    assert subject == UnifiedSocialCreditCode(code)
-    other = code[0] == "9" and code[1] in "23"
-    assert kind is (SubjectKind.OTHER_ORGANISATION if other else SubjectKind.LEGAL_PERSON)
+    uscc = UnifiedSocialCreditCode(code)
+    expected = uscc_subject_kind(uscc)
+    # Said explicitly, the USCC's own kind always reads as the USCC.
+    assert parse_subject_code(code, today=TODAY, kind=expected) == (expected, uscc)
+    try:
+        ResidentIdNumber.parse(code, today=TODAY)
+    except IdentifierError:
+        assert parse_subject_code(code, today=TODAY) == (expected, uscc)
+    else:  # valid both ways: never guessed
+        with pytest.raises(IdentifierError) as excinfo:
+            parse_subject_code(code, today=TODAY)
+        assert excinfo.value.reason == "SUBJECT_KIND_REQUIRED"
+    assert expected is {
+        "92": SubjectKind.INDIVIDUAL_BUSINESS,
+        "93": SubjectKind.OTHER_ORGANISATION,
+    }.get(code[:2], SubjectKind.LEGAL_PERSON)
 
 
 def test_subject_code_all_digit_uscc_is_a_legal_person() -> None:
@@ -426,13 +436,43 @@ def test_subject_code_all_digit_uscc_is_a_legal_person() -> None:
     )
 
 
-def test_subject_code_valid_as_both_is_a_natural_person() -> None:
-    code = "110105195006087684"
+@pytest.mark.parametrize("code", ["110105195006087684", "121101190408136711"])
+def test_subject_code_valid_as_both_needs_its_kind(code: str) -> None:
     assert UnifiedSocialCreditCode(code).value == code
-    assert parse_subject_code(code, today=TODAY) == (
+    assert ResidentIdNumber(code).value == code
+    with pytest.raises(IdentifierError) as excinfo:
+        parse_subject_code(code, today=TODAY)
+    assert (excinfo.value.rule, excinfo.value.reason) == ("ambiguous_kind", "SUBJECT_KIND_REQUIRED")
+    assert code not in excinfo.value.message  # never echoes personal data
+    assert parse_subject_code(code, today=TODAY, kind=SubjectKind.NATURAL_PERSON) == (
         SubjectKind.NATURAL_PERSON,
         ResidentIdNumber(code),
     )
+    assert parse_subject_code(code, today=TODAY, kind=SubjectKind.LEGAL_PERSON) == (
+        SubjectKind.LEGAL_PERSON,
+        UnifiedSocialCreditCode(code),
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("110105195006087684", SubjectKind.OTHER_ORGANISATION),  # its USCC is a legal person's
+        ("911101082283038843", SubjectKind.NATURAL_PERSON),  # no resident-id reading
+        (RESIDENT_EXAMPLES[0], SubjectKind.LEGAL_PERSON),
+        (make_uscc("92350100", "M000100Y"), SubjectKind.LEGAL_PERSON),  # an individual business
+    ],
+)
+def test_subject_code_of_another_kind_is_a_mismatch(code: str, kind: SubjectKind) -> None:
+    with pytest.raises(IdentifierError) as excinfo:
+        parse_subject_code(code, today=TODAY, kind=kind)
+    assert (excinfo.value.rule, excinfo.value.reason) == ("kind_mismatch", "SUBJECT_KIND_MISMATCH")
+
+
+def test_an_invalid_code_reports_its_own_error_whatever_kind_is_said() -> None:
+    with pytest.raises(IdentifierError) as excinfo:
+        parse_subject_code("110105194912310021", today=TODAY, kind=SubjectKind.LEGAL_PERSON)
+    assert excinfo.value.reason == "BAD_IDENTIFIER"
 
 
 @pytest.mark.parametrize(
