@@ -4,13 +4,19 @@ The token names the consent, the subject (by its opaque gateway id, never its id
 the grantee, the scope and the expiry. It is a pointer with a signature, not the authority: the
 release transaction reads the consent record itself, so a revoked consent fails at once even
 while its token has not expired. Verification failures collapse into one reason for the caller.
+
+The expiry is the consent's `valid_until` to the microsecond, in `valid_until_us` (integer
+microseconds since the epoch): `exp` is a whole second, rounded *up* so that no reader of `exp`
+alone holds the token valid longer than the consent, and the gateway itself never refuses it
+earlier than the consent ends (a rounded-down `exp` refused queries up to a second before
+GetConsent stopped saying ACTIVE).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from joserfc import jwt
 
@@ -57,11 +63,40 @@ def issue(keyring: KeyRing, issuer: str, consent: Consent) -> str:
             "categories": sorted(c.value for c in terms.categories),
         },
         "nbf": int(terms.valid_from.timestamp()),
-        "exp": int(terms.valid_until.timestamp()),
+        "exp": _whole_seconds_up(terms.valid_until),
+        "valid_until_us": _microseconds(terms.valid_until),
         "iat": int(consent.granted_at.timestamp()),
     }
     header = {"typ": TOKEN_TYPE, "alg": ALGORITHMS[0], "kid": keyring.current.kid}
     return jwt.encode(header, claims, keyring.current_jwk, algorithms=list(ALGORITHMS))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _microseconds(at: datetime) -> int:
+    """Exactly, in integers: a float timestamp of today has too few digits for microseconds."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _whole_seconds_up(at: datetime) -> int:
+    return -(-_microseconds(at) // 1_000_000)
+
+
+def _expiry(claims: dict[str, object]) -> datetime:
+    """The exact expiry: `valid_until_us`, which must round up to `exp`; a token without it
+    (issued before it was added) expires at `exp`."""
+    exp = claims["exp"]
+    if isinstance(exp, bool) or not isinstance(exp, int):
+        raise TypeError("exp is not an integer")
+    if "valid_until_us" not in claims:
+        return _EPOCH + timedelta(seconds=exp)
+    exact = claims["valid_until_us"]
+    if isinstance(exact, bool) or not isinstance(exact, int):
+        raise TypeError("valid_until_us is not an integer")
+    if -(-exact // 1_000_000) != exp:
+        raise ValueError("valid_until_us and exp disagree")
+    return _EPOCH + timedelta(microseconds=exact)
 
 
 def _invalid(_problem: Problem, _detail: str) -> ConsentTokenError:
@@ -98,7 +133,7 @@ class ConsentTokenVerifier:
                 consent_id=str(claims["consent_id"]),
                 subject_id=str(claims["sub"]),
                 grantee=str(claims["grantee"]),
-                expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=UTC),
+                expires_at=_expiry(claims),
             )
         except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
             raise _invalid(Problem.CLAIMS, "") from exc

@@ -4,10 +4,13 @@ token, which still names its consent. (test_token_forgery.py has tokens forged o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from joserfc import jwt
 from support.keys import ISSUER, Keys, consent_verifier, signing_key
 
@@ -58,6 +61,7 @@ def test_a_consent_token_names_the_subject_by_its_opaque_id_only(keys: Keys) -> 
     assert pyjwt.get_unverified_header(token) == {"typ": "consent+jwt", "alg": "ES256", "kid": "k1"}
     claims = pyjwt.decode(token, options={"verify_signature": False})
     names = {"iss", "jti", "consent_id", "sub", "grantee", "scope", "nbf", "exp", "iat"}
+    names.add("valid_until_us")
     assert set(claims) == names
     assert claims["sub"] == "sbj_7f3a"
     verified = consent_verifier(keys).verify(token, NOW)
@@ -104,3 +108,41 @@ def test_a_consent_token_verifies_until_its_key_retires(keys: Keys) -> None:
     assert verifier.verify(token, NOW).consent_id == "cns_1"
     rotate(keys, "k3")
     assert consent_refusal(verifier, token) == ("CONSENT_TOKEN_INVALID", None)
+
+
+def _ending_at(until: datetime) -> Consent:
+    return replace(CONSENT, terms=replace(TERMS, valid_until=until))
+
+
+@given(st.integers(min_value=0, max_value=999_999))
+def test_a_token_expires_at_its_consents_microsecond(micros: int) -> None:
+    # Issue #11 item 7: `exp` alone is a whole second; the token ends when the consent does.
+    keys = Keys()
+    until = UNTIL + timedelta(microseconds=micros)
+    token = consent_tokens.issue(keys(), ISSUER, _ending_at(until))
+    verifier = consent_verifier(keys)
+    assert verifier.verify(token, until - timedelta(microseconds=1)).expires_at == until
+    assert consent_refusal(verifier, token, until) == ("CONSENT_EXPIRED", "cns_1")
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    # Rounded up: a reader of `exp` alone never holds the token valid past the consent's end
+    # by a second or more, nor refuses it before.
+    assert claims["exp"] - 1 < until.timestamp() <= claims["exp"]
+
+
+def test_a_token_whose_exact_expiry_disagrees_with_its_exp_is_invalid(keys: Keys) -> None:
+    genuine = consent_tokens.issue(keys(), ISSUER, CONSENT)
+    claims = pyjwt.decode(genuine, options={"verify_signature": False})
+    header = {"typ": "consent+jwt", "alg": "ES256", "kid": "k1"}
+    later = claims["valid_until_us"] + 2_000_000
+    for changed in ({"valid_until_us": later}, {"valid_until_us": str(later)}):
+        token = jwt.encode(header, {**claims, **changed}, keys().current_jwk)
+        assert consent_refusal(consent_verifier(keys), token) == ("CONSENT_TOKEN_INVALID", None)
+
+
+def test_a_token_issued_without_the_exact_expiry_expires_at_exp(keys: Keys) -> None:
+    genuine = consent_tokens.issue(keys(), ISSUER, CONSENT)
+    claims = pyjwt.decode(genuine, options={"verify_signature": False})
+    del claims["valid_until_us"]
+    header = {"typ": "consent+jwt", "alg": "ES256", "kid": "k1"}
+    token = jwt.encode(header, claims, keys().current_jwk)
+    assert consent_verifier(keys).verify(token, NOW).expires_at == UNTIL
