@@ -70,6 +70,15 @@ def cmd_certs_issue(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_certs_sign(args: argparse.Namespace, settings: Settings) -> int:
+    csr_pem = Path(args.csr).read_bytes()  # an unreadable file is told like every other
+    signed = pki.sign_participant_csr(
+        settings.certs_dir, csr_pem, args.name, args.kind, overwrite=args.overwrite
+    )
+    print(f"certs: {signed.cert_path} x5t#S256={signed.x5t_s256}")
+    return 0
+
+
 def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from credit_gateway.adapters.storage import keys as key_store
     from credit_gateway.adapters.storage.db import Database
@@ -245,6 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("name")
     issue.add_argument("--kind", required=True, choices=[k.value for k in pki.ParticipantKind])
     issue.add_argument("--overwrite", action="store_true")
+    sign = add(
+        "sign",
+        cmd_certs_sign,
+        "sign a participant's CSR: its private key stays with the participant",
+        certs,
+    )
+    sign.add_argument("csr", help="the PEM certificate signing request")
+    sign.add_argument("--name", required=True)
+    sign.add_argument("--kind", required=True, choices=[k.value for k in pki.ParticipantKind])
+    sign.add_argument("--overwrite", action="store_true")
     keys = sub.add_parser("keys", help="token signing keys").add_subparsers(
         dest="keys_command", required=True
     )

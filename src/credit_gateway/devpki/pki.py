@@ -6,6 +6,8 @@ Layout under ``directory``::
     ca.pem, ca.key                 private CA (never overwritten once it exists)
     server.pem, server.key         gateway TLS server certificate
     participants/<name>.pem|.key   participant client certificates (mTLS)
+    participants/<name>.pem        ... or only the certificate, signed from the participant's
+                                   CSR (`certs sign`): its private key never leaves it
     foreign/ca.pem|.key            an unrelated CA, only for negative tests
     foreign/participants/...       clients of that unrelated CA
     .gitignore                     keeps ``*.key`` out of version control
@@ -26,7 +28,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from credit_gateway.auth.binding import x5t_s256
@@ -38,10 +41,12 @@ __all__ = [
     "ParticipantKind",
     "PkiError",
     "PkiPaths",
+    "SignedCert",
     "fingerprint_sha256",
     "init_pki",
     "issue_foreign_ca_client",
     "issue_participant",
+    "sign_participant_csr",
     "x5t_s256_of_der",
 ]
 
@@ -66,11 +71,15 @@ class PkiPaths:
 
 
 @dataclass(frozen=True, slots=True)
-class IssuedCert:
+class SignedCert:
     cert_path: Path
-    key_path: Path
     fingerprint_sha256: str  # lowercase hex SHA-256 of the DER certificate
     x5t_s256: str  # RFC 8705 ``cnf`` value: base64url (unpadded) of the same digest
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCert(SignedCert):
+    key_path: Path
 
 
 CA_COMMON_NAME = "credit_gateway dev CA"
@@ -82,6 +91,9 @@ PARTICIPANT_URI_PREFIX = "urn:credit-gateway:participant:"
 CA_VALIDITY = timedelta(days=3650)
 SERVER_VALIDITY = timedelta(days=730)
 PARTICIPANT_VALIDITY = timedelta(days=365)
+# Keys a participant may bring in a CSR: what TLS 1.3 stacks and grpc verify everywhere.
+_CSR_CURVES = (ec.SECP256R1, ec.SECP384R1)
+_CSR_MIN_RSA_BITS = 2048
 # Backdate notBefore so a peer whose clock is slightly behind still accepts a fresh cert.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -148,7 +160,12 @@ def init_pki(directory: Path, *, now: datetime | None = None) -> PkiPaths:
             ]
         )
         builder = _leaf_builder(
-            subject, key, ca_cert, now, SERVER_VALIDITY, ExtendedKeyUsageOID.SERVER_AUTH
+            subject,
+            key.public_key(),
+            ca_cert,
+            now,
+            SERVER_VALIDITY,
+            ExtendedKeyUsageOID.SERVER_AUTH,
         ).add_extension(san, critical=False)
         cert = builder.sign(ca_key, hashes.SHA256())
         _write_pair(paths.server_cert, paths.server_key, cert, key, overwrite=False)
@@ -173,6 +190,57 @@ def issue_participant(
     if ca_pair is None:
         raise PkiError(f"no CA in {directory}; run init_pki first")
     return _issue_client(directory / "participants", name, kind, ca_pair, _utc(now), overwrite)
+
+
+def sign_participant_csr(
+    directory: Path,
+    csr_pem: bytes,
+    name: str,
+    kind: ParticipantKind | str,
+    *,
+    now: datetime | None = None,
+    overwrite: bool = False,
+) -> SignedCert:
+    """Sign a participant's certificate signing request with the CA under ``directory``.
+
+    Only the CSR's public key is used, after its signature proves the requester holds the
+    private key. The subject and extensions are the gateway's own (``name``, ``kind``), as for
+    :func:`issue_participant`: a CSR cannot ask for another name, a CA bit or server use.
+    """
+    _check_name(name)
+    kind = _parse_kind(kind)
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise PkiError(f"not a PEM certificate signing request: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise PkiError("the CSR's signature does not verify: it is not signed by its own key")
+    public_key = csr.public_key()
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if not isinstance(public_key.curve, _CSR_CURVES):
+            raise PkiError(f"EC curve {public_key.curve.name} is not accepted; use P-256 or P-384")
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < _CSR_MIN_RSA_BITS:
+            raise PkiError(f"RSA keys must have at least {_CSR_MIN_RSA_BITS} bits")
+    else:
+        raise PkiError("the CSR's key must be EC (P-256, P-384) or RSA")
+    ca_pair = _load_pair(directory / "ca.pem", directory / "ca.key")
+    if ca_pair is None:
+        raise PkiError(f"no CA in {directory}; run init_pki first")
+    now = _utc(now)
+    _check_ca_usable(ca_pair[0], now)
+    out_dir = directory / "participants"
+    cert_path = out_dir / f"{name}.pem"
+    if not overwrite and cert_path.exists():
+        raise PkiError(f"{cert_path} already exists; pass overwrite=True to reissue")
+    if (out_dir / f"{name}.key").exists():
+        # A key beside the certificate would no longer match it.
+        raise PkiError(f"{out_dir / (name + '.key')} exists: that participant's key is held here")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cert = _participant_cert(name, kind, public_key, ca_pair, now)
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    _write_new(cert_path, cert_pem, _CERT_MODE, replace=overwrite)
+    return SignedCert(cert_path, fingerprint_sha256(cert_pem), x5t_s256(_pem_to_der(cert_pem)))
 
 
 def issue_foreign_ca_client(
@@ -242,7 +310,7 @@ def _ensure_ca(
 
 def _leaf_builder(
     subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
+    public_key: CertificatePublicKeyTypes,
     ca_cert: x509.Certificate,
     now: datetime,
     validity: timedelta,
@@ -255,7 +323,7 @@ def _leaf_builder(
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(not_after)
@@ -275,7 +343,7 @@ def _leaf_builder(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
             critical=False,
@@ -305,10 +373,23 @@ def _issue_client(
             )
         return _issued(cert_path, key_path, existing)
 
-    ca_cert, ca_key = ca_pair
-    _check_ca_usable(ca_cert, now)
+    _check_ca_usable(ca_pair[0], now)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
+    cert = _participant_cert(name, kind, key.public_key(), ca_pair, now)
+    _write_pair(cert_path, key_path, cert, key, overwrite=overwrite)
+    return _issued(cert_path, key_path, cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _participant_cert(
+    name: str,
+    kind: ParticipantKind,
+    public_key: CertificatePublicKeyTypes,
+    ca_pair: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+    now: datetime,
+) -> x509.Certificate:
+    """The one shape of a participant's certificate, whoever made its key."""
+    ca_cert, ca_key = ca_pair
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, kind.value),
@@ -319,15 +400,13 @@ def _issue_client(
     san = x509.SubjectAlternativeName(
         [x509.UniformResourceIdentifier(PARTICIPANT_URI_PREFIX + name)]
     )
-    cert = (
+    return (
         _leaf_builder(
-            subject, key, ca_cert, now, PARTICIPANT_VALIDITY, ExtendedKeyUsageOID.CLIENT_AUTH
+            subject, public_key, ca_cert, now, PARTICIPANT_VALIDITY, ExtendedKeyUsageOID.CLIENT_AUTH
         )
         .add_extension(san, critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write_pair(cert_path, key_path, cert, key, overwrite=overwrite)
-    return _issued(cert_path, key_path, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _issued(cert_path: Path, key_path: Path, cert_pem: bytes) -> IssuedCert:
