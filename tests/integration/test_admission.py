@@ -333,6 +333,7 @@ def test_reflection_lists_the_services_and_describes_reflection_v1(
         "credit_gateway.v1.InquiryService",
         "credit_gateway.v1.SubmissionService",
         "credit_gateway.v1.ConsentService",
+        "credit_gateway.v1.DiscoveryService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
         "grpc.reflection.v1.ServerReflection",
@@ -356,3 +357,17 @@ def test_reflection_lists_the_services_and_describes_reflection_v1(
         ".grpc.reflection.v1.ServerReflectionRequest",
         ".grpc.reflection.v1.ServerReflectionResponse",
     )
+    # A client learns the discovery RPCs through reflection alone (issue #11 item 18).
+    discovery = reflect(
+        channel,
+        method,
+        reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="credit_gateway.v1.DiscoveryService"
+        ),
+    )
+    protos = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in discovery.file_descriptor_response.file_descriptor_proto
+    ]
+    (found,) = [f for f in protos if f.name == "credit_gateway/v1/discovery.proto"]
+    assert [m.name for m in found.service[0].method] == ["GetCatalog", "ListAgreements"]

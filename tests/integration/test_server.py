@@ -29,6 +29,7 @@ def test_every_gateway_service_reports_serving(harness: Harness) -> None:
         "credit_gateway.v1.InquiryService",
         "credit_gateway.v1.ConsentService",
         "credit_gateway.v1.SubmissionService",
+        "credit_gateway.v1.DiscoveryService",
     ):
         response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
         assert response.status == health_pb2.HealthCheckResponse.SERVING
@@ -57,7 +58,11 @@ def test_reflection_lists_the_services(harness: Harness) -> None:
     request = reflection_pb2.ServerReflectionRequest(list_services="")
     response = next(iter(stub.ServerReflectionInfo(iter([request]), timeout=5)))
     names = {s.name for s in response.list_services_response.service}
-    assert {"credit_gateway.v1.InquiryService", "grpc.health.v1.Health"} <= names
+    assert {
+        "credit_gateway.v1.InquiryService",
+        "credit_gateway.v1.DiscoveryService",
+        "grpc.health.v1.Health",
+    } <= names
 
 
 def test_unknown_method_is_unimplemented(harness: Harness) -> None:

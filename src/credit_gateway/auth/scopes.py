@@ -31,17 +31,24 @@ SUBMISSION = "submission.write"
 CONSENT_GRANTEE = "consent.grantee"
 SUBJECT_SELF = "subject.self"
 SUBJECT_CONSENT = "subject.consent"
+# DiscoveryService: the catalog in force and the caller's own agreements. A scope of its own,
+# not one of the release scopes: a client that only reads what it may ask for (a platform's
+# configuration job, a providing unit's submitter) is given no release or submission right.
+DISCOVERY = "discovery.read"
 
 SUBJECT_SCOPES = frozenset({SUBJECT_SELF, SUBJECT_CONSENT})
 
 # Scopes each kind of participant may be registered with (DESIGN "Who calls it").
 SCOPES_BY_KIND: Mapping[PK, frozenset[str]] = {
-    PK.NATIONAL_PLATFORM: frozenset({INQUIRY_OPEN, SUBMISSION}),
-    PK.PROVINCIAL_PLATFORM: frozenset({INQUIRY_OPEN, SUBMISSION}),
-    PK.CREDIT_AGENCY: frozenset({INQUIRY_OPEN, INQUIRY_AUTHORIZED, CONSENT_GRANTEE}),
-    PK.INDUSTRY_ASSOCIATION: frozenset({INQUIRY_OPEN, INQUIRY_AUTHORIZED, CONSENT_GRANTEE}),
-    PK.GOVERNMENT_DEPARTMENT: frozenset({INQUIRY_OPEN, SHARING_GOVERNMENT}),
-    PK.PROVIDING_UNIT: frozenset({SUBMISSION}),
+    PK.NATIONAL_PLATFORM: frozenset({INQUIRY_OPEN, SUBMISSION, DISCOVERY}),
+    PK.PROVINCIAL_PLATFORM: frozenset({INQUIRY_OPEN, SUBMISSION, DISCOVERY}),
+    PK.CREDIT_AGENCY: frozenset({INQUIRY_OPEN, INQUIRY_AUTHORIZED, CONSENT_GRANTEE, DISCOVERY}),
+    PK.INDUSTRY_ASSOCIATION: frozenset(
+        {INQUIRY_OPEN, INQUIRY_AUTHORIZED, CONSENT_GRANTEE, DISCOVERY}
+    ),
+    PK.GOVERNMENT_DEPARTMENT: frozenset({INQUIRY_OPEN, SHARING_GOVERNMENT, DISCOVERY}),
+    PK.PROVIDING_UNIT: frozenset({SUBMISSION, DISCOVERY}),
+    # A real-name portal acts for subjects, who hold no agreement: nothing to discover.
     PK.IDENTITY_PROVIDER: frozenset(),
 }
 
@@ -50,6 +57,7 @@ _S = PrincipalKind.SUBJECT
 _INQ = "/credit_gateway.v1.InquiryService/"
 _SUB = "/credit_gateway.v1.SubmissionService/"
 _CON = "/credit_gateway.v1.ConsentService/"
+_DIS = "/credit_gateway.v1.DiscoveryService/"
 
 METHOD_SCOPES: Mapping[str, MethodRule] = {
     _INQ + "QueryOpen": MethodRule(INQUIRY_OPEN, _P),
@@ -60,6 +68,8 @@ METHOD_SCOPES: Mapping[str, MethodRule] = {
     _CON + "RequestConsent": MethodRule(CONSENT_GRANTEE, _P),
     _CON + "GetConsentToken": MethodRule(CONSENT_GRANTEE, _P),
     _CON + "WatchConsents": MethodRule(CONSENT_GRANTEE, _P),
+    _DIS + "GetCatalog": MethodRule(DISCOVERY, _P),
+    _DIS + "ListAgreements": MethodRule(DISCOVERY, _P),
     **{
         _CON + name: MethodRule(SUBJECT_CONSENT, _S)
         for name in (

@@ -5,9 +5,15 @@ from __future__ import annotations
 import grpc
 
 from credit_gateway.adapters.grpc.consent import ConsentServicer
+from credit_gateway.adapters.grpc.discovery import DiscoveryServicer
 from credit_gateway.adapters.grpc.inquiry import InquiryServicer
 from credit_gateway.adapters.grpc.submission import SubmissionServicer
-from credit_gateway.adapters.grpc.v1 import consent_pb2_grpc, inquiry_pb2_grpc, submission_pb2_grpc
+from credit_gateway.adapters.grpc.v1 import (
+    consent_pb2_grpc,
+    discovery_pb2_grpc,
+    inquiry_pb2_grpc,
+    submission_pb2_grpc,
+)
 from credit_gateway.adapters.grpc.watch import ConsentEventHub
 from credit_gateway.consent.service import ConsentService
 from credit_gateway.runtime.blocking import Blocking
@@ -32,8 +38,12 @@ def register_services(
     consent_pb2_grpc.add_ConsentServiceServicer_to_server(
         ConsentServicer(ConsentService(gateway), blocking, hub), server
     )
+    discovery_pb2_grpc.add_DiscoveryServiceServicer_to_server(
+        DiscoveryServicer(gateway, blocking), server
+    )
     return (
         "credit_gateway.v1.InquiryService",
         "credit_gateway.v1.SubmissionService",
         "credit_gateway.v1.ConsentService",
+        "credit_gateway.v1.DiscoveryService",
     )

@@ -79,9 +79,13 @@ def suspend_agreement(db: Database, agreement_id: str) -> None:
         agreement_store.set_agreement_status(session, agreement_id, AgreementStatus.SUSPENDED)
 
 
-def list_agreements(db: Database) -> list[tuple[Agreement, AgreementStatus]]:
+def list_agreements(
+    db: Database, counterparty: str | None = None
+) -> list[tuple[Agreement, AgreementStatus]]:
+    """Every registered agreement, or only those whose counterparty is `counterparty` (what
+    DiscoveryService.ListAgreements shows a participant: its own, never another's)."""
     with db.transaction(write=False) as session:
-        return agreement_store.list_agreements(session)
+        return agreement_store.list_agreements(session, counterparty)
 
 
 # --- subjects ----------------------------------------------------------------------------------
