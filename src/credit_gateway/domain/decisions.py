@@ -37,6 +37,10 @@ class Reason(enum.StrEnum):
     LEVEL_NOT_AGREED = "LEVEL_NOT_AGREED"
     NOT_DISCLOSABLE_ON_CHANNEL = "NOT_DISCLOSABLE_ON_CHANNEL"
     ITEM_NOT_CONSENTED = "ITEM_NOT_CONSENTED"
+    # government sharing (Art 20 para 1) is of public credit information alone: not market
+    # information (Art 3), nor what Art 16 para 2 (2) releases only with written consent
+    NOT_PUBLIC_CREDIT_INFORMATION = "NOT_PUBLIC_CREDIT_INFORMATION"
+    WRITTEN_CONSENT_REQUIRED = "WRITTEN_CONSENT_REQUIRED"
     # record-level
     DISCLOSURE_PERIOD_ENDED = "DISCLOSURE_PERIOD_ENDED"
     OUTSIDE_CONSENT_DATA_RANGE = "OUTSIDE_CONSENT_DATA_RANGE"

@@ -8,12 +8,23 @@ Steps, in order (the first refusal ends the request; later steps withhold items 
      subject kind; the day's call quota is not used up          (Art 20, 36)
   3. on the authorized channel: a consent of this subject to this caller, active, in its window,
      with uses left, for this purpose                           (Art 19, 20 para 2)
-  4. per item: in the catalog, covered by the agreement, its disclosure level for the subject's
-     kind open to the channel and agreed, and (authorized channel) covered by the consent;
-     Art 16 written-consent items only when named one by one    (Art 9-10, 16-19)
+  4. per item: in the catalog; (government sharing) public credit information that needs no
+     written consent; covered by the agreement, its disclosure level for the subject's kind
+     open to the channel and agreed, and (authorized channel) covered by the consent;
+     Art 16 written-consent items only when named one by one    (Art 9-10, 16-20)
   5. per record: in service, not suspended under objection (labelled while pending), inside the
      disclosure period and the consent's data range, within the day's record quota
                                                                 (Art 19, 29-31)
+
+What a government department gets (Art 20 para 1: "the non-public Public Credit Information
+aggregated by the Provincial Social Credit Information Center", for its duties, no consent):
+  OPEN, AUTHORIZED, GOVERNMENT level   released, when public credit information (Art 17-18, 20.1)
+  SELF level                           NOT_DISCLOSABLE_ON_CHANNEL: the real-name inquiry alone
+  market information, any level        NOT_PUBLIC_CREDIT_INFORMATION: Art 3 sets it apart from
+                                       public credit information, which is all 20.1 shares
+  Art 16 written-consent, any level    WRITTEN_CONSENT_REQUIRED: Art 16 para 2 (2) and Art 19
+                                       release it only with the person's written consent, and
+                                       government sharing carries none
 """
 
 from __future__ import annotations
@@ -24,7 +35,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from credit_gateway.domain.agreements import Agreement, AgreementStatus, Operation
-from credit_gateway.domain.catalog import Catalog, CatalogItem, DisclosureLevel
+from credit_gateway.domain.catalog import (
+    Art16Class,
+    Catalog,
+    CatalogItem,
+    DisclosureLevel,
+    InfoKind,
+)
 from credit_gateway.domain.consent import Consent, ConsentStatus
 from credit_gateway.domain.decisions import (
     LABEL_OBJECTION_PENDING,
@@ -236,6 +253,12 @@ def _items_in_question(request: ReleaseRequest, catalog: Catalog) -> list[str]:
 
 
 def _refuse_item(request: ReleaseRequest, item: CatalogItem) -> Reason | None:
+    if request.channel is Channel.GOVERNMENT_SHARING:
+        # Before the level and the agreement: no agreement or level makes these shareable.
+        if item.info_kind is not InfoKind.PUBLIC:
+            return Reason.NOT_PUBLIC_CREDIT_INFORMATION
+        if item.art16 is Art16Class.WRITTEN_CONSENT:
+            return Reason.WRITTEN_CONSENT_REQUIRED
     level = item.level_for(request.subject_kind)
     if level not in _LEVELS[request.channel]:
         return Reason.NOT_DISCLOSABLE_ON_CHANNEL

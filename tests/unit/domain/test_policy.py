@@ -112,12 +112,14 @@ def _item(
     period_days: int,
     art16: Art16Class = Art16Class.ORDINARY,
     state_provision: str = "",
+    info_kind: InfoKind | None = None,
 ) -> CatalogItem:
     return CatalogItem(
         code=code,
         title=code.title(),
         category=category,
-        info_kind=InfoKind.MARKET if category is Category.MARKET else InfoKind.PUBLIC,
+        info_kind=info_kind
+        or (InfoKind.MARKET if category is Category.MARKET else InfoKind.PUBLIC),
         polarity=Polarity.NEUTRAL,
         providers=frozenset({"provider-a"}),
         schema={"type": "object"},
@@ -131,7 +133,9 @@ def _item(
 REG = "REG.ENTERPRISE"  # open for organisations, authorized for persons
 PUN = "ADM.PUNISHMENT"  # authorized for everyone
 JUD = "JUD.ENFORCEMENT"  # government sharing only
-INC = "NP.INCOME"  # Art 16 (2): written consent, named one by one
+INC = "NP.INCOME"  # Art 16 (2): written consent, named one by one; market information
+TAX = "TAX.PAID"  # Art 16 (2): written consent; public credit information
+MKT = "MKT.REPAYMENT"  # market information (Art 3 para 3), at every level but SELF
 VOL = "VOL.SERVICE"  # the subject alone
 LST = "LIST.DISCIPLINE"  # open for everyone, persons by State provision (Art 17 para 2)
 UNKNOWN = "NOPE.ITEM"  # not in the catalog
@@ -151,6 +155,14 @@ CATALOG = Catalog(
                 365,
                 art16=Art16Class.WRITTEN_CONSENT,
             ),
+            _item(
+                TAX,
+                Category.ADMINISTRATIVE_OTHER,
+                {NP: AUTH, LP: GOV, OO: AUTH},
+                1825,
+                art16=Art16Class.WRITTEN_CONSENT,
+            ),
+            _item(MKT, Category.MARKET, {NP: AUTH, LP: GOV, OO: OPEN}, 1825),
             _item(VOL, Category.COMMENDATION_VOLUNTEER, {NP: SELF, LP: SELF, OO: SELF}, 1825),
             _item(
                 LST,
@@ -901,13 +913,109 @@ ROWS: list[Row] = [
         change(consent=None),
         AllReleased(),
     ),
-    # Art 16 binds credit service organisations; Art 20 para 1 lets government departments share
-    # non-open information for their duties, so no written consent is asked for here.
+    # Art 20 para 1 shares public credit information, at every level but SELF, with no consent;
+    # market information (Art 3) is not public credit information, and Art 16 para 2 (2) items
+    # leave only with the person's written consent, which government sharing never carries.
+    *[
+        row(
+            f"art20p1-government-gets-{level}-public-information-{kind.value}",
+            "20.1",
+            GOV_SHARE,
+            both(subject(kind, code), asking(item)),
+            AllReleased(),
+        )
+        for level, item, kind, code in (
+            ("open", REG, LP, COMPANY),
+            ("authorized", PUN, NP, PERSON),
+            ("government", JUD, OO, COMPANY_2),
+        )
+    ],
     row(
-        "art20p1-government-shares-written-consent-item-without-consent",
+        "art20p1-government-never-gets-self-level",
+        "20.1",
+        GOV_SHARE,
+        both(subject(NP, PERSON), asking(JUD, VOL)),
+        ItemOut(VOL, R.NOT_DISCLOSABLE_ON_CHANNEL),
+        RecordIn(rid(JUD)),
+    ),
+    *[
+        row(
+            f"art20p1-market-information-at-{level}-level-withheld-{kind.value}",
+            "20.1",
+            GOV_SHARE,
+            both(subject(kind, code), asking(MKT, JUD)),
+            ItemOut(MKT, R.NOT_PUBLIC_CREDIT_INFORMATION),
+            RecordIn(rid(JUD)),
+            OutcomeIs(Outcome.PARTIAL),
+        )
+        for level, kind, code in (
+            ("open", OO, COMPANY_2),
+            ("authorized", NP, PERSON),
+            ("government", LP, COMPANY),
+        )
+    ],
+    *[
+        row(
+            f"art20p1-written-consent-item-at-{level}-level-withheld-{kind.value}",
+            "20.1",
+            GOV_SHARE,
+            both(subject(kind, code), asking(TAX, JUD)),
+            ItemOut(TAX, R.WRITTEN_CONSENT_REQUIRED),
+            RecordIn(rid(JUD)),
+            OutcomeIs(Outcome.PARTIAL),
+        )
+        for level, kind, code in (("authorized", NP, PERSON), ("government", LP, COMPANY))
+    ],
+    row(
+        "art20p1-market-reason-before-written-consent",
         "20.1",
         GOV_SHARE,
         both(subject(NP, PERSON), asking(INC, JUD)),
+        ItemOut(INC, R.NOT_PUBLIC_CREDIT_INFORMATION),
+        RecordIn(rid(JUD)),
+    ),
+    row(
+        "art20p1-law-before-the-agreement",
+        "20.1",
+        GOV_SHARE,
+        both(asking(MKT, TAX, JUD), agreement(categories=frozenset({Category.JUDICIAL}))),
+        ItemOut(MKT, R.NOT_PUBLIC_CREDIT_INFORMATION),
+        ItemOut(TAX, R.WRITTEN_CONSENT_REQUIRED),
+        RecordIn(rid(JUD)),
+    ),
+    row(
+        "art20p1-only-market-and-written-consent-asked-refused",
+        "20.1",
+        GOV_SHARE,
+        asking(MKT, TAX),
+        Refused(R.NOT_PUBLIC_CREDIT_INFORMATION),
+    ),
+    row(
+        "art20p1-default-request-names-what-the-law-withholds",
+        "20.1",
+        GOV_SHARE,
+        asking(),
+        ItemOut(MKT, R.NOT_PUBLIC_CREDIT_INFORMATION),
+        ItemOut(INC, R.NOT_PUBLIC_CREDIT_INFORMATION),
+        ItemOut(TAX, R.WRITTEN_CONSENT_REQUIRED),
+        ItemOut(VOL, R.NOT_DISCLOSABLE_ON_CHANNEL),
+        RecordIn(rid(JUD)),
+        RecordIn(rid(PUN)),
+        RecordIn(rid(REG)),
+        OutcomeIs(Outcome.PARTIAL),
+    ),
+    row(
+        "art16-written-consent-public-item-named-one-by-one-released-authorized",
+        "16",
+        AUTH_INQ,
+        both(asking(TAX, PUN), terms(item_codes=frozenset({TAX}))),
+        AllReleased(),
+    ),
+    row(
+        "art16-self-sees-own-written-consent-and-market-items",
+        "16",
+        SELF_INQ,
+        asking(TAX, MKT, INC),
         AllReleased(),
     ),
     # ---------------------------------------------------------------- Art 20: agreements
@@ -1432,6 +1540,9 @@ def _check_release_allowed(
         assert request.caller_id == request.subject_id
         return
     assert request.caller_kind in ALLOWED_CALLERS[request.channel]
+    if request.channel is GOV_SHARE:  # Art 20 para 1: public credit information, no consent
+        assert item.info_kind is InfoKind.PUBLIC, "shared market information with a department"
+        assert item.art16 is not Art16Class.WRITTEN_CONSENT, "shared a written-consent item"
     state = request.agreement
     assert state is not None
     a = state.agreement
@@ -1564,10 +1675,15 @@ def _requests(draw: st.DrawFn) -> ReleaseRequest:
     )
 
 
+_CHANNELS = st.sampled_from(Channel)
+
+
 @st.composite
-def _allowed_requests(draw: st.DrawFn) -> ReleaseRequest:
+def _allowed_requests(
+    draw: st.DrawFn, channels: st.SearchStrategy[Channel] = _CHANNELS
+) -> ReleaseRequest:
     """A baseline with random damage: most of these are allowed and release something."""
-    channel = draw(st.sampled_from(Channel))
+    channel = draw(channels)
     request = baseline(channel)
     if draw(_SOMETIMES):
         request = dataclasses.replace(
@@ -1660,3 +1776,50 @@ def test_property_every_record_in_question_is_accounted_for(request: ReleaseRequ
             assert not request.requested_items
             assert request.agreement is not None
             assert not request.agreement.agreement.covers_item(item)
+
+
+def _shared_with_government(request: ReleaseRequest) -> ReleaseRequest:
+    return dataclasses.replace(request, channel=GOV_SHARE)
+
+
+_GOVERNMENT_REQUESTS = st.one_of(
+    _allowed_requests(st.just(GOV_SHARE)),
+    _allowed_requests(st.just(GOV_SHARE)).map(
+        lambda r: dataclasses.replace(r, subject_kind=NP, subject_id=PERSON)
+    ),
+    _requests().map(_shared_with_government),
+)
+_NOT_FOR_GOVERNMENT = {
+    code: (
+        R.NOT_PUBLIC_CREDIT_INFORMATION
+        if item.info_kind is not InfoKind.PUBLIC
+        else R.WRITTEN_CONSENT_REQUIRED
+    )
+    for code, item in CATALOG.items.items()
+    if item.info_kind is not InfoKind.PUBLIC or item.art16 is Art16Class.WRITTEN_CONSENT
+}
+
+
+def test_the_catalog_has_what_government_sharing_must_withhold() -> None:
+    assert set(_NOT_FOR_GOVERNMENT.values()) == {
+        R.NOT_PUBLIC_CREDIT_INFORMATION,
+        R.WRITTEN_CONSENT_REQUIRED,
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(_GOVERNMENT_REQUESTS)
+def test_property_government_sharing_never_releases_market_or_written_consent_items(
+    request: ReleaseRequest,
+) -> None:
+    """Art 20 para 1: whatever the agreement, levels, subject or records, a government
+    department is never given market information or an Art 16 written-consent item, and each
+    one in question is named withheld with its reason."""
+    decision = decide(request, CATALOG, NOW)
+    assert not {x.item_code for x in decision.releases} & set(_NOT_FOR_GOVERNMENT)
+    assert not {x.item_code for x in decision.withheld_records} & set(_NOT_FOR_GOVERNMENT)
+    if decision.refusal is not None and not decision.withheld_items:
+        return  # refused before any item was looked at
+    for code in request.requested_items:
+        if code in _NOT_FOR_GOVERNMENT:
+            assert ItemWithheld(code, _NOT_FOR_GOVERNMENT[code]) in decision.withheld_items
