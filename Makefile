@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Every storage-touching test runs on each of these (see tests/support/databases.py).
 TEST_DATABASES ?= sqlite,postgresql,mariadb
 
-.PHONY: install demo test test-sqlite lint typecheck protos check-protos bench clean
+.PHONY: install demo test test-sqlite lint typecheck protos check-protos docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ protos: $(STAMP)
 
 check-protos: $(STAMP)
 	$(PY) scripts/gen_protos.py --check
+
+# The reasons tables in docs/clients.md, from the source (tests/unit/test_reasons_doc.py checks).
+docs: $(STAMP)
+	$(PY) scripts/gen_reasons.py
 
 bench: $(STAMP)
 	$(PY) bench/run.py
