@@ -44,10 +44,11 @@ from credit_gateway.domain.consent import (
     artefact_bytes,
     transition,
 )
+from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.ids import new_id
 from credit_gateway.domain.participants import Participant, ParticipantKind
 from credit_gateway.domain.policy import AgreementState, not_in_force
-from credit_gateway.domain.release import Subject
+from credit_gateway.domain.release import Subject, check_subject_kind
 from credit_gateway.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -88,6 +89,7 @@ class Reads:
 class StoredSubject:
     id: str
     public_jwk: str | None  # the key the subject registered: its consents must be signed with it
+    kind: SubjectKind | None = None  # as it is on record (None: not read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,14 @@ def status_change(
     return StatusChange(consent.id, target, actor, now)
 
 
+def stored_as(state: ReadState, subject: Subject) -> StoredSubject | None:
+    """The subject read, if it is on record as the kind `subject` is; one of another kind (the
+    same code read as the other identifier) is refused SUBJECT_KIND_MISMATCH, never mixed."""
+    stored = state.subject
+    check_subject_kind(None if stored is None else stored.kind, subject.kind)
+    return stored
+
+
 def own_consent(state: ReadState) -> Consent:
     """The consent read, if it is the subject's; another's is answered as if absent."""
     consent = state.consent
@@ -403,6 +413,7 @@ class Approve(_Giving):
         )
 
     def decide(self, state: ReadState) -> Writes:
+        stored_as(state, self.subject)
         request = pending_request(state)
         assert state.subject is not None  # pending_request refused otherwise
         # As for a grant: the terms asked for may have outlived their catalog or their validity.
@@ -425,6 +436,7 @@ class Reject(_Flow[ConsentRequest]):
         return Reads(subject_lookup=self.subject.lookup, request_id=self.request_id)
 
     def decide(self, state: ReadState) -> Writes:
+        stored_as(state, self.subject)
         request = pending_request(state)
         assert state.subject is not None  # pending_request refused otherwise
         status = RequestStatus.REJECTED
@@ -445,6 +457,7 @@ class Change(_Flow[Consent]):
         return Reads(subject_lookup=self.subject.lookup, consent_id=self.consent_id)
 
     def decide(self, state: ReadState) -> Writes:
+        stored_as(state, self.subject)
         consent = own_consent(state)
         assert state.subject is not None  # own_consent refused otherwise
         change = status_change(consent, self.target, state.subject.id, self.now)
@@ -487,7 +500,8 @@ def _subject(
     state: ReadState, subject: Subject, now: datetime
 ) -> tuple[StoredSubject, NewSubject | None]:
     """The subject as read, or as it is added now (first named by this consent or request)."""
-    if state.subject is not None:
-        return state.subject, None
+    stored = stored_as(state, subject)
+    if stored is not None:
+        return stored, None
     new = NewSubject(new_id("sbj"), subject, now)
     return StoredSubject(new.id, None), new

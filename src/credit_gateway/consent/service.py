@@ -28,6 +28,7 @@ from credit_gateway.domain.consent import (
     ConsentTerms,
     RequestStatus,
 )
+from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.release import Subject, parse_subject
 from credit_gateway.errors import NotFound, PeerError
 from credit_gateway.runtime.gateway import Gateway
@@ -96,12 +97,20 @@ class ConsentService:
         return list(self._read_own(subject_code, requests=tuple(statuses)).requests)
 
     # --- the grantee's side ----------------------------------------------------------------
-    def request(self, grantee_id: str, subject_code: str, terms: ConsentTerms) -> ConsentRequest:
+    def request(
+        self,
+        grantee_id: str,
+        subject_code: str,
+        terms: ConsentTerms,
+        kind: SubjectKind | None = None,
+    ) -> tuple[ConsentRequest, SubjectKind]:
+        """The request made, and the kind of subject it was made of (as asked, or the one kind
+        the code can be)."""
         gw = self.gateway
         now = gw.clock()
-        subject = self._subject(subject_code, now)
+        subject = self._subject(subject_code, now, kind)
         flow = lifecycle.Ask(grantee_id, subject, terms, gw.catalog.get(), now)
-        return lifecycle.run(flow, self.store)
+        return lifecycle.run(flow, self.store), subject.kind
 
     def token_for_grantee(self, grantee_id: str, consent_id: str) -> Granted:
         consent = self.grantee_consent(grantee_id, consent_id)
@@ -124,9 +133,16 @@ class ConsentService:
         return code
 
     # --- helpers ---------------------------------------------------------------------------
-    def _subject(self, subject_code: str, now: datetime) -> Subject:
-        kind, code = parse_subject(subject_code, now)
-        return Subject(kind, code, self.gateway.subject_lookup(code))
+    def _subject(
+        self,
+        subject_code: str,
+        now: datetime,
+        kind: SubjectKind | None = SubjectKind.NATURAL_PERSON,
+    ) -> Subject:
+        """The subject parsed as `kind`. The subject's own calls name it by the code its
+        real-name portal asserted, which names a person: NATURAL_PERSON, unless said."""
+        parsed_kind, code = parse_subject(subject_code, now, kind)
+        return Subject(parsed_kind, code, self.gateway.subject_lookup(code))
 
     def _read_own(
         self,
@@ -146,7 +162,9 @@ class ConsentService:
             requests=requests,
             inquiries=inquiries,
         )
-        return self.store.read(reads)
+        state = self.store.read(reads)
+        lifecycle.stored_as(state, subject)  # a company on record under the code is not its
+        return state
 
     def _granted(self, consent: Consent) -> Granted:
         gw = self.gateway

@@ -65,6 +65,9 @@ class Inquiry:
     item_codes: tuple[str, ...] = ()
     agreement_id: str | None = None
     consent_token: str | None = None
+    # The kind of subject the caller says it means (None: not said; an ambiguous code is then
+    # refused, see identifiers.parse_subject_code).
+    subject_kind: SubjectKind | None = None
     # The caller's standing, read and checked in the release transaction (one read, not two);
     # None: the caller has checked it already. The caller's kind may then come from it.
     standing: Standing | None = None
@@ -114,12 +117,31 @@ def check_items(item_codes: tuple[str, ...]) -> None:
         raise InvalidArgument.field("item_codes", f"at most {MAX_ITEMS} items per inquiry")
 
 
-def parse_subject(code: str, now: datetime) -> tuple[SubjectKind, str]:
+def parse_subject(
+    code: str, now: datetime, kind: SubjectKind | None = None
+) -> tuple[SubjectKind, str]:
+    """The code read as the kind of subject the caller means (`kind`; None: not said). The
+    identifier's own reason is kept: BAD_IDENTIFIER, SUBJECT_KIND_REQUIRED (valid as a resident
+    id and as a USCC, and no kind said) or SUBJECT_KIND_MISMATCH (valid, as another kind)."""
     try:
-        kind, parsed = parse_subject_code(code, today=now.date())
+        parsed_kind, parsed = parse_subject_code(code, today=now.date(), kind=kind)
     except IdentifierError as exc:
-        raise InvalidArgument.field("subject_code", exc.message, reason="BAD_IDENTIFIER") from exc
-    return kind, parsed.value
+        raise InvalidArgument.field("subject_code", exc.message, reason=exc.reason) from exc
+    return parsed_kind, parsed.value
+
+
+def check_subject_kind(stored: SubjectKind | None, asked: SubjectKind) -> None:
+    """A subject on record (`stored`; None: not yet) is only ever answered as the kind it was
+    stored as: a code that is both a resident id and a USCC could name two subjects, and the one
+    on record is refused under the other's kind, never mixed with it. The reason is the one a
+    submission about it gets (SUBJECT_KIND_MISMATCH, as for a code not valid as that kind): at
+    this center the code is not a subject of the kind asked for."""
+    if stored is not None and stored is not asked:
+        raise InvalidArgument.field(
+            "subject_kind",
+            f"this subject is held as {stored.value}, not {asked.value}; a subject is one kind",
+            reason="SUBJECT_KIND_MISMATCH",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +196,7 @@ class StoredRecord:
 @dataclass(frozen=True, slots=True)
 class ReadState:
     subject_id: str | None  # None: no inquiry or submission has named this subject yet
+    subject_kind: SubjectKind | None = None  # the kind it is on record as (with subject_id)
     records: tuple[StoredRecord, ...] = ()
     agreement: AgreementState | None = None  # None: not asked for, or no such agreement
     consent: Consent | None = None  # None: not asked for, or no such consent
@@ -306,6 +329,8 @@ class ReleaseFlow:
             caller = check_standing(state.caller, state.token_revoked, now)
             if not self._self and self._caller_kind is None:
                 self._caller_kind = caller.kind
+        # Raised, so nothing is written: the code names another subject than the one on record.
+        check_subject_kind(state.subject_kind, self.subject.kind)
         new_subject = None
         subject_id = state.subject_id
         if subject_id is None:  # made now: the inquiry into it is recorded against it

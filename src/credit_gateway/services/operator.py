@@ -24,6 +24,7 @@ from credit_gateway.domain.agreements import Agreement, AgreementStatus
 from credit_gateway.domain.canonical import CanonicalError, parse_json_object
 from credit_gateway.domain.identifiers import (
     IdentifierError,
+    SubjectKind,
     UnifiedSocialCreditCode,
     parse_subject_code,
 )
@@ -175,15 +176,19 @@ def list_agreements(settings: Settings) -> list[tuple[Agreement, AgreementStatus
         return registry.list_agreements(db)
 
 
-def register_subject_key(settings: Settings, subject_code: str, jwk_file: Path) -> str:
-    """Registers the subject's public key (the subject row is made if it has none yet)."""
+def register_subject_key(
+    settings: Settings, subject_code: str, jwk_file: Path, kind: SubjectKind | None = None
+) -> str:
+    """Registers the subject's public key (the subject row is made if it has none yet). `kind`:
+    the kind of subject the code names (None: not said; a code valid both as a resident id and
+    as a USCC is then refused SUBJECT_KIND_REQUIRED)."""
     from credit_gateway.crypto.master import MasterKey, SubjectLookup
 
     now = utcnow()
     try:
-        kind, parsed = parse_subject_code(subject_code, today=now.date())
+        kind, parsed = parse_subject_code(subject_code, today=now.date(), kind=kind)
     except IdentifierError as exc:
-        raise InvalidArgument.field("code", exc.message, reason="BAD_IDENTIFIER") from exc
+        raise InvalidArgument.field("code", exc.message, reason=exc.reason) from exc
     _, document = read_json_object(jwk_file)
     try:
         jwk = ECKey.import_key(document)

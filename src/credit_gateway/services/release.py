@@ -16,6 +16,7 @@ from credit_gateway.adapters.storage.db import WriterBusy
 from credit_gateway.adapters.storage.release_store import SqlReleaseStore
 from credit_gateway.caches import BoundedCache
 from credit_gateway.consent.tokens import ConsentTokenError
+from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.policy import Channel
 from credit_gateway.domain.release import (
     MAX_ITEMS,
@@ -51,9 +52,12 @@ class InquiryService:
         self.store = SqlReleaseStore(gateway.db)
         sqlite = gateway.db.dialect == "sqlite"
         self._now_store = SqlReleaseStore(gateway.db, wait=False) if sqlite else None
-        # A code's parse and lookup key do not change; its parse depends on the day (a resident
-        # id with a birth date after it is refused), so both are kept by code and day.
-        self._subjects: BoundedCache[tuple[str, date], Subject] = BoundedCache(self.MAX_SUBJECTS)
+        # A code's parse and lookup key do not change; its parse depends on the kind asked for
+        # and the day (a resident id with a birth date after it is refused), so both are kept by
+        # code, kind and day.
+        self._subjects: BoundedCache[tuple[str, SubjectKind | None, date], Subject] = BoundedCache(
+            self.MAX_SUBJECTS
+        )
 
     def release(self, inquiry: Inquiry) -> InquiryResult:
         """Synchronous: one call is one job on one database thread."""
@@ -75,18 +79,18 @@ class InquiryService:
     def _release(self, inquiry: Inquiry, store: SqlReleaseStore) -> InquiryResult:
         gw = self.gateway
         now = gw.clock()
-        subject = self._subject(inquiry.subject_code, now)
+        subject = self._subject(inquiry.subject_code, inquiry.subject_kind, now)
         check_items(inquiry.item_codes)
         catalog = gw.catalog.get()
         flow = ReleaseFlow(inquiry, subject, self._token(inquiry, now), catalog, now, gw.envelope)
         return run(flow, store)
 
-    def _subject(self, code: str, now: datetime) -> Subject:
+    def _subject(self, code: str, asked: SubjectKind | None, now: datetime) -> Subject:
         def parsed() -> Subject:  # a bad code raises, and nothing is kept
-            kind, value = parse_subject(code, now)
+            kind, value = parse_subject(code, now, asked)
             return Subject(kind, value, self.gateway.subject_lookup(value))
 
-        return self._subjects.get_or_make((code, now.date()), parsed)
+        return self._subjects.get_or_make((code, asked, now.date()), parsed)
 
     def _token(self, inquiry: Inquiry, now: datetime) -> ConsentToken | None:
         """What the consent token says, if the channel takes one and the call carries one."""

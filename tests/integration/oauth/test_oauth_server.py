@@ -650,7 +650,7 @@ def test_no_subject_token_nor_its_introspection_names_the_identity_number(world:
 
 
 def test_subject_token_with_private_key_jwt_and_narrow_scope(world: World) -> None:
-    assertion = world.sign(world.pki.idp, world.claims("idp", USCC.lower()))
+    assertion = world.sign(world.pki.idp, world.claims("idp", RESIDENT_ID))
     form = {
         "grant_type": JWT_BEARER_GRANT_TYPE,
         "assertion": assertion,
@@ -660,30 +660,45 @@ def test_subject_token_with_private_key_jwt_and_narrow_scope(world: World) -> No
     status, body = world.call("/token", form, world.pki.idp)
     assert status == 200, body
     assert body["scope"] == SUBJECT_SELF
-    assert world.verify(body["access_token"], world.pki.idp).id == USCC
+    assert world.verify(body["access_token"], world.pki.idp).id == RESIDENT_ID.upper()
+
+
+def test_a_portal_asserts_a_person_never_an_organisation(world: World) -> None:
+    """Issue #11 item 1: a real-name portal's assertion names a natural person, so its code is
+    read as a resident id number only: a USCC is not a subject it can assert, and a code that
+    is both (121101190408136711) is the person, without asking which."""
+    status, body = world.subject_token_request(world.sign(world.pki.idp, world.claims("idp", USCC)))
+    assert (status, body["error"]) == (400, "invalid_grant")
+    ambiguous = "121101190408136711"
+    assertion = world.sign(world.pki.idp, world.claims("idp", ambiguous))
+    status, body = world.subject_token_request(assertion)
+    assert status == 200, body
+    assert world.verify(body["access_token"], world.pki.idp).id == ambiguous
 
 
 def test_subject_assertions_that_are_refused(world: World) -> None:
     pki = world.pki
     now = int(world.clock().timestamp())
     bad = {
-        "unregistered issuer": world.sign(pki.rogue_idp, world.claims("rogue-idp", USCC)),
-        "issuer is not an identity provider": world.sign(pki.agency, world.claims("agency", USCC)),
-        "issuer lies about who it is": world.sign(pki.rogue_idp, world.claims("idp", USCC)),
+        "unregistered issuer": world.sign(pki.rogue_idp, world.claims("rogue-idp", RESIDENT_ID)),
+        "issuer is not an identity provider": world.sign(
+            pki.agency, world.claims("agency", RESIDENT_ID)
+        ),
+        "issuer lies about who it is": world.sign(pki.rogue_idp, world.claims("idp", RESIDENT_ID)),
         "bad subject code": world.sign(pki.idp, world.claims("idp", "91350100M000100Y44")),
-        "no subject": world.sign(pki.idp, world.claims("idp", USCC, sub=None)),
+        "no subject": world.sign(pki.idp, world.claims("idp", RESIDENT_ID, sub=None)),
         "exp more than 10 minutes out": world.sign(
-            pki.idp, world.claims("idp", USCC, exp=now + 3600)
+            pki.idp, world.claims("idp", RESIDENT_ID, exp=now + 3600)
         ),
-        "no exp": world.sign(pki.idp, world.claims("idp", USCC, exp=None)),
-        "expired": world.sign(pki.idp, world.claims("idp", USCC, exp=now - 120)),
+        "no exp": world.sign(pki.idp, world.claims("idp", RESIDENT_ID, exp=None)),
+        "expired": world.sign(pki.idp, world.claims("idp", RESIDENT_ID, exp=now - 120)),
         "audience is not the token endpoint": world.sign(
-            pki.idp, world.claims("idp", USCC, aud=world.issuer_url)
+            pki.idp, world.claims("idp", RESIDENT_ID, aud=world.issuer_url)
         ),
-        "no jti": world.sign(pki.idp, world.claims("idp", USCC, jti=None)),
-        "alg none": forged({"alg": "none"}, world.claims("idp", USCC), None),
+        "no jti": world.sign(pki.idp, world.claims("idp", RESIDENT_ID, jti=None)),
+        "alg none": forged({"alg": "none"}, world.claims("idp", RESIDENT_ID), None),
         "HS256 key confusion": forged(
-            {"alg": "HS256"}, world.claims("idp", USCC), pki.idp.cert_path.read_bytes()
+            {"alg": "HS256"}, world.claims("idp", RESIDENT_ID), pki.idp.cert_path.read_bytes()
         ),
     }
     for case, assertion in bad.items():
@@ -692,7 +707,7 @@ def test_subject_assertions_that_are_refused(world: World) -> None:
 
 
 def test_replayed_subject_assertion_is_refused(world: World) -> None:
-    assertion = world.sign(world.pki.idp, world.claims("idp", USCC))
+    assertion = world.sign(world.pki.idp, world.claims("idp", RESIDENT_ID))
     assert world.subject_token_request(assertion)[0] == 200
     status, body = world.subject_token_request(assertion)
     assert (status, body["error"]) == (400, "invalid_grant")
@@ -701,7 +716,7 @@ def test_replayed_subject_assertion_is_refused(world: World) -> None:
 
 def test_suspended_identity_provider_assertions_are_refused(world: World) -> None:
     world.register("idp2", ParticipantKind.IDENTITY_PROVIDER, frozenset(), world.pki.rogue_idp)
-    assertion = world.sign(world.pki.rogue_idp, world.claims("idp2", USCC))
+    assertion = world.sign(world.pki.rogue_idp, world.claims("idp2", RESIDENT_ID))
     assert (
         world.subject_token_request(assertion, provider="idp2", cert=world.pki.rogue_idp)[0] == 200
     )
@@ -712,7 +727,7 @@ def test_suspended_identity_provider_assertions_are_refused(world: World) -> Non
         world.pki.rogue_idp,
         status=ParticipantStatus.SUSPENDED,
     )
-    assertion = world.sign(world.pki.rogue_idp, world.claims("idp2", USCC))
+    assertion = world.sign(world.pki.rogue_idp, world.claims("idp2", RESIDENT_ID))
     status, body = world.subject_token_request(assertion, provider="idp2", cert=world.pki.rogue_idp)
     assert (status, body["error"]) == (400, "unauthorized_client")
     assert "suspended" in body["error_description"]
@@ -737,7 +752,7 @@ def test_only_the_issuing_provider_redeems_its_assertion(world: World) -> None:
 
 
 def test_subject_scope_outside_subject_scopes_is_invalid(world: World) -> None:
-    assertion = world.sign(world.pki.idp, world.claims("idp", USCC))
+    assertion = world.sign(world.pki.idp, world.claims("idp", RESIDENT_ID))
     status, body = world.subject_token_request(assertion, scope=INQUIRY_OPEN)
     assert (status, body["error"]) == (400, "invalid_scope")
     # The assertion was not spent on the refused request.
@@ -745,7 +760,7 @@ def test_subject_scope_outside_subject_scopes_is_invalid(world: World) -> None:
 
 
 def test_grant_types_are_kept_to_their_kinds(world: World) -> None:
-    assertion = world.sign(world.pki.idp, world.claims("idp", USCC))
+    assertion = world.sign(world.pki.idp, world.claims("idp", RESIDENT_ID))
     form = {"grant_type": JWT_BEARER_GRANT_TYPE, "assertion": assertion, "client_id": "agency"}
     status, body = world.call("/token", form, world.pki.agency)
     assert (status, body["error"]) == (400, "unauthorized_client")
@@ -756,7 +771,7 @@ def test_grant_types_are_kept_to_their_kinds(world: World) -> None:
 
 
 def test_subject_grant_needs_client_authentication(world: World) -> None:
-    assertion = world.sign(world.pki.idp, world.claims("idp", USCC))
+    assertion = world.sign(world.pki.idp, world.claims("idp", RESIDENT_ID))
     form = {"grant_type": JWT_BEARER_GRANT_TYPE, "assertion": assertion}
     assert world.call("/token", form, world.pki.idp)[1]["error"] == "invalid_client"
     form["client_id"] = "idp"

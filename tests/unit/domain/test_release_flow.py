@@ -89,6 +89,7 @@ class FakeSealer:
 @dataclass
 class Rows:
     subjects: dict[str, str] = field(default_factory=dict)  # lookup -> subject id
+    kinds: dict[str, SubjectKind] = field(default_factory=dict)  # subject id -> kind stored
     records: dict[str, list[StoredRecord]] = field(default_factory=dict)  # by subject id
     agreements: dict[str, tuple[Agreement, AgreementStatus]] = field(default_factory=dict)
     usage: dict[tuple[str, date], tuple[int, int]] = field(default_factory=dict)
@@ -141,7 +142,8 @@ class FakeStore:
         if reads.standing is not None:
             caller = rows.participants.get(reads.standing.participant_id)
             revoked = reads.standing.jti in rows.revoked
-        return ReadState(subject_id, tuple(records), agreement, consent, caller, revoked)
+        kind = rows.kinds.get(subject_id or "")
+        return ReadState(subject_id, kind, tuple(records), agreement, consent, caller, revoked)
 
     @staticmethod
     def _write(rows: Rows, writes: Writes) -> bool:
@@ -149,6 +151,7 @@ class FakeStore:
             if writes.subject.lookup in rows.subjects:
                 return False  # made by a concurrent call
             rows.subjects[writes.subject.lookup] = writes.subject.id
+            rows.kinds[writes.subject.id] = writes.subject.kind
         rows.audit.append(writes.audit)
         if (usage := writes.usage) is not None:
             key = (usage.agreement_id, usage.day)
@@ -224,6 +227,7 @@ def record(rid: str, item: str, *, sealed: bool = True) -> StoredRecord:
 def world(**agreement_fields: object) -> Rows:
     rows = Rows()
     rows.subjects = {PERSON.lookup: PERSON_ID, COMPANY.lookup: COMPANY_ID}
+    rows.kinds = {PERSON_ID: PERSON.kind, COMPANY_ID: COMPANY.kind}
     rows.records = {
         PERSON_ID: [record("rec_p1", "ADM.PUNISHMENT"), record("rec_p2", "TAX.ARREARS")],
         COMPANY_ID: [
@@ -336,6 +340,33 @@ def test_a_subject_made_by_a_racing_call_is_read_again_under_locks() -> None:
     release(store, open_inquiry(), subject=stranger)
     assert [r.locked for r in store.attempts] == [False, True]
     assert [e.subject_id for e in store.rows.audit] == ["sbj_theirs"]
+
+
+def test_a_subject_on_record_as_another_kind_is_refused_and_nothing_is_written() -> None:
+    # One code, two subjects (a resident id that is also a USCC): the one on record is never
+    # answered, nor counted, as the other.
+    store = FakeStore(world())
+    before = copy.deepcopy(store.rows)
+    as_company = Subject(SubjectKind.LEGAL_PERSON, PERSON.code, PERSON.lookup)
+    with pytest.raises(InvalidArgument) as caught:
+        release(store, authorized(), subject=as_company)
+    assert caught.value.reason == "SUBJECT_KIND_MISMATCH"
+    assert set(store.rows.usage.values()) == {(0, 0)}  # today's row is made ahead, not counted
+    assert replace(store.rows, usage={}) == before
+
+
+def test_a_subject_made_by_a_racing_call_as_another_kind_is_refused() -> None:
+    store = FakeStore(world())
+    stranger = Subject(SubjectKind.LEGAL_PERSON, "91110000600037341L", "lookup-stranger")
+
+    def made_as_a_person() -> None:
+        store.rows.subjects["lookup-stranger"] = "sbj_theirs"
+        store.rows.kinds["sbj_theirs"] = SubjectKind.NATURAL_PERSON
+
+    store.interleave = [made_as_a_person]
+    with pytest.raises(InvalidArgument, match="held as natural_person"):
+        release(store, open_inquiry(), subject=stranger)
+    assert store.rows.audit == []
 
 
 # --- refusals: committed, then raised ----------------------------------------------------------

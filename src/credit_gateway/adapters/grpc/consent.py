@@ -124,8 +124,13 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
     ) -> consent_pb2.ConsentRequest:
         grantee = current_call().client.id
         terms = convert.terms_from_pb(request.terms, grantee=grantee)
-        made = await self.blocking.call(self.service.request, grantee, request.subject_code, terms)
-        return convert.request_to_pb(made, request.subject_code)
+        asked = convert.subject_kind(request.subject_kind)
+        made, kind = await self.blocking.call(
+            self.service.request, grantee, request.subject_code, terms, asked
+        )
+        answer = convert.request_to_pb(made, request.subject_code)
+        answer.subject_kind = convert.subject_kind_to_pb(kind)
+        return answer
 
     async def GetConsentToken(
         self, request: consent_pb2.ConsentRef, context: _Ctx

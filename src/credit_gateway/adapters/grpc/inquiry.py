@@ -6,9 +6,10 @@ from typing import Any
 
 import grpc
 
-from credit_gateway.adapters.grpc.convert import identifier, item_codes, to_timestamp
+from credit_gateway.adapters.grpc.convert import identifier, item_codes, subject_kind, to_timestamp
 from credit_gateway.adapters.grpc.interceptor import current_call
 from credit_gateway.adapters.grpc.v1 import common_pb2, inquiry_pb2, inquiry_pb2_grpc
+from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.policy import Channel
 from credit_gateway.errors import InvalidArgument
 from credit_gateway.runtime.blocking import Blocking
@@ -56,6 +57,8 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             call.principal.id,
             purpose="SELF",
             item_codes=item_codes(request.item_codes),
+            # A real-name portal's assertion names a person (adapters/http/oauth.py).
+            subject_kind=SubjectKind.NATURAL_PERSON,
             standing=call.standing,  # the portal's, read in the release transaction
         )
         return _response(await self._release(inquiry))
@@ -78,6 +81,7 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
         if not request.subject_code:
             raise InvalidArgument.field("subject_code", "required")
         purpose = identifier(request.purpose, "purpose")
+        kind = subject_kind(request.subject_kind)
         agreement_id = identifier(request.agreement_id, "agreement_id")
         if consent_token is not None and len(consent_token) > MAX_TOKEN:
             raise InvalidArgument.field("consent_token", f"at most {MAX_TOKEN} characters")
@@ -92,6 +96,7 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             item_codes(request.item_codes),
             agreement_id,
             consent_token,
+            subject_kind=kind,
             standing=call.standing,
         )
         return _response(await self._release(inquiry))

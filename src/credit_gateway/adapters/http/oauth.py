@@ -63,7 +63,7 @@ from credit_gateway.auth.keyring import KeyRing
 from credit_gateway.auth.ports import Client, TrustStore
 from credit_gateway.auth.scopes import SCOPES_BY_KIND, SUBJECT_SCOPES, PrincipalKind, parse_scope
 from credit_gateway.auth.tokens import TokenIssuer
-from credit_gateway.domain.identifiers import IdentifierError, parse_subject_code
+from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
 from credit_gateway.domain.participants import ParticipantKind
 from credit_gateway.errors import ConfigError, PermissionDenied
 
@@ -418,11 +418,15 @@ class _SubjectAssertionGrant(JWTBearerGrant):  # type: ignore[misc]
         return claims
 
     def authenticate_user(self, subject: object) -> str | None:
-        """The normalised subject code (never logged: it can be a resident id number)."""
+        """The normalised subject code (never logged: it can be a resident id number). A
+        real-name portal asserts a person: the code is read as a resident id number only, so
+        one that is also a USCC is that person, never the organisation."""
         if not isinstance(subject, str):
             return None
         try:
-            _kind, code = parse_subject_code(subject, today=self.server.clock().date())
+            _kind, code = parse_subject_code(
+                subject, today=self.server.clock().date(), kind=SubjectKind.NATURAL_PERSON
+            )
         except IdentifierError:
             return None
         return code.value

@@ -58,7 +58,9 @@ class SqlConsentStore:
         grantee: Participant | None = None
         if reads.subject_lookup is not None:
             found = record_store.find_subject(session, reads.subject_lookup)
-            subject = None if found is None else StoredSubject(found.id, found.public_jwk)
+            subject = (
+                None if found is None else StoredSubject(found.id, found.public_jwk, found.kind)
+            )
         if reads.subject_id is not None:
             code = record_store.subject_code(session, self._envelope(), reads.subject_id)
         if reads.consent_id is not None:

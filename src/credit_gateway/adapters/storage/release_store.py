@@ -38,6 +38,7 @@ from credit_gateway.caches import BoundedCache
 from credit_gateway.domain.agreements import AgreementStatus
 from credit_gateway.domain.audit import leaf_hash
 from credit_gateway.domain.consent import Consent, ConsentStatus
+from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.policy import AgreementState
 from credit_gateway.domain.release import (
     ConsentUse,
@@ -55,7 +56,7 @@ from credit_gateway.domain.release import (
 # joins hang off a one-row derived table, so each part finds its row, or NULLs, whatever the
 # others find. One more one-row read folds into the release transaction as one more part.
 _CONTEXT: tuple[tuple[str, str], ...] = (
-    ("s.id", "LEFT OUTER JOIN subjects s ON s.lookup = :lookup"),
+    ("s.id, s.kind", "LEFT OUTER JOIN subjects s ON s.lookup = :lookup"),
     (
         "a.document, a.status, u.calls, u.records",
         "LEFT OUTER JOIN agreements a ON a.id = :agreement"
@@ -142,6 +143,7 @@ _EVENT_VALUES = "VALUES (:grantee, :use_consent, NULL, 'active', 'exhausted', :a
 
 _AGREEMENT_STATUS = {s.value: s for s in AgreementStatus}
 _CONSENT_STATUS = {s.value: s for s in ConsentStatus}
+_SUBJECT_KIND = {k.value: k for k in SubjectKind}
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -226,7 +228,9 @@ class SqlReleaseStore:
         return context, tuple(records)
 
     def _context(self, row: Sequence[Any], records: tuple[StoredRecord, ...]) -> ReadState:
-        (subject_id,), (document, status, calls, used), consent, standing = (row[p] for p in _PARTS)
+        (subject_id, kind), (document, status, calls, used), consent, standing = (
+            row[p] for p in _PARTS
+        )
         caller, revoked = standing_from_row(standing, self._dialect.when)
         agreement = None
         if document is not None:  # no usage row yet today: nothing used
@@ -235,6 +239,7 @@ class SqlReleaseStore:
             )
         return ReadState(
             subject_id,
+            _SUBJECT_KIND.get(kind),
             records,
             agreement,
             self._consent(consent) if consent[0] else None,
@@ -254,7 +259,10 @@ class SqlReleaseStore:
             row = cursor.fetchone()
             consent = None if row is None else self._consent(row)
         caller, revoked = standing_from_row(context[_PARTS[-1]], self._dialect.when)
-        return ReadState(context[1], records, agreement, consent, caller, revoked)
+        subject_id, kind = context[_PARTS[0]]
+        return ReadState(
+            subject_id, _SUBJECT_KIND.get(kind), records, agreement, consent, caller, revoked
+        )
 
     def _agreement_locked(self, cursor: Any, agreement_id: str, day: date) -> AgreementState | None:
         cursor.execute(self._agreement, {"agreement": agreement_id})
