@@ -26,6 +26,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from credit_gateway import metrics
 from credit_gateway.adapters.http.server import (
     HttpLimits,
     HttpRequest,
@@ -113,7 +114,12 @@ class Env:
     servers: list[HttpsServer] = field(default_factory=list)
 
     def start(
-        self, limits: HttpLimits = FAST, *, port: int = 0, reuse_port: bool = False
+        self,
+        limits: HttpLimits = FAST,
+        *,
+        port: int = 0,
+        reuse_port: bool = False,
+        endpoints: tuple[str, ...] = (),
     ) -> HttpsServer:
         async def start() -> HttpsServer:
             loop = asyncio.get_running_loop()
@@ -125,6 +131,7 @@ class Env:
                 run=lambda call: loop.run_in_executor(self.pool, call),
                 limits=limits,
                 reuse_port=reuse_port,
+                endpoints=endpoints,
             )
 
         server = self.loop.run(start())
@@ -253,6 +260,18 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
     return True
 
 
+def answered(endpoint: str, status: int) -> float:
+    """How many answers the metrics counted for this endpoint label and status."""
+    labels = {"endpoint": endpoint, "status": str(status)}
+    return metrics.REGISTRY.get_sample_value("credit_gateway_oauth_requests_total", labels) or 0
+
+
+def refused_connections(reason: str) -> float:
+    labels = {"reason": reason}
+    name = "credit_gateway_oauth_connections_refused_total"
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0
+
+
 def der(cert: IssuedCert) -> bytes:
     pem = cert.cert_path.read_bytes()
     return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
@@ -262,7 +281,8 @@ def der(cert: IssuedCert) -> bytes:
 
 
 def test_a_request_reaches_the_app_off_the_loop_with_the_client_certificate(env: Env) -> None:
-    server = env.start()
+    server = env.start(endpoints=("/token",))
+    tokens, others = answered("/token", 200), answered("other", 200)
     with connect(server.port, context=env.tls(env.client)) as sock:
         status, headers, body = exchange(
             sock, "POST", "/token?ignored=1", b"a=1", {**FORM, "X-Trace": "Abc"}
@@ -279,6 +299,8 @@ def test_a_request_reaches_the_app_off_the_loop_with_the_client_certificate(env:
     assert echo["cert"] == hashlib.sha256(der(env.client)).hexdigest()
     with connect(server.port, context=env.tls()) as sock:
         assert json.loads(exchange(sock)[2])["cert"] is None
+    # Counted by endpoint (the path without its query), any path not the app's as "other".
+    assert (answered("/token", 200), answered("other", 200)) == (tokens + 1, others + 1)
     # `handle` blocks; it ran in the pool handed over as `run`, never on the loop.
     assert env.app.threads
     assert all(name.startswith("db") for name in env.app.threads)
@@ -286,6 +308,7 @@ def test_a_request_reaches_the_app_off_the_loop_with_the_client_certificate(env:
 
 def test_malformed_requests_and_app_failures_get_json_errors(env: Env) -> None:
     server = env.start()
+    failed, malformed = answered("other", 500), answered("other", 400)
     with connect(server.port, context=env.tls()) as sock:
         status, headers, body = exchange(sock, "GET", "/boom")
         assert (status, json.loads(body)["error"]) == (500, "server_error")
@@ -295,6 +318,7 @@ def test_malformed_requests_and_app_failures_get_json_errors(env: Env) -> None:
         status, _, body = receive(sock)
         assert (status, json.loads(body)["error"]) == (400, "invalid_request")
         assert closed(sock, within=1.0)
+    assert (answered("other", 500), answered("other", 400)) == (failed + 1, malformed + 1)
 
 
 # --------------------------------------------------------------------------- connection caps
@@ -349,6 +373,7 @@ def test_trickling_connections_without_certificates_do_not_keep_a_client_out(env
 
 def test_one_address_is_capped_and_its_surplus_closed_before_tls(env: Env) -> None:
     server = env.start(replace(FAST, handshake_timeout=5.0))
+    over = refused_connections(metrics.OVER_CAPACITY)
     with contextlib.ExitStack() as stack:
         kept = [stack.enter_context(connect(server.port, source="127.0.0.9")) for _ in range(4)]
         surplus = [stack.enter_context(connect(server.port, source="127.0.0.9")) for _ in range(2)]
@@ -356,6 +381,7 @@ def test_one_address_is_capped_and_its_surplus_closed_before_tls(env: Env) -> No
         # Closed at once, well before the handshake timeout, without a byte from the client.
         assert all(closed(sock, within=1.0) for sock in surplus)
         assert not any(closed(sock, within=0.2) for sock in [*kept, other])
+        assert refused_connections(metrics.OVER_CAPACITY) == over + 2
         assert server.open_connections == 5
         kept[0].close()  # its slot comes back
         assert wait_until(lambda: server.open_connections == 4)
@@ -379,15 +405,18 @@ def test_connections_over_the_total_cap_are_closed_at_once(env: Env) -> None:
 
 def test_a_handshake_that_does_not_finish_is_dropped(env: Env) -> None:
     server = env.start()
+    failed = refused_connections(metrics.HANDSHAKE_FAILED)
     with connect(server.port) as sock:
         elapsed = seconds_until_closed(sock, limit=4.0, trickle=PARTIAL_CLIENT_HELLO)
     assert 0.8 <= elapsed < 2.5
     assert wait_until(lambda: server.open_connections == 0)
+    assert wait_until(lambda: refused_connections(metrics.HANDSHAKE_FAILED) == failed + 1)
 
 
 def test_a_request_head_not_complete_in_time_is_dropped(env: Env) -> None:
     server = env.start(replace(FAST, header_timeout=1.0, idle_timeout=4.0))
     slow_head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"y" * 40
+    timed_out = refused_connections(metrics.HEADER_TIMEOUT)
     # A connection's first request: its bytes, one every 0.2 s, do not extend the deadline.
     with connect(server.port, context=env.tls()) as sock:
         assert 0.8 <= seconds_until_closed(sock, limit=4.0, trickle=slow_head) < 2.5
@@ -396,6 +425,7 @@ def test_a_request_head_not_complete_in_time_is_dropped(env: Env) -> None:
         assert exchange(sock)[0] == 200
         time.sleep(1.5)  # idle for longer than header_timeout, which does not count idle time
         assert 0.8 <= seconds_until_closed(sock, limit=4.0, trickle=slow_head) < 2.5
+    assert refused_connections(metrics.HEADER_TIMEOUT) == timed_out + 2
 
 
 def test_an_idle_keep_alive_connection_is_closed(env: Env) -> None:

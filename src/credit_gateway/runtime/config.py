@@ -54,6 +54,10 @@ class Settings:
     oauth_connections_per_address: int = 32
     oauth_max_connections: int = 512
     log_level: str = "INFO"
+    # Prometheus text format at http://<metrics_address>/metrics. Off (empty) unless asked for:
+    # plain HTTP without authentication, for a loopback or management interface only. With
+    # processes > 1, process i listens on the port + i (each its own counters).
+    metrics_address: str = ""
 
     # Derived paths ---------------------------------------------------------------------------
     @property
@@ -83,6 +87,13 @@ class Settings:
     @property
     def effective_issuer(self) -> str:
         return self.issuer or f"https://{self.oauth_address}"
+
+    def for_process(self, index: int) -> Settings:
+        """The settings of server process `index` of `processes`: its own metrics port."""
+        if not self.metrics_address:
+            return self
+        host, port = _parse_address("metrics_address", self.metrics_address)
+        return dataclasses.replace(self, metrics_address=_join(host, port + index))
 
     # Loading ---------------------------------------------------------------------------------
     @classmethod
@@ -123,6 +134,8 @@ class Settings:
     def _validate(self) -> None:
         for name in ("grpc_address", "oauth_address"):
             _parse_address(name, getattr(self, name))
+        if self.metrics_address:
+            self._validate_metrics()
         try:
             url = make_url(self.effective_database_url)
         except ArgumentError as exc:
@@ -162,6 +175,18 @@ class Settings:
         if not 0 <= self.clock_skew_seconds <= 300:
             raise ConfigError("clock_skew_seconds must be between 0 and 300")
 
+    def _validate_metrics(self) -> None:
+        _, port = _parse_address("metrics_address", self.metrics_address)
+        if self.processes > 1 and port == 0:
+            raise ConfigError("processes > 1 needs a fixed metrics_address port (one per process)")
+        ports = range(port, port + self.processes) if port else range(0)
+        if ports and ports[-1] > 65535:
+            raise ConfigError("metrics_address port + processes - 1 must be at most 65535")
+        for name in ("grpc_address", "oauth_address"):
+            taken = _parse_address(name, getattr(self, name))[1]
+            if taken and taken in ports:
+                raise ConfigError(f"metrics_address ports {ports[0]}-{ports[-1]} include {name}'s")
+
     def check_files(self) -> None:
         """The server's TLS material must exist before it starts."""
         for label, path in (
@@ -190,6 +215,10 @@ def _parse_address(name: str, address: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{name} must be HOST:PORT, got {address!r}")
     return host.strip("[]"), int(port)
+
+
+def _join(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -4,7 +4,8 @@ Both servers run on one asyncio event loop per process: grpc.aio for the API, ai
 OAuth endpoint. Transactions run on the database threads of `blocking.Blocking`. `serve_forever`
 runs one process; `serve_processes` runs N that share the ports (SO_REUSEPORT), each with its own
 loop, all on one database. SIGTERM stops admission, lets calls finish within
-`shutdown_grace_seconds`, then cancels what is left.
+`shutdown_grace_seconds`, then cancels what is left. With `metrics_address` set, each process
+also serves its own Prometheus page there (process i on the port + i; credit_gateway.metrics).
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from credit_gateway import metrics
 from credit_gateway.adapters.grpc import reflection
 from credit_gateway.adapters.grpc.interceptor import GatewayInterceptor
 from credit_gateway.adapters.grpc.limits import Limits
 from credit_gateway.adapters.grpc.services import register_services
 from credit_gateway.adapters.grpc.watch import ConsentEventHub
+from credit_gateway.adapters.http import oauth
+from credit_gateway.adapters.http.metrics import MetricsServer, serve_metrics
 from credit_gateway.adapters.http.oauth import GatewayAuthorizationServer
 from credit_gateway.adapters.http.server import HttpLimits, HttpsServer, serve_https
 from credit_gateway.adapters.storage.trust import SqlTrustStore
@@ -65,11 +69,16 @@ class Served:
     health: HealthServicer
     https: HttpsServer
     hub: ConsentEventHub
+    metrics: MetricsServer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def oauth_port(self) -> int:
         return self.https.port
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics.port if self.metrics is not None else None
 
     async def stop(self, grace: float | None = None) -> None:
         """Stops admission at once (health says NOT_SERVING, the token endpoint closes, gRPC
@@ -82,6 +91,10 @@ class Served:
         # Together, not one after the other: gRPC must not go on admitting calls while the
         # token endpoint drains, and the two graces must not add up.
         await asyncio.gather(self.https.stop(grace=min(grace, 5.0)), self.grpc_server.stop(grace))
+        # Scraped until the calls have drained: the last page shows how the drain went.
+        if self.metrics is not None:
+            await self.metrics.stop()
+        metrics.unwatch(self.limits, self.blocking)
         self.hub.close()
         await asyncio.get_running_loop().run_in_executor(None, self.blocking.shutdown)
         self.gateway.close()
@@ -130,6 +143,12 @@ async def serve(
         raise ConfigError(f"cannot listen on {settings.grpc_address}")
     await server.start()
     served = Served(settings, gateway, blocking, limits, server, port, health_servicer, https, hub)
+    metrics.watch(limits, blocking)
+    try:
+        served.metrics = await _metrics_endpoint(settings)
+    except ConfigError:
+        await served.stop(grace=0)
+        raise
     served.tasks.append(asyncio.create_task(_follow_keys(gateway, blocking)))
     if gateway.db.dialect == "sqlite":
         served.tasks.append(asyncio.create_task(_checkpoint(gateway, blocking)))
@@ -142,6 +161,7 @@ async def serve(
             "fields": {
                 "grpc_port": port,
                 "oauth_port": https.port,
+                "metrics_port": served.metrics_port,
                 "issuer": settings.effective_issuer,
             }
         },
@@ -176,9 +196,32 @@ async def _token_endpoint(settings: Settings, gateway: Gateway, blocking: Blocki
                 max_connections=settings.oauth_max_connections,
             ),
             reuse_port=settings.processes > 1,
+            endpoints=OAUTH_ENDPOINTS,
         )
     except OSError as exc:
         raise ConfigError(f"cannot listen on {settings.oauth_address}: {exc.strerror}") from exc
+
+
+# The token endpoint's paths, each counted under its own name (credit_gateway.metrics).
+OAUTH_ENDPOINTS = (
+    oauth.TOKEN_PATH,
+    oauth.REVOKE_PATH,
+    oauth.INTROSPECT_PATH,
+    oauth.JWKS_PATH,
+    oauth.METADATA_PATH,
+)
+
+
+async def _metrics_endpoint(settings: Settings) -> MetricsServer | None:
+    """The Prometheus page on `metrics_address`, if set: this process's own (never shared by
+    SO_REUSEPORT, which would hand each scrape to any one process's counters)."""
+    if not settings.metrics_address:
+        return None
+    host, port = split_address(settings.metrics_address)
+    try:
+        return await serve_metrics(host, port, metrics.render)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings.metrics_address}: {exc.strerror}") from exc
 
 
 async def _follow_keys(gateway: Gateway, blocking: Blocking) -> None:
@@ -257,7 +300,7 @@ def serve_processes(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    children = [_Child.spawn(context, settings) for _ in range(settings.processes)]
+    children = [_Child.spawn(context, settings.for_process(i)) for i in range(settings.processes)]
     try:
         for child in children:
             child.wait_serving(stopping)
@@ -375,6 +418,10 @@ class RunningGateway:
     @property
     def limits(self) -> Limits:
         return self.served.limits
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.served.metrics_port
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Runs a coroutine on the gateway's loop and waits for its result."""

@@ -136,7 +136,7 @@ def test_a_toml_float_or_boolean_is_not_taken_for_an_integer(tmp_path: Path, val
         load(f"shutdown_grace_seconds = {value}\n", tmp_path)
 
 
-@pytest.mark.parametrize("name", ["grpc_address", "oauth_address"])
+@pytest.mark.parametrize("name", ["grpc_address", "oauth_address", "metrics_address"])
 @pytest.mark.parametrize("address", ["localhost", ":50443", "host:", "host:port", "host:65536"])
 def test_an_address_is_host_colon_port(name: str, address: str) -> None:
     assert refused(**{name: address}) == f"{name} must be HOST:PORT, got {address!r}"
@@ -180,6 +180,48 @@ def test_processes_are_at_most_64_and_share_a_fixed_port() -> None:
     )
     assert load(processes=64, grpc_address="127.0.0.1:7000").processes == 64
     assert load(processes=1, grpc_address="127.0.0.1:0").processes == 1
+
+
+def test_metrics_are_off_unless_an_address_is_given() -> None:
+    assert Settings().metrics_address == ""
+    assert load(environ={"CREDIT_GATEWAY_METRICS_ADDRESS": "127.0.0.1:9464"}).metrics_address == (
+        "127.0.0.1:9464"
+    )
+    assert load(metrics_address="127.0.0.1:0").metrics_address == "127.0.0.1:0"
+
+
+def test_each_process_has_a_metrics_port_of_its_own() -> None:
+    settings = load(processes=3, grpc_address="127.0.0.1:7000", metrics_address="127.0.0.1:9464")
+    assert [settings.for_process(i).metrics_address for i in range(3)] == [
+        "127.0.0.1:9464",
+        "127.0.0.1:9465",
+        "127.0.0.1:9466",
+    ]
+    # Everything else is the same settings; no metrics, nothing to change.
+    assert dataclasses.replace(settings.for_process(2), metrics_address="") == (
+        dataclasses.replace(settings, metrics_address="")
+    )
+    assert load(processes=2, grpc_address="127.0.0.1:7000").for_process(1).metrics_address == ""
+    ipv6 = load(processes=2, grpc_address="[::1]:7000", metrics_address="[::1]:9464")
+    assert ipv6.for_process(1).metrics_address == "[::1]:9465"
+    assert split_address(ipv6.for_process(1).metrics_address) == ("::1", 9465)
+
+
+def test_metrics_ports_must_be_fixed_in_range_and_clear_of_the_others() -> None:
+    many = {"processes": 4, "grpc_address": "127.0.0.1:7000"}
+    assert refused(**many, metrics_address="127.0.0.1:0") == (
+        "processes > 1 needs a fixed metrics_address port (one per process)"
+    )
+    assert refused(**many, metrics_address="127.0.0.1:65534") == (
+        "metrics_address port + processes - 1 must be at most 65535"
+    )
+    assert refused(**many, metrics_address="127.0.0.1:6998") == (
+        "metrics_address ports 6998-7001 include grpc_address's"
+    )
+    assert refused(metrics_address="127.0.0.1:50444") == (
+        "metrics_address ports 50444-50444 include oauth_address's"
+    )
+    assert load(**many, metrics_address="127.0.0.1:7001", oauth_address="127.0.0.1:7100")
 
 
 def test_shutdown_grace_may_be_zero_not_negative() -> None:

@@ -13,6 +13,8 @@ then, for a method that needs a token:
 The servicer then reads the caller from `current_call()`. Authorization proper (agreements,
 consent, the catalog) is the policy's, not this layer's. A client stream's messages arrive
 through a guard that enforces the idle timeout; every stream runs under the server's deadline.
+Each call is counted as it ends (credit_gateway.metrics: its code and time, a refusal's reason)
+through children bound once per method: two clock reads and three increments a call.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import inspect
 import logging
 import secrets
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +34,7 @@ from typing import Any, cast
 
 import grpc
 
+from credit_gateway import metrics
 from credit_gateway.adapters.grpc.errors import internal_status, to_status
 from credit_gateway.adapters.grpc.limits import Limits
 from credit_gateway.adapters.storage.trust import StandingReader
@@ -54,6 +58,9 @@ log = logging.getLogger("credit_gateway.calls")
 Behaviour = Callable[..., Any]
 Handler = Any  # grpc.RpcMethodHandler, generic only in the stubs
 _Ctx = grpc.aio.ServicerContext[Any, Any]
+# A method no servicer serves is counted under this name, never under the one the caller sent.
+UNKNOWN_METHOD = "UNKNOWN"
+_UNIMPLEMENTED = metrics.GRPC_CALLS.labels(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name)
 
 
 # Methods whose own transaction reads the caller's standing (the release transaction folds it
@@ -110,6 +117,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
     ) -> Handler:
         handler = await continuation(handler_call_details)
         if handler is None:
+            _UNIMPLEMENTED.inc()
             return None  # grpc answers UNIMPLEMENTED
         method = handler_call_details.method
         # Wrapped handlers are built once per method: the wrapper reads each call's metadata
@@ -126,34 +134,44 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
         }
+        counted = _Counted(method)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary), **options
+                self._unary(counted, handler.unary_unary), **options
             )
         kind = "stream_stream" if handler.request_streaming else "unary_stream"
         if not handler.response_streaming:
             kind = "stream_unary"
         behaviour = getattr(handler, kind)
         factory = getattr(grpc, f"{kind}_rpc_method_handler")
-        return factory(self._stream(method, behaviour, handler.request_streaming), **options)
+        return factory(self._stream(counted, behaviour, handler.request_streaming), **options)
 
     # -- wrapping ----------------------------------------------------------------------------
-    def _unary(self, method: str, behaviour: Behaviour) -> Behaviour:
+    def _unary(self, counted: _Counted, behaviour: Behaviour) -> Behaviour:
+        method = counted.method
+
         async def call(request: Any, context: _Ctx) -> Any:
+            started = time.perf_counter()
             rid = self._enter(context)
             try:
                 with self.limits.unary(method):
                     await self._authenticate(method, context)
-                    return await behaviour(request, context)
+                    response = await behaviour(request, context)
+            except asyncio.CancelledError:
+                counted.ended(started, grpc.StatusCode.CANCELLED)
+                raise
             except Exception as error:
-                await self._fail(method, context, error, rid)
-            return None  # not reached: _fail aborts the call
+                await self._fail(counted, context, error, rid, started)
+                return None  # not reached: _fail aborts the call
+            counted.ended(started)
+            return response
 
         return call
 
-    def _stream(self, method: str, behaviour: Behaviour, client_streaming: bool) -> Behaviour:
+    def _stream(self, counted: _Counted, behaviour: Behaviour, client_streaming: bool) -> Behaviour:
         """Server streams come as async generators (ours, reflection) or as coroutines that
         write to the context (the health service's Watch); the wrapper keeps each one's form."""
+        method = counted.method
 
         async def prepare(request: Any, context: _Ctx) -> Any:
             await self._authenticate(method, context)
@@ -162,24 +180,36 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
             return request
 
         async def coroutine(request: Any, context: _Ctx) -> Any:
+            started = time.perf_counter()
             rid = self._enter(context)
             try:
                 with self.limits.stream(method, self._peer_thumbprint(context)):
                     async with self._deadline():
-                        return await behaviour(await prepare(request, context), context)
+                        result = await behaviour(await prepare(request, context), context)
+            except asyncio.CancelledError:
+                counted.ended(started, grpc.StatusCode.CANCELLED)
+                raise
             except Exception as error:
-                await self._fail(method, context, error, rid)
-            return None
+                await self._fail(counted, context, error, rid, started)
+                return None
+            counted.ended(started)
+            return result
 
         async def generator(request: Any, context: _Ctx) -> AsyncIterator[Any]:
+            started = time.perf_counter()
             rid = self._enter(context)
             try:
                 with self.limits.stream(method, self._peer_thumbprint(context)):
                     async with self._deadline():
                         async for response in behaviour(await prepare(request, context), context):
                             yield response
+            except asyncio.CancelledError:
+                counted.ended(started, grpc.StatusCode.CANCELLED)
+                raise
             except Exception as error:
-                await self._fail(method, context, error, rid)
+                await self._fail(counted, context, error, rid, started)
+                return
+            counted.ended(started)
 
         return generator if inspect.isasyncgenfunction(behaviour) else coroutine
 
@@ -212,10 +242,16 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
         logs.request_id.set(rid)  # each call runs in a task of its own: no reset needed
         return rid
 
-    async def _fail(self, method: str, context: _Ctx, error: Exception, rid: str) -> None:
+    async def _fail(
+        self, counted: _Counted, context: _Ctx, error: Exception, rid: str, started: float
+    ) -> None:
         """Every error becomes a status here, in one place. A caller's refusal is logged at
-        INFO; our own failures (storage, configuration) at ERROR, never as a refusal."""
-        if isinstance(error, asyncio.CancelledError | grpc.aio.AbortError):
+        INFO and counted by its reason; our own failures (storage, configuration) at ERROR,
+        never as a refusal."""
+        method = counted.method
+        if isinstance(error, grpc.aio.AbortError):
+            # Only this function aborts; a servicer that did would have set its own status.
+            counted.ended(started, grpc.StatusCode.UNKNOWN)
             raise error
         if isinstance(error, InfrastructureError):
             fields = {"method": method, "reason": error.reason, "detail": error.message}
@@ -225,9 +261,11 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
             fields = {"method": method, "reason": error.reason, "detail": error.message}
             log.info("refused", extra={"fields": fields})
             status = to_status(error)
+            counted.refused(error.reason)
         else:
             log.error("unhandled error", exc_info=error, extra={"fields": {"method": method}})
             status = internal_status()
+        counted.ended(started, status.code)
         trailers = (*status.trailing_metadata, ("x-request-id", rid))
         await context.abort(status.code, status.details, trailers)
 
@@ -273,6 +311,32 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
         return self._thumbprints.get_or_make(
             pem, lambda: x5t_s256(ssl.PEM_cert_to_DER_cert(pem.decode()))
         )
+
+
+class _Counted:
+    """One method's metrics, bound once: `labels()` takes the metric's lock and hashes its
+    values, so a call pays only for the increments."""
+
+    __slots__ = ("_codes", "_ok", "_seconds", "method")
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self._seconds = metrics.GRPC_SECONDS.labels(method)
+        self._ok = metrics.GRPC_CALLS.labels(method, grpc.StatusCode.OK.name)
+        self._codes: dict[grpc.StatusCode, Any] = {}
+
+    def ended(self, started: float, code: grpc.StatusCode = grpc.StatusCode.OK) -> None:
+        self._seconds.observe(time.perf_counter() - started)
+        if code is grpc.StatusCode.OK:
+            self._ok.inc()
+            return
+        child = self._codes.get(code)
+        if child is None:
+            child = self._codes[code] = metrics.GRPC_CALLS.labels(self.method, code.name)
+        child.inc()
+
+    def refused(self, reason: str) -> None:
+        metrics.REFUSALS.labels(self.method, metrics.bounded_reason(reason)).inc()
 
 
 @contextlib.asynccontextmanager

@@ -11,10 +11,11 @@ the event loop's one thread, so no lock is needed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from credit_gateway import metrics
 from credit_gateway.errors import ResourceExhausted
 from credit_gateway.runtime.config import Settings
 
@@ -103,3 +104,12 @@ class Limits:
 
     def open_streams(self) -> int:
         return sum(self._by_method.values())
+
+    def metric_samples(self) -> Iterable[metrics.Sample]:
+        """The slots in use and the open streams, as a scrape reads them (on the loop)."""
+        yield metrics.ADMISSION_IN_USE, ("calls",), self._unary
+        yield metrics.ADMISSION_IN_USE, ("health",), self._health
+        yield metrics.ADMISSION_SLOTS, ("calls",), self.max_unary
+        yield metrics.ADMISSION_SLOTS, ("health",), HEALTH_SLOTS
+        for method, count in self._by_method.items():
+            yield metrics.OPEN_STREAMS, (method,), count

@@ -31,6 +31,10 @@ runs through the caller's `run`, never on the loop.
   bytes, is switched off.
 * `max_requests_per_connection`: the last response a connection may carry says
   `Connection: close`.
+
+Every answer is counted by endpoint (one of the application's paths, else "other": never the
+path a client sent) and HTTP status, and every connection closed before a request by why
+(credit_gateway.metrics).
 """
 
 from __future__ import annotations
@@ -44,12 +48,14 @@ import logging
 import socket
 import ssl
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from aiohttp import HttpVersion11, web
 from aiohttp.abc import AbstractAccessLogger
+
+from credit_gateway import metrics
 
 __all__ = [
     "FORM_CONTENT_TYPE",
@@ -60,6 +66,7 @@ __all__ = [
     "HttpResponse",
     "HttpsServer",
     "Run",
+    "bind",
     "json_error",
     "media_type",
     "serve_https",
@@ -278,6 +285,7 @@ class _Connection(web.RequestHandler):
         """aiohttp's answer to a request it could not parse, or whose handler raised: our JSON,
         logged without the request's bytes (they may hold credentials)."""
         self._disarm()
+        self._server.count(request.path if request is not None else "", status)
         if status >= 500:
             log.error("HTTPS request handling failed", exc_info=exc)
             error = json_error(status, "server_error", "internal error")
@@ -318,6 +326,7 @@ class _Connection(web.RequestHandler):
 
     def _expire(self) -> None:
         self._deadline = None
+        metrics.OAUTH_CONNECTIONS_REFUSED.labels(metrics.HEADER_TIMEOUT).inc()
         log.debug("dropped %s: no complete request head in time", self.address)
         self.abort()
 
@@ -332,8 +341,10 @@ class HttpsServer:
         context: ssl.SSLContext,
         run: Run,
         limits: HttpLimits,
+        endpoints: Collection[str] = (),
     ) -> None:
         self.limits = limits
+        self._endpoints = frozenset(endpoints)
         self._listener = listener
         self._address = listener.getsockname()
         self._handle = handle
@@ -360,6 +371,11 @@ class HttpsServer:
     def open_connections(self) -> int:
         """Connections admitted and not yet closed, including those still in the handshake."""
         return self._admission.total
+
+    def count(self, path: str, status: int) -> None:
+        """One answer, in metrics.OAUTH_REQUESTS: the label is one of our endpoints."""
+        endpoint = path if path in self._endpoints else "other"
+        metrics.OAUTH_REQUESTS.labels(endpoint, str(status)).inc()
 
     async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Close the listener and every connection; a request being answered gets `grace`
@@ -392,6 +408,7 @@ class HttpsServer:
             address = _address_key(peer)
             if not self._admission.admit(address):
                 sock.close()
+                metrics.OAUTH_CONNECTIONS_REFUSED.labels(metrics.OVER_CAPACITY).inc()
                 log.debug("refused a connection from %s: over the cap", address)
                 continue
             try:
@@ -421,6 +438,7 @@ class HttpsServer:
             connection.release()  # no connection_made, so no connection_lost will
             if not isinstance(exc, OSError):  # ssl.SSLError and the timeout are OSErrors
                 raise
+            metrics.OAUTH_CONNECTIONS_REFUSED.labels(metrics.HANDSHAKE_FAILED).inc()
             log.debug("TLS handshake with %s failed: %s", connection.address, exc)
 
     def _handshake_ended(
@@ -441,6 +459,7 @@ class HttpsServer:
             response, close = await self._answer(request)
         finally:
             connection.end_request()
+        self.count(request.path, response.status)
         return _web_response(response, close=close or last)
 
     async def _answer(self, request: web.BaseRequest) -> tuple[HttpResponse, bool]:
@@ -529,7 +548,8 @@ def _web_response(response: HttpResponse, *, close: bool) -> web.Response:
     return out
 
 
-def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening, non-blocking TCP socket on host:port (0: any free port)."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
@@ -559,10 +579,13 @@ async def serve_https(
     run: Run,
     limits: HttpLimits = DEFAULT_LIMITS,
     reuse_port: bool = False,
+    endpoints: Collection[str] = (),
 ) -> HttpsServer:
     """Listen on host:port (0: any free port) and serve `handle` over TLS in the running loop.
 
     `handle` blocks, so each call goes through `run`. `reuse_port` sets SO_REUSEPORT, for
-    processes sharing the port. Raises OSError when the address cannot be bound.
+    processes sharing the port. `endpoints`: the application's paths, each counted under its
+    own name (any other as "other"). Raises OSError when the address cannot be bound.
     """
-    return HttpsServer(_bind(host, port, reuse_port=reuse_port), handle, context, run, limits)
+    listener = bind(host, port, reuse_port=reuse_port)
+    return HttpsServer(listener, handle, context, run, limits, endpoints)

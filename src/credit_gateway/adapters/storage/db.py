@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from credit_gateway import metrics
 from credit_gateway.errors import GatewayError, StorageError
 
 RECYCLE_SECONDS = 300  # a connection is replaced once this old (pool and pinned alike)
@@ -104,6 +105,7 @@ def translated_errors() -> Iterator[None]:
     except DBAPIError as exc:
         raise driver_error(exc.orig) from exc
     except SQLAlchemyError as exc:
+        metrics.STORAGE_ERRORS.labels("sqlalchemy").inc()
         raise StorageError(f"database error: {exc}") from exc
 
 
@@ -112,12 +114,40 @@ _TRANSIENT_MYSQL = {1205, 1213}
 _TRANSIENT_SQLSTATE = {"40P01", "40001"}
 
 
+# PEP 249's exception classes, which every driver's errors derive from: the metric's kinds.
+_PEP249_KINDS = {
+    "IntegrityError": "integrity",
+    "OperationalError": "operational",
+    "DataError": "data",
+    "ProgrammingError": "programming",
+    "InterfaceError": "interface",
+    "InternalError": "internal",
+    "NotSupportedError": "not_supported",
+    "DatabaseError": "database",
+}
+
+
+def error_kind(orig: BaseException | None, *, transient: bool = False) -> str:
+    """What went wrong, as a bounded label: "transient" (deadlock, serialization failure) or
+    the PEP 249 class the driver's error derives from (psycopg's hundreds of subclasses and
+    MySQL's numbers would each be a label of their own)."""
+    if transient:
+        return "transient"
+    for cls in type(orig).__mro__:
+        kind = _PEP249_KINDS.get(cls.__name__)
+        if kind is not None:
+            return kind
+    return "other"
+
+
 def driver_error(orig: BaseException | None) -> StorageError:
-    """The StorageError for an exception the DBAPI driver raised (sqlite3, psycopg, PyMySQL)."""
+    """The StorageError for an exception the DBAPI driver raised (sqlite3, psycopg, PyMySQL);
+    counted in metrics.STORAGE_ERRORS by its kind."""
     args = getattr(orig, "args", ()) or (None,)
     transient = (
         args[0] in _TRANSIENT_MYSQL or getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATE
     )
+    metrics.STORAGE_ERRORS.labels(error_kind(orig, transient=transient)).inc()
     return StorageError(f"database error: {type(orig).__name__}: {orig}", transient=transient)
 
 
@@ -261,6 +291,8 @@ class Database:
                         None,
                     ):
                         raise driver_error(exc) from exc
+                    # Read again on a new connection; the drop is counted all the same.
+                    metrics.STORAGE_ERRORS.labels("disconnect").inc()
         raise AssertionError("not reached")
 
     def dispose(self) -> None:
