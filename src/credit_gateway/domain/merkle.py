@@ -57,6 +57,28 @@ class LeafHashes:
         return self._levels[level][index]
 
 
+def appended_nodes(
+    nodes: Nodes, size: int, leaves: Sequence[bytes]
+) -> list[tuple[int, int, bytes]]:
+    """The complete-subtree nodes, as (level, index, hash), that appending ``leaves`` to a tree
+    of ``size`` creates, leaves included. Of the stored tree it reads only the right edge (the
+    left siblings the new leaves complete), each at most once."""
+    made: dict[tuple[int, int], bytes] = {}
+    out: list[tuple[int, int, bytes]] = []
+    for offset, leaf in enumerate(leaves):
+        level, index, value = 0, size + offset, leaf
+        made[(level, index)] = value
+        out.append((level, index, value))
+        while index & 1:  # a right child: with its left sibling it completes the parent
+            left = made.pop((level, index - 1), None)
+            if left is None:
+                left = nodes.node(level, index - 1)
+            value, level, index = hash_children(left, value), level + 1, index >> 1
+            made[(level, index)] = value
+            out.append((level, index, value))
+    return out
+
+
 def subtree_root(nodes: Nodes, start: int, end: int) -> bytes:
     """MTH(D[start:end]) for a range the tree's recursion produces (start aligned to its split)."""
     size = end - start

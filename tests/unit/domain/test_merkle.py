@@ -17,6 +17,7 @@ from credit_gateway.domain.merkle import (
     EMPTY_ROOT,
     LeafHashes,
     ProofError,
+    appended_nodes,
     consistency_proof,
     hash_children,
     inclusion_proof,
@@ -212,3 +213,35 @@ def test_a_proof_costs_at_most_two_stored_nodes_per_level(size: int, data: st.Da
     nodes = _CountingNodes()
     consistency_proof(nodes, data.draw(st.integers(min_value=1, max_value=size)), size)
     assert nodes.reads <= bound
+
+
+class _StoredNodes:
+    """A store of (level, index) -> hash, counting reads."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[tuple[int, int], bytes] = {}
+        self.reads = 0
+
+    def node(self, level: int, index: int) -> bytes:
+        self.reads += 1
+        return self.hashes[(level, index)]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=70), min_size=1, max_size=8))
+def test_appending_in_batches_stores_every_complete_subtree(batches: list[int]) -> None:
+    store, size = _StoredNodes(), 0
+    leaves = tree(sum(batches))
+    for count in batches:
+        store.reads = 0
+        made = appended_nodes(store, size, leaves[size : size + count])
+        assert store.reads <= size.bit_length()  # only the right edge of the stored tree
+        for level, index, value in made:
+            assert (level, index) not in store.hashes  # nodes are written once, never changed
+            store.hashes[(level, index)] = value
+        size += count
+        reference = LeafHashes(leaves[:size])
+        assert root(store, size) == root(reference, size) == mth(leaves[:size])
+    expected = {
+        (level, index) for level in range(size.bit_length()) for index in range(size >> level)
+    }
+    assert set(store.hashes) == expected
