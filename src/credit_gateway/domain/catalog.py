@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from credit_gateway.domain import art16
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.errors import DomainError
 
@@ -141,8 +142,17 @@ class Catalog:
     version: str
     items: Mapping[str, CatalogItem]
     purposes: Mapping[str, Purpose] = field(default_factory=dict)
-    # Art 16: payload field names that reveal prohibited information; a record with one is refused.
-    prohibited_fields: frozenset[str] = frozenset()
+    # Art 16 para 2 (1): names of prohibited information, normalised (domain/art16.py). Always
+    # the regulation's list (art16.PROHIBITED), with whatever names the catalog file adds: a
+    # catalog can widen it, never narrow it. A record naming one is refused, and so is an item
+    # whose schema or code names one.
+    prohibited_fields: frozenset[str] = art16.PROHIBITED
+
+    def __post_init__(self) -> None:
+        names = art16.PROHIBITED | {art16.normalise(n) for n in self.prohibited_fields}
+        object.__setattr__(self, "prohibited_fields", frozenset(names - {""}))
+        for item in self.items.values():
+            _refuse_prohibited_names(item, self.prohibited_fields)
 
     def item(self, code: str) -> CatalogItem | None:
         return self.items.get(code)
@@ -157,7 +167,9 @@ class Catalog:
             version = str(doc["version"])
             items = [_item(raw) for raw in doc["items"]]
             purposes = [Purpose(**raw) for raw in doc.get("purposes", [])]
-            prohibited = frozenset(str(f) for f in doc.get("prohibited_fields", []))
+            prohibited = frozenset(
+                string_list(doc.get("prohibited_fields", []), "prohibited_fields")
+            )
         except CatalogError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, DomainError) as exc:
@@ -173,6 +185,22 @@ def string_list(value: Any, name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise DomainError(f"{name} must be a list of strings")
     return value
+
+
+def _refuse_prohibited_names(item: CatalogItem, prohibited: frozenset[str]) -> None:
+    """Art 16 para 2 (1): a catalogued item whose payload would carry prohibited information is
+    refused when the catalog loads, not record by record later."""
+    named = art16.names_prohibited(item.code, prohibited)
+    if named is not None:
+        raise CatalogError(
+            f"{item.code}: the item code names {named!r}, information Art 16 prohibits"
+        )
+    found = next(iter(art16.prohibited_in_schema(item.schema, prohibited)), None)
+    if found is not None:
+        raise CatalogError(
+            f"{item.code}: its schema names the field {found.field!r} at {found.path}, which "
+            f"reads as {found.reads_as!r}: information Art 16 prohibits aggregating"
+        )
 
 
 def _item(raw: Mapping[str, Any]) -> CatalogItem:

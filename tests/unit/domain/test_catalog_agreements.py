@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from credit_gateway.domain import art16
 from credit_gateway.domain.agreements import (
     CENTER,
     FORMAT,
@@ -44,6 +47,7 @@ from credit_gateway.domain.participants import (
 from credit_gateway.errors import DomainError, InvalidArgument, PermissionDenied
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+SHIPPED_CATALOG = Path(art16.__file__).parents[1] / "data" / "catalog.json"
 NP, LP, OO = SubjectKind.NATURAL_PERSON, SubjectKind.LEGAL_PERSON, SubjectKind.OTHER_ORGANISATION
 OPEN, AUTH, GOV, SELF = (
     DisclosureLevel.OPEN,
@@ -209,7 +213,7 @@ def catalog_document() -> dict[str, Any]:
     return {
         "version": "2026.1",
         "title": "ignored",
-        "prohibited_fields": ["religion", "blood_type"],
+        "prohibited_fields": ["religion", "Ethnic Group"],
         "purposes": [
             {
                 "code": "LOAN",
@@ -275,7 +279,8 @@ def test_catalog_from_a_good_document() -> None:
     catalog = Catalog.from_document(catalog_document())
     assert catalog.version == "2026.1"
     assert sorted(catalog.items) == ["LIST.DISCIPLINE", "NP.INCOME", "REG.ENTERPRISE"]
-    assert catalog.prohibited_fields == frozenset({"religion", "blood_type"})
+    # The regulation's names, and the one this catalog adds, normalised.
+    assert catalog.prohibited_fields == art16.PROHIBITED | {"ethnic_group"}
     assert catalog.purposes["LOAN"] == Purpose("LOAN", "Loan", 90, 730, 5)
     reg = catalog.item("REG.ENTERPRISE")
     assert reg is not None
@@ -304,7 +309,8 @@ def test_catalog_without_purposes_or_prohibited_fields() -> None:
     del doc["purposes"], doc["prohibited_fields"]
     catalog = Catalog.from_document(doc)
     assert catalog.purposes == {}
-    assert catalog.prohibited_fields == frozenset()
+    # Leaving the list out never turns Art 16 off: the regulation's names are in the code.
+    assert catalog.prohibited_fields == art16.PROHIBITED
 
 
 Edit = Callable[[dict[str, Any]], None]
@@ -363,6 +369,7 @@ MALFORMED_CATALOGS: list[tuple[str, Edit]] = [
     ("purpose-zero-limit", _set(("purposes", 0, "max_uses"), 0)),
     ("purpose-not-an-object", _set(("purposes", 0), "LOAN")),
     ("prohibited-fields-not-a-list", _set(("prohibited_fields",), 3)),
+    ("prohibited-fields-a-string", _set(("prohibited_fields",), "religion")),
 ]
 
 
@@ -388,6 +395,121 @@ def test_malformed_catalog_providers_string_raises_catalog_error() -> None:
     doc["items"][0]["providers"] = "hubei-amr"
     with pytest.raises(CatalogError):
         Catalog.from_document(doc)
+
+
+# ------------------------------------------------------------------ Art 16 names in item schemas
+
+
+def _schema(**keywords: Any) -> dict[str, Any]:
+    return {"type": "object", **keywords}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    return _schema(properties=properties)
+
+
+# (item schema, the field as spelled, where) - each must refuse the whole catalog.
+PROHIBITED_SCHEMAS: dict[str, tuple[dict[str, Any], str, str]] = {
+    "property-camel-case": (_object(bloodType={}), "bloodType", "$.properties.bloodType"),
+    "property-chinese": (_object(宗教信仰={}), "宗教信仰", "$.properties.宗教信仰"),
+    "nested-property": (
+        _object(notes=_object(medical_records={"type": "string"})),
+        "medical_records",
+        "$.properties.notes.properties.medical_records",
+    ),
+    "in-array-items": (
+        _object(annex={"type": "array", "items": _object(**{"Blood-Type": {}})}),
+        "Blood-Type",
+        "$.properties.annex.items.properties.Blood-Type",
+    ),
+    "pattern-properties-key": (
+        _schema(patternProperties={"^blood_?type$": {}}),
+        "^blood_?type$",
+        "$.patternProperties.^blood_?type$",
+    ),
+    "required-only": (_schema(required=["name", "血型"]), "血型", "$.required[1]"),
+    "dependent-required": (
+        _schema(dependentRequired={"case_no": ["fingerprints"]}),
+        "fingerprints",
+        "$.dependentRequired.case_no[0]",
+    ),
+    "all-of-subschema": (
+        _schema(allOf=[{}, _object(Illness={})]),
+        "Illness",
+        "$.allOf[1].properties.Illness",
+    ),
+    "defs-subschema": (
+        _schema(**{"$defs": {"person": _object(medicalHistory={})}}),
+        "medicalHistory",
+        "$.$defs.person.properties.medicalHistory",
+    ),
+    "property-names-enum": (
+        _schema(propertyNames={"enum": ["year", "genes"]}),
+        "genes",
+        "$.propertyNames.enum[1]",
+    ),
+    "added-by-the-catalog": (_object(ethnicGroup={}), "ethnicGroup", "$.properties.ethnicGroup"),
+}
+
+
+@pytest.mark.parametrize(
+    ("schema", "spelled", "where"), PROHIBITED_SCHEMAS.values(), ids=PROHIBITED_SCHEMAS.keys()
+)
+def test_an_item_whose_schema_names_prohibited_information_is_refused(
+    schema: dict[str, Any], spelled: str, where: str
+) -> None:
+    doc = catalog_document()
+    doc["items"][1]["schema"] = schema
+    with pytest.raises(CatalogError) as refused:
+        Catalog.from_document(doc)
+    assert refused.value.reason == "CATALOG_INVALID"
+    message = str(refused.value)
+    assert message.startswith("NP.INCOME: ")
+    assert f"{spelled!r} at {where}," in message
+    assert "Art 16" in message
+
+
+def test_an_item_whose_code_names_prohibited_information_is_refused() -> None:
+    doc = catalog_document()
+    doc["items"][0]["code"] = "NP.BLOOD_TYPE"
+    with pytest.raises(CatalogError, match=r"NP\.BLOOD_TYPE: the item code names 'blood_type'"):
+        Catalog.from_document(doc)
+
+
+ALLOWED_SCHEMAS = {
+    # whole words only: an adjective inside a longer name says what else it is about
+    "religious-venue": _object(religious_holiday_closure={"type": "boolean"}),
+    "medical-insurance": _object(medicalInsuranceArrears={"type": "number"}),
+    "words-containing-a-name": _object(general={}, bloodstock={}, genesis={}),
+    # values, titles and descriptions are not field names
+    "enum-values": _object(kind={"enum": ["blood type test", "religion"]}),
+    "description": _object(note={"description": "never the blood type or religion"}),
+    # a definition's name is not a field; its properties are looked at
+    "defs-name": _schema(**{"$defs": {"religion": _object(name={})}}),
+}
+
+
+@pytest.mark.parametrize("schema", ALLOWED_SCHEMAS.values(), ids=ALLOWED_SCHEMAS.keys())
+def test_an_item_whose_schema_names_nothing_prohibited_loads(schema: dict[str, Any]) -> None:
+    doc = catalog_document()
+    doc["items"][1]["schema"] = schema
+    assert Catalog.from_document(doc).items["NP.INCOME"].schema == schema
+
+
+def test_a_catalog_built_in_code_cannot_narrow_the_list_either() -> None:
+    item = Catalog.from_document(catalog_document()).items["REG.ENTERPRISE"]
+    assert Catalog("v", {}, prohibited_fields=frozenset()).prohibited_fields == art16.PROHIBITED
+    bad = dataclasses.replace(item, schema=_object(bloodType={}))
+    with pytest.raises(CatalogError, match="bloodType"):
+        Catalog("v", {bad.code: bad}, prohibited_fields=frozenset())
+
+
+def test_the_shipped_catalog_loads_and_names_nothing_prohibited() -> None:
+    document = json.loads(SHIPPED_CATALOG.read_text())
+    catalog = Catalog.from_document(document)
+    assert catalog.prohibited_fields == art16.PROHIBITED  # the file adds none
+    for item in catalog.items.values():
+        assert art16.prohibited_in_schema(item.schema) == []
 
 
 # ------------------------------------------------------------------ agreements
