@@ -40,6 +40,7 @@ from pathlib import Path
 
 from run import COMPANY, PERSON, bench_pki, postgres_database, prepare_gateway, signed_records
 
+from credit_gateway.adapters.grpc.submission import incoming
 from credit_gateway.consent.service import ConsentService
 from credit_gateway.domain.catalog import Category
 from credit_gateway.domain.consent import ConsentTerms
@@ -47,7 +48,7 @@ from credit_gateway.domain.policy import Channel
 from credit_gateway.runtime.config import Settings
 from credit_gateway.runtime.gateway import Gateway
 from credit_gateway.services.release import Inquiry, InquiryService
-from credit_gateway.services.submission import Incoming, SubmissionService
+from credit_gateway.services.submission import SubmissionService
 
 AGREEMENT = "agr-bench"
 AUDIT_BODY = 300  # bytes: about the size of a consented release's audit entry
@@ -65,20 +66,8 @@ def setup(work: Path, database_url: str) -> Setup:
     certs, parties = bench_pki(work)
     config = prepare_gateway(work, certs, database_url, parties)
     gateway = Gateway(Settings.load(config, environ={}))
-    incoming = [
-        Incoming(
-            r.provider_record_id,
-            r.item_code,
-            r.subject_code,
-            r.payload_json,
-            r.occurred_at.ToDatetime(tzinfo=UTC),
-            r.notice_reference,
-            r.signature,
-            r.key_id,
-        )
-        for r in signed_records(parties["bench-amr"], 6, "seed")
-    ]
-    outcomes = SubmissionService(gateway).submit("bench-amr", incoming)
+    records = [incoming(r) for r in signed_records(parties["bench-amr"], 6, "seed")]
+    outcomes = SubmissionService(gateway).submit("bench-amr", records)
     if any(o.outcome != "ACCEPTED" for o in outcomes):
         raise SystemExit(f"bench records were not all accepted: {outcomes}")
     now = datetime.now(UTC)

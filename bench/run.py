@@ -286,7 +286,7 @@ def signed_records(
             "permit_type": "food trading",
             "authority": "Wuhan AMR",
         }
-        s = Submission("bench-amr", f"{prefix}-{i}", "ADM.PERMIT", subject, payload, occurred, "")
+        s = Submission("bench-amr", f"{prefix}-{i}", "ADM.PERMIT", subject, payload, occurred, None)
         records.append(client.signed_record(s, key, unit.x5t_s256))
     return records
 

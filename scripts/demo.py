@@ -44,7 +44,7 @@ from credit_gateway.adapters.grpc.v1 import (
 )
 from credit_gateway.devpki import pki
 from credit_gateway.domain.canonical import canonical_bytes
-from credit_gateway.domain.records import Submission
+from credit_gateway.domain.records import Submission, WrittenNotice
 from credit_gateway.exchange.agreements import load_private_key
 from credit_gateway.runtime import tls
 
@@ -161,7 +161,9 @@ def record(
     tamper: bool = False,
 ) -> submission_pb2.SubmittedRecord:
     occurred = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days_ago)
-    signed = Submission(unit.name, rid, item, subject, payload, occurred, notice)
+    # Art 22: the subject was informed in writing, here the day after the decision.
+    written = WrittenNotice(notice, occurred + timedelta(days=1)) if notice else None
+    signed = Submission(unit.name, rid, item, subject, payload, occurred, written)
     pb = client.signed_record(signed, load_private_key(unit.cert.key_path), unit.cert.x5t_s256)
     if tamper:  # altered after it was signed: the gateway must refuse it
         pb.payload_json = canonical_bytes(
@@ -312,7 +314,7 @@ def scenario(
                 "authority": "Wuhan AMR",
             },
             200,
-            notice="NOTICE-17",
+            notice="AMR-N-2026-17",
         ),
         record(
             amr,
@@ -327,7 +329,7 @@ def scenario(
                 "authority": "Wuhan AMR",
             },
             150,
-            notice="NOTICE-31",
+            notice="AMR-N-2026-31",
         ),
         record(
             amr,

@@ -31,6 +31,7 @@ from support.harness import (
     start_harness,
 )
 from support.rpc import reason_of
+from support.scenario import submit, summary
 
 from credit_gateway.adapters.grpc.v1 import (
     inquiry_pb2,
@@ -43,7 +44,7 @@ from credit_gateway.adapters.storage.db import make_engine
 from credit_gateway.adapters.storage.tables import Base, RecordRow, SubjectRow
 from credit_gateway.crypto.signatures import sign_es256
 from credit_gateway.domain.canonical import canonical_bytes
-from credit_gateway.domain.records import Submission
+from credit_gateway.domain.records import Submission, WrittenNotice
 
 Outcome = submission_pb2.RecordResult
 ACCEPTED, DUPLICATE, REJECTED = (
@@ -54,11 +55,6 @@ ACCEPTED, DUPLICATE, REJECTED = (
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def submit(h: Harness, provider: Participant, records: list[Any]) -> Any:
-    stub = submission_pb2_grpc.SubmissionServiceStub(provider.channel)
-    return stub.SubmitRecords(iter(records), metadata=metadata(h.token(provider)), timeout=10)
 
 
 def stored_rows(h: Harness) -> list[RecordRow]:
@@ -108,13 +104,6 @@ def enterprise(amr: Participant, now: datetime, record_id: str) -> Any:
     )
 
 
-def summary(result: Any) -> list[tuple[int, str, int, list[tuple[str, str]]]]:
-    return [
-        (r.index, r.provider_record_id, r.outcome, [(v.reason, v.field) for v in r.violations])
-        for r in result.results
-    ]
-
-
 # --- per-record checks -------------------------------------------------------------------------
 
 
@@ -137,7 +126,7 @@ def test_mixed_batch_gets_a_result_per_record_and_stores_only_the_good_ones(
             PERSON,
             punishment(),
             now - timedelta(days=5),
-            "N-1",
+            WrittenNotice("N-1", now - timedelta(days=5)),
         ).signing_bytes(),
     )
     # Signed properly, then the payload altered in transit.
@@ -212,7 +201,7 @@ def test_mixed_batch_gets_a_result_per_record_and_stores_only_the_good_ones(
         (6, "bad-altered", REJECTED, [("BAD_SIGNATURE", "signature")]),
         (7, "good-2", ACCEPTED, []),
         (8, "bad-art16", REJECTED, [("ART16_PROHIBITED", "$.blood_type")]),
-        (9, "bad-no-notice", REJECTED, [("ART22_NOTICE_MISSING", "notice_reference")]),
+        (9, "bad-no-notice", REJECTED, [("ART22_NOTICE_MISSING", "notice")]),
         (10, "bad-not-json", REJECTED, [("PAYLOAD_NOT_JSON", "payload_json")]),
         (11, "bad-future", REJECTED, [("INVALID_TIME", "occurred_at")]),
         (12, "good-3", ACCEPTED, []),
@@ -343,8 +332,9 @@ def test_same_record_id_with_other_content_in_one_batch_keeps_the_first(
 
 def digest_of(amr: Participant, now: datetime, payload: dict[str, Any]) -> str:
     """The digest the gateway stores for amr_punishment(amr, now, "r-1", payload)."""
+    occurred = now - timedelta(days=5)
     submission = Submission(
-        amr.id, "r-1", "ADM.PUNISHMENT", PERSON, payload, now - timedelta(days=5), "N-1"
+        amr.id, "r-1", "ADM.PUNISHMENT", PERSON, payload, occurred, WrittenNotice("N-1", occurred)
     )
     return hashlib.sha256(submission.signing_bytes()).hexdigest()
 
@@ -606,7 +596,7 @@ def test_an_over_long_notice_rejects_its_record_not_the_stream(harness: Harness)
         subject=PERSON,
         payload=punishment(),
         occurred_at=now - timedelta(days=5),
-        notice="N" * 129,
+        notice="N-1" + "0" * 126,
     )
     result = submit(h, amr, [long_notice, enterprise(amr, now, "good")])
     assert summary(result) == [
@@ -614,7 +604,7 @@ def test_an_over_long_notice_rejects_its_record_not_the_stream(harness: Harness)
             0,
             "long-notice",
             submission_pb2.RecordResult.OUTCOME_REJECTED,
-            [("FIELD_TOO_LONG", "notice_reference")],
+            [("FIELD_TOO_LONG", "notice.number")],
         ),
         (1, "good", submission_pb2.RecordResult.OUTCOME_ACCEPTED, []),
     ]

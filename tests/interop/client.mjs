@@ -122,9 +122,25 @@ async function run(cfg) {
   withMillis.setUTCMilliseconds(250); // toISOString(): ...250Z, the form item 8 was refused in
   const wholeSecond = days(-6);
   wholeSecond.setUTCMilliseconds(0);
+  // Art 22: each notice reached the subject a day after the decision, one at a milliseconds
+  // time; one record names its subject's kind, which is signed as the wire says it.
+  const delivered = days(-4);
+  delivered.setUTCMilliseconds(125);
   const drafts = [
-    { id: "node-ms", occurred: withMillis, authority: "武汉市市场监督管理局" },
-    { id: "node-whole", occurred: wholeSecond, authority: "Wuhan AMR" },
+    {
+      id: "node-ms",
+      occurred: withMillis,
+      authority: "武汉市市场监督管理局",
+      notice: { number: "鄂汉市监罚告〔2026〕17号", delivered },
+      kind: null,
+    },
+    {
+      id: "node-whole",
+      occurred: wholeSecond,
+      authority: "Wuhan AMR",
+      notice: { number: "N-2026-1", delivered: days(-5) },
+      kind: "natural_person",
+    },
   ];
   const signedDocuments = [];
   const records = [];
@@ -137,14 +153,15 @@ async function run(cfg) {
       authority: r.authority,
     };
     const document = {
-      format: "credit-gateway/record/v1",
+      format: "credit-gateway/record/v2",
       provider: cfg.provider.id,
       provider_record_id: r.id,
       item: "ADM.PUNISHMENT",
       subject: cfg.subject,
+      subject_kind: r.kind,
       payload,
       occurred_at: canonicalTime(r.occurred),
-      notice_reference: "N-1",
+      notice: { number: r.notice.number, delivered_at: canonicalTime(r.notice.delivered) },
     };
     const bytes = canonicalBytes(document);
     signedDocuments.push(Buffer.from(bytes).toString("base64"));
@@ -154,7 +171,8 @@ async function run(cfg) {
       subject_code: cfg.subject,
       payload_json: Buffer.from(canonicalBytes(payload)),
       occurred_at: timestamp(r.occurred),
-      notice_reference: "N-1",
+      subject_kind: r.kind ? `SUBJECT_KIND_${r.kind.toUpperCase()}` : "SUBJECT_KIND_UNSPECIFIED",
+      notice: { number: r.notice.number, delivered_at: timestamp(r.notice.delivered) },
       signature: await es256(providerKey, bytes),
       key_id: keyId,
     });

@@ -20,12 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from support.harness import PERSON, Harness, make_agreement
 
 from credit_gateway.adapters.storage import consents as consent_store
+from credit_gateway.adapters.storage.tables import RecordRow
 from credit_gateway.domain.canonical import parse_json_object
 from credit_gateway.domain.consent import ConsentTerms, artefact_bytes
-from credit_gateway.domain.records import Submission
+from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.domain.records import Submission, WrittenNotice
+from credit_gateway.domain.timestamps import canonical_timestamp
 from credit_gateway.services import operator as registry
 
 HERE = Path(__file__).resolve().parent
@@ -136,7 +140,10 @@ def test_a_node_client_signs_submits_consents_and_queries(
     signed = [parse_json_object(base64.b64decode(b)) for b in out["signed_records"]]
     assert signed[0]["occurred_at"].endswith(".250Z")
     assert "." not in signed[1]["occurred_at"]  # toISOString()'s ".000" dropped
+    assert signed[0]["notice"]["delivered_at"].endswith(".125Z")
+    assert [d["subject_kind"] for d in signed] == [None, "natural_person"]
     for doc, b64 in zip(signed, out["signed_records"], strict=True):
+        notice = doc["notice"]
         ours = Submission(
             doc["provider"],
             doc["provider_record_id"],
@@ -144,9 +151,20 @@ def test_a_node_client_signs_submits_consents_and_queries(
             doc["subject"],
             doc["payload"],
             datetime.fromisoformat(doc["occurred_at"]),
-            doc["notice_reference"],
+            WrittenNotice(notice["number"], datetime.fromisoformat(notice["delivered_at"])),
+            SubjectKind(doc["subject_kind"]) if doc["subject_kind"] else None,
         )
         assert ours.signing_bytes() == base64.b64decode(b64)
+    # The notices are stored as Node sent them.
+    with h.db.transaction(write=False) as session:
+        stored = session.execute(
+            select(RecordRow.notice_reference, RecordRow.notice_delivered_at).order_by(
+                RecordRow.provider_record_id
+            )
+        ).all()
+    assert [(n, canonical_timestamp(at, "at")) for n, at in stored] == [
+        (d["notice"]["number"], d["notice"]["delivered_at"]) for d in signed
+    ]
 
     # (2) The consent the subject signed with the sets in request order: granted on its
     # signature, and the gateway keeps as evidence exactly the bytes Node signed.

@@ -273,12 +273,19 @@ def signed_record(
     payload: dict[str, Any],
     occurred_at: datetime,
     notice: str = "",
+    delivered_at: datetime | None = None,
+    kind: Any = None,
 ) -> Any:
-    """A SubmittedRecord signed by the provider's key over the record's canonical bytes."""
+    """A SubmittedRecord signed by the provider's key over the record's canonical bytes; with a
+    `notice` (not empty), the Art 22 written notice of that number, delivered at `delivered_at`
+    (by default when the record occurred); `kind` the SubjectKind the record names."""
     from credit_gateway.adapters.grpc import client
-    from credit_gateway.domain.records import Submission
+    from credit_gateway.domain.records import Submission, WrittenNotice
     from credit_gateway.exchange.agreements import load_private_key
 
-    submission = Submission(participant.id, record_id, item, subject, payload, occurred_at, notice)
+    written = WrittenNotice(notice, delivered_at or occurred_at) if notice else None
+    submission = Submission(
+        participant.id, record_id, item, subject, payload, occurred_at, written, kind
+    )
     key = load_private_key(participant.cert.key_path)
     return client.signed_record(submission, key, participant.cert.x5t_s256)

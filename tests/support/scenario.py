@@ -22,12 +22,23 @@ from credit_gateway.adapters.grpc.v1 import (
     submission_pb2_grpc,
 )
 from credit_gateway.adapters.storage.db import Database
-from credit_gateway.adapters.storage.tables import AuditEntryRow, RecordRow
+from credit_gateway.adapters.storage.tables import AuditEntryRow, RecordRow, SubjectRow
 
 AGREEMENT = "agr-zx-credit"
 # The catalog's purpose with the most uses per consent (50): the loops below need many.
 PURPOSE = "CONTRACT_DUE_DILIGENCE"
 MAX_USES = 50
+
+
+def punishment_payload(decision_no: str) -> dict[str, Any]:
+    """An ADM.PUNISHMENT payload that fits the item's schema."""
+    return {
+        "decision_no": decision_no,
+        "violation": "unlicensed trading",
+        "penalty": "fine",
+        "decided_on": "2026-01-02",
+        "authority": "Wuhan AMR",
+    }
 
 
 def punishment(provider: Participant, record_id: str, now: datetime) -> Any:
@@ -37,16 +48,30 @@ def punishment(provider: Participant, record_id: str, now: datetime) -> Any:
         record_id=record_id,
         item="ADM.PUNISHMENT",
         subject=PERSON,
-        payload={
-            "decision_no": f"D-{record_id}",
-            "violation": "unlicensed trading",
-            "penalty": "fine",
-            "decided_on": "2026-01-02",
-            "authority": "Wuhan AMR",
-        },
+        payload=punishment_payload(f"D-{record_id}"),
         occurred_at=now - timedelta(days=5),
         notice="N-1",
     )
+
+
+def submit(h: Harness, provider: Participant, records: list[Any]) -> Any:
+    """The provider's SubmitRecords of `records`: its SubmissionResult."""
+    stub = submission_pb2_grpc.SubmissionServiceStub(provider.channel)
+    return stub.SubmitRecords(iter(records), metadata=metadata(h.token(provider)), timeout=10)
+
+
+def summary(result: Any) -> list[tuple[int, str, int, list[tuple[str, str]]]]:
+    """(index, provider record id, outcome, [(reason, field)]) of each record's result."""
+    return [
+        (r.index, r.provider_record_id, r.outcome, [(v.reason, v.field) for v in r.violations])
+        for r in result.results
+    ]
+
+
+def stored_subject_kinds(db: Database) -> list[str]:
+    """The kind of every stored subject, sorted."""
+    with db.transaction(write=False) as session:
+        return sorted(session.scalars(select(SubjectRow.kind)))
 
 
 def count(db: Database, table: type[Any]) -> int:
@@ -192,10 +217,6 @@ def consented(h: Harness) -> Consented:
         calls_per_day=1_000_000,
         records_per_day=1_000_000,
     )
-    result = submission_pb2_grpc.SubmissionServiceStub(provider.channel).SubmitRecords(
-        iter([punishment(provider, "seed-1", h.clock.now)]),
-        metadata=metadata(h.token(provider)),
-        timeout=10,
-    )
+    result = submit(h, provider, [punishment(provider, "seed-1", h.clock.now)])
     assert result.accepted == 1, result
     return Consented(h, provider, agency, portal)

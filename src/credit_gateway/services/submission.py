@@ -1,9 +1,13 @@
 """Submissions from providing units (Art 11, 14-16, 22): each record checked on its own.
 
 Checks, in order, each failure a named reason and nothing written for that record:
-fields present -> item in the catalog -> provider authorised for the item -> subject code valid ->
-payload is a JSON object -> no Art 16 prohibited field -> fits the item's JSON Schema ->
-untrustworthiness record carries the Art 22 notice reference -> provider's signature verifies.
+what the wire could not convert -> fields present, and text a database can store ->
+item in the catalog -> provider authorised for the item -> subject code valid, of the kind the
+record names (the kind is never guessed: an ambiguous code without it is SUBJECT_KIND_REQUIRED)
+-> payload is a JSON object -> no Art 16 prohibited field -> fits the item's JSON Schema ->
+the Art 22 written notice: required for an untrustworthiness item, a real number, delivered no
+later than the submission -> provider's signature verifies. At the write, a subject stored as
+another kind refuses the record (SUBJECT_KIND_MISMATCH): a subject is never two kinds.
 Accepted records are written after the whole stream is read, in one transaction, so a stream
 that ends by cancel, deadline or shutdown stores nothing; the provider's own record id makes a
 resubmission idempotent (same content: DUPLICATE; other content: refused, Art 14).
@@ -27,14 +31,35 @@ from credit_gateway.crypto.signatures import verify_es256
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
 from credit_gateway.domain.catalog import Catalog, CatalogItem, DisclosureLevel, Polarity
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
-from credit_gateway.domain.records import Submission, prohibited_paths
+from credit_gateway.domain.records import (
+    MAX_TEXT,
+    Submission,
+    WrittenNotice,
+    notice_number_problem,
+    prohibited_paths,
+    unstorable,
+)
 from credit_gateway.domain.release import Subject as NamedSubject
 from credit_gateway.errors import Conflict, PeerError
 from credit_gateway.runtime.gateway import Gateway
 
 MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_NOTICE = 128  # the column's width
 FUTURE_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    reason: str
+    field: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingNotice:
+    """The Art 22 notice as it came off the wire: delivered_at None when it was not sent."""
+
+    number: str
+    delivered_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +71,13 @@ class Incoming:
     subject_code: str
     payload_json: bytes
     occurred_at: datetime | None
-    notice_reference: str
+    notice: IncomingNotice | None
     signature: bytes
     key_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    reason: str
-    field: str = ""
-    description: str = ""
+    subject_kind: SubjectKind | None = None  # None: not said
+    # What the wire adapter could not convert (a time finer than a microsecond, an unknown
+    # subject kind): the record's rejection.
+    wire_problem: Violation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +144,11 @@ class SubmissionService:
             checked = self._check(
                 batch.count, batch.provider_id, incoming, batch.catalog, batch.keys, now
             )
-            batch.count += 1
-            if isinstance(checked, RecordOutcome):
-                batch.outcomes.append(checked)
+            if isinstance(checked, Violation):
+                batch.outcomes.append(_rejected(batch.count, incoming.provider_record_id, checked))
             else:
                 batch.pending.append(checked)
+            batch.count += 1
 
     def finish(
         self, batch: Batch, abandoned: Callable[[], bool] = lambda: False
@@ -145,17 +167,18 @@ class SubmissionService:
         catalog: Catalog,
         keys: dict[str, ec.EllipticCurvePublicKey],
         now: datetime,
-    ) -> _Checked | RecordOutcome:
-        def reject(reason: str, path: str = "", description: str = "") -> RecordOutcome:
-            return RecordOutcome(
-                index,
-                incoming.provider_record_id,
-                "REJECTED",
-                violations=(Violation(reason, path, description),),
+    ) -> _Checked | Violation:
+        """The record checked, or the first thing wrong with it."""
+        if incoming.wire_problem is not None:
+            return incoming.wire_problem
+        unstorable = _unstorable_text(incoming)
+        if unstorable is not None:
+            text_field, why = unstorable
+            return reject("UNSTORABLE_TEXT", text_field, f"no database stores it: {why}")
+        if not incoming.provider_record_id or len(incoming.provider_record_id) > MAX_TEXT:
+            return reject(
+                "MISSING_FIELD", "provider_record_id", f"required, at most {MAX_TEXT} characters"
             )
-
-        if not incoming.provider_record_id or len(incoming.provider_record_id) > 128:
-            return reject("MISSING_FIELD", "provider_record_id", "required, at most 128 characters")
         if incoming.occurred_at is None:
             return reject("MISSING_FIELD", "occurred_at", "required")
         if incoming.occurred_at > now + FUTURE_SKEW:
@@ -172,9 +195,13 @@ class SubmissionService:
                 f"{provider_id} does not provide {item.code}",
             )
         try:
-            subject_kind, parsed = parse_subject_code(incoming.subject_code, today=now.date())
+            subject_kind, parsed = parse_subject_code(
+                incoming.subject_code, today=now.date(), kind=incoming.subject_kind
+            )
         except IdentifierError as exc:
-            return reject("BAD_IDENTIFIER", "subject_code", f"{exc.rule}: {exc.message}")
+            # SUBJECT_KIND_REQUIRED and SUBJECT_KIND_MISMATCH are about the kind the record says.
+            field = "subject_kind" if exc.reason != "BAD_IDENTIFIER" else "subject_code"
+            return reject(exc.reason, field, f"{exc.rule}: {exc.message}")
         if len(incoming.payload_json) > MAX_PAYLOAD_BYTES:
             return reject("PAYLOAD_TOO_LARGE", "payload_json", f"at most {MAX_PAYLOAD_BYTES} bytes")
         try:
@@ -192,14 +219,18 @@ class SubmissionService:
         error = next(iter(self._validator(catalog, item).iter_errors(payload)), None)
         if error is not None:
             return reject("SCHEMA_VIOLATION", _field_path(error), error.message)
-        if len(incoming.notice_reference) > MAX_NOTICE:
-            return reject("FIELD_TOO_LONG", "notice_reference", f"at most {MAX_NOTICE} characters")
-        if item.polarity is Polarity.UNTRUSTWORTHY and not incoming.notice_reference:
+        if item.polarity is Polarity.UNTRUSTWORTHY and incoming.notice is None:
             return reject(
                 "ART22_NOTICE_MISSING",
-                "notice_reference",
+                "notice",
                 "untrustworthiness information needs the written notice given to the subject",
             )
+        notice: WrittenNotice | None = None
+        if incoming.notice is not None:  # checked on any item that carries one: it is signed
+            checked_notice = _notice(incoming.notice, now)
+            if isinstance(checked_notice, Violation):
+                return checked_notice
+            notice = checked_notice
         submission = Submission(
             provider_id,
             incoming.provider_record_id,
@@ -207,7 +238,8 @@ class SubmissionService:
             parsed.value,
             payload,
             incoming.occurred_at,
-            incoming.notice_reference,
+            notice,
+            incoming.subject_kind,
         )
         document = submission.signing_document()
         data = canonical_bytes(document)
@@ -256,12 +288,7 @@ class SubmissionService:
             )
         if stored is None:
             raise Abandoned  # nothing was stored
-        return [
-            RecordOutcome(c.index, c.submission.provider_record_id, "ACCEPTED", s.record_id)
-            if s.new
-            else _resubmission(c, s.record_id, s.digest)
-            for c, s in zip(batch, stored, strict=True)
-        ]
+        return [_outcome(c, s) for c, s in zip(batch, stored, strict=True)]
 
     def _submitted(self, c: _Checked) -> record_store.Submitted:
         s = c.submission
@@ -278,11 +305,84 @@ class SubmissionService:
             payload=canonical_bytes(s.payload),
             signature=c.signature,
             signer_kid=c.key_id,
-            notice_reference=s.notice_reference or None,
+            notice=s.notice,
             # Non-open items are sealed at rest; open ones are public anyway.
             seal=any(level is not DisclosureLevel.OPEN for level in c.item.disclosure.values()),
         )
         return record_store.Submitted(subject, record)
+
+
+def reject(reason: str, path: str = "", description: str = "") -> Violation:
+    """A record's rejection: `reason`, at `path` (a field or a JSON path into the payload).
+    scripts/gen_reasons.py lists every reason spelt in a call of this."""
+    return Violation(reason, path, description)
+
+
+def bad_time(path: str, description: str) -> Violation:
+    """A time the wire carried that is not one (finer than a microsecond, out of range)."""
+    return reject("INVALID_TIME", path, description)
+
+
+def unknown_subject_kind(description: str) -> Violation:
+    """A subject kind this gateway does not know (a newer client's enum value)."""
+    return reject(
+        "UNKNOWN_SUBJECT_KIND", "subject_kind", f"not a kind this gateway knows: {description}"
+    )
+
+
+def _rejected(index: int, provider_record_id: str, violation: Violation) -> RecordOutcome:
+    return RecordOutcome(index, provider_record_id, "REJECTED", violations=(violation,))
+
+
+def _outcome(c: _Checked, s: record_store.Stored) -> RecordOutcome:
+    rid = c.submission.provider_record_id
+    if s.stored_kind is not None:
+        violation = reject(
+            "SUBJECT_KIND_MISMATCH",
+            "subject_kind",
+            f"this subject is held as {s.stored_kind.value}, not {c.subject_kind.value}; "
+            "a subject is one kind",
+        )
+        return _rejected(c.index, rid, violation)
+    if s.new:
+        return RecordOutcome(c.index, rid, "ACCEPTED", s.record_id)
+    return _resubmission(c, s.record_id, s.digest)
+
+
+def _unstorable_text(incoming: Incoming) -> tuple[str, str] | None:
+    """(field, why) for the first text of the record that a database could not store: refused
+    here, for this record alone, the same on every database (else PostgreSQL fails the batch's
+    write). Only the texts that are stored are asked; the rest are matched against known
+    values (item, key id) or validated (subject code)."""
+    texts = [("provider_record_id", incoming.provider_record_id)]
+    if incoming.notice is not None:
+        texts.append(("notice.number", incoming.notice.number))
+    for name, text in texts:
+        why = unstorable(text)
+        if why is not None:
+            return name, why
+    return None
+
+
+def _notice(incoming: IncomingNotice, now: datetime) -> WrittenNotice | Violation:
+    """The Art 22 notice, or why it is not one. `now` is the submission: the notice must have
+    reached the subject by then (the regulation orders it only before the delivery; it may
+    precede occurred_at, as a prior notice of a punishment precedes the decision)."""
+    if len(incoming.number) > MAX_TEXT:
+        return reject("FIELD_TOO_LONG", "notice.number", f"at most {MAX_TEXT} characters")
+    problem = notice_number_problem(incoming.number)
+    if problem is not None:
+        return reject("NOTICE_NUMBER_INVALID", "notice.number", f"not a notice number: {problem}")
+    if incoming.delivered_at is None:
+        return reject("MISSING_FIELD", "notice.delivered_at", "required")
+    if incoming.delivered_at > now:
+        return reject(
+            "ART22_NOTICE_LATE",
+            "notice.delivered_at",
+            "later than the submission: the subject is informed before the information is "
+            "delivered (Art 22)",
+        )
+    return WrittenNotice(incoming.number, incoming.delivered_at)
 
 
 def _resubmission(c: _Checked, record_id: str, digest: str) -> RecordOutcome:
@@ -290,12 +390,12 @@ def _resubmission(c: _Checked, record_id: str, digest: str) -> RecordOutcome:
     rid = c.submission.provider_record_id
     if digest == c.digest:
         return RecordOutcome(c.index, rid, "DUPLICATE", record_id)
-    violation = Violation(
+    violation = reject(
         "CONFLICTING_RESUBMISSION",
         "provider_record_id",
         "this id came before with other content; records are not altered (Art 14)",
     )
-    return RecordOutcome(c.index, rid, "REJECTED", violations=(violation,))
+    return _rejected(c.index, rid, violation)
 
 
 def _field_path(error: ValidationError) -> str:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from credit_gateway.adapters.grpc import convert
 from credit_gateway.domain.agreements import Agreement, Operation, Quotas
 from credit_gateway.domain.canonical import parse_json_object
-from credit_gateway.domain.records import Submission
+from credit_gateway.domain.records import Submission, WrittenNotice
 from credit_gateway.domain.timestamps import canonical_timestamp
 from credit_gateway.errors import DomainError, InvalidArgument
 from credit_gateway.exchange import agreements as signing
@@ -142,8 +142,9 @@ def test_a_timestamp_finer_than_a_microsecond_is_refused_not_cut() -> None:
 
 
 def submission(occurred_at: datetime) -> Submission:
+    notice = WrittenNotice("N-1", occurred_at)
     return Submission(
-        "hubei-amr", "r-1", "ADM.PUNISHMENT", "11010519491231002X", {"a": 1}, occurred_at, "N-1"
+        "hubei-amr", "r-1", "ADM.PUNISHMENT", "11010519491231002X", {"a": 1}, occurred_at, notice
     )
 
 
@@ -172,10 +173,11 @@ def test_record_signing_bytes(occurred_at: datetime, signed: str) -> None:
     data = submission(occurred_at).signing_bytes()
     assert parse_json_object(data)["occurred_at"] == signed
     assert data == (
-        b'{"format":"credit-gateway/record/v1","item":"ADM.PUNISHMENT",'
-        b'"notice_reference":"N-1","occurred_at":"' + signed.encode() + b'",'
+        b'{"format":"credit-gateway/record/v2","item":"ADM.PUNISHMENT",'
+        b'"notice":{"delivered_at":"' + signed.encode() + b'","number":"N-1"},'
+        b'"occurred_at":"' + signed.encode() + b'",'
         b'"payload":{"a":1},"provider":"hubei-amr","provider_record_id":"r-1",'
-        b'"subject":"11010519491231002X"}'
+        b'"subject":"11010519491231002X","subject_kind":null}'
     )
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from credit_gateway.adapters.grpc.v1 import consent_pb2
+from credit_gateway.adapters.grpc.v1 import common_pb2, consent_pb2
 from credit_gateway.domain.catalog import ITEM_CODE, Category
 from credit_gateway.domain.consent import (
     Consent,
@@ -21,6 +21,7 @@ from credit_gateway.domain.consent import (
     ConsentTerms,
     RequestStatus,
 )
+from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.errors import FieldViolation, InvalidArgument
 
 MAX_TERMS_ITEMS = 100
@@ -179,3 +180,22 @@ def request_statuses(values: list[int]) -> list[RequestStatus]:
         return [by_value[v] for v in values]
     except KeyError as exc:
         raise InvalidArgument.field("statuses", "unknown status") from exc
+
+
+# SUBJECT_KIND_<NAME> for each domain kind; UNSPECIFIED is "not said" (None), never a guess.
+_PB_SUBJECT_KINDS = {k: getattr(common_pb2, f"SUBJECT_KIND_{k.name}") for k in SubjectKind}
+_SUBJECT_KINDS = {v: k for k, v in _PB_SUBJECT_KINDS.items()}
+
+
+def subject_kind_to_pb(kind: SubjectKind | None) -> common_pb2.SubjectKind:
+    return common_pb2.SUBJECT_KIND_UNSPECIFIED if kind is None else _PB_SUBJECT_KINDS[kind]
+
+
+def subject_kind(value: int, field: str = "subject_kind") -> SubjectKind | None:
+    """The kind a request says its subject code names; None when it says none."""
+    if value == common_pb2.SUBJECT_KIND_UNSPECIFIED:
+        return None
+    try:
+        return _SUBJECT_KINDS[value]
+    except KeyError as exc:  # proto3 enums are open: a newer client's value arrives as a number
+        raise InvalidArgument.field(field, f"unknown subject kind {value}") from exc

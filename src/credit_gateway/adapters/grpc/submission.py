@@ -7,11 +7,13 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from credit_gateway.adapters.grpc.convert import to_datetime
+from credit_gateway.adapters.grpc.convert import subject_kind, to_datetime
 from credit_gateway.adapters.grpc.interceptor import current_call
 from credit_gateway.adapters.grpc.v1 import submission_pb2, submission_pb2_grpc
 from credit_gateway.errors import InvalidArgument
@@ -19,8 +21,12 @@ from credit_gateway.runtime.blocking import Blocking
 from credit_gateway.services.submission import (
     Abandoned,
     Incoming,
+    IncomingNotice,
     RecordOutcome,
     SubmissionService,
+    Violation,
+    bad_time,
+    unknown_subject_kind,
 )
 
 _Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -54,7 +60,7 @@ class SubmissionServicer(submission_pb2_grpc.SubmissionServiceServicer):
                     f"a submission stream carries at most {self.max_records} records",
                     reason="STREAM_TOO_LONG",
                 )
-            chunk.append(_incoming(pb))
+            chunk.append(incoming(pb))
             if len(chunk) >= CHUNK:
                 await self.blocking.stream(self.service.check, batch, chunk)
                 chunk = []
@@ -94,22 +100,41 @@ def _settled(job: asyncio.Future[list[RecordOutcome]]) -> None:
             log.error("abandoned submission failed", extra={"fields": {"error": str(error)}})
 
 
-def _incoming(pb: submission_pb2.SubmittedRecord) -> Incoming:
-    occurred = None
-    if pb.HasField("occurred_at"):
+def incoming(pb: submission_pb2.SubmittedRecord) -> Incoming:
+    """The record as the service checks it. What does not convert (a time finer than a
+    microsecond, an unknown subject kind) is the record's own rejection, not the stream's."""
+    problem: Violation | None = None
+
+    def when(ts: Timestamp, field: str) -> datetime | None:
+        nonlocal problem
         try:
-            occurred = to_datetime(pb.occurred_at, "occurred_at")
-        except InvalidArgument:
-            occurred = None
+            return to_datetime(ts, field, required=False)
+        except InvalidArgument as exc:
+            problem = problem or bad_time(field, exc.message)
+            return None
+
+    kind = None
+    try:
+        kind = subject_kind(pb.subject_kind)
+    except InvalidArgument as exc:
+        problem = unknown_subject_kind(exc.message)
+    occurred = when(pb.occurred_at, "occurred_at") if pb.HasField("occurred_at") else None
+    notice = None
+    if pb.HasField("notice"):
+        delivered = pb.notice.delivered_at
+        at = when(delivered, "notice.delivered_at") if pb.notice.HasField("delivered_at") else None
+        notice = IncomingNotice(pb.notice.number, at)
     return Incoming(
         pb.provider_record_id,
         pb.item_code,
         pb.subject_code,
         pb.payload_json,
         occurred,
-        pb.notice_reference,
+        notice,
         pb.signature,
         pb.key_id,
+        kind,
+        problem,
     )
 
 

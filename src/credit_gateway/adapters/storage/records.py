@@ -16,7 +16,7 @@ from credit_gateway.adapters.storage.tables import RecordRow, SubjectRow, core
 from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.ids import new_id
-from credit_gateway.domain.records import record_aad, subject_aad
+from credit_gateway.domain.records import WrittenNotice, record_aad, subject_aad
 from credit_gateway.domain.release import Subject as NamedSubject
 from credit_gateway.errors import Conflict
 
@@ -103,7 +103,7 @@ class NewRecord:
     payload: bytes
     signature: bytes
     signer_kid: str
-    notice_reference: str | None
+    notice: WrittenNotice | None  # Art 22, stored as its number and delivery time
     seal: bool
 
 
@@ -144,7 +144,8 @@ def insert_record(
         payload=payload,
         signature=record.signature,
         signer_kid=record.signer_kid,
-        notice_reference=record.notice_reference,
+        notice_reference=None if record.notice is None else record.notice.number,
+        notice_delivered_at=None if record.notice is None else record.notice.delivered_at,
         state="active",
         labels="",
     )
@@ -174,11 +175,13 @@ class Submitted:
 @dataclass(frozen=True, slots=True)
 class Stored:
     """Where a submitted record is: stored now (`new`), or before, under the same provider id,
-    with the digest of what was stored then."""
+    with the digest of what was stored then; or nowhere, because its subject is held as
+    another kind (`stored_kind`, the kind held; record_id and digest empty)."""
 
     record_id: str
     digest: str
     new: bool
+    stored_kind: SubjectKind | None = None
 
 
 class _Abandoned(Exception):
@@ -222,13 +225,28 @@ def _store(
     careful: bool,
 ) -> list[Stored]:
     seen: dict[tuple[str, str], tuple[str, str]] = {}  # stored by this batch: (id, digest)
+    subjects: dict[str, Subject | None] = {}  # by lookup, as this batch found or added them
     stored: list[Stored] = []
     for item in batch:
         named, record = item.subject, item.record
+        if named.lookup not in subjects:
+            subjects[named.lookup] = find_subject(session, named.lookup, current=careful)
+        held = subjects[named.lookup]
+        if held is not None and held.kind is not named.kind:
+            # A code valid as two kinds names one subject: it keeps the kind it was first held
+            # as, and a record that says otherwise is refused rather than mixed in.
+            stored.append(Stored("", "", new=False, stored_kind=held.kind))
+            continue
         key = (record.provider_id, record.provider_record_id)
         known = seen.get(key) or existing_digest(session, *key, current=careful)
         if known is None:
-            subject = ensure_subject(session, envelope, named.lookup, named.code, named.kind, now)
+            subject = held or ensure_subject(
+                session, envelope, named.lookup, named.code, named.kind, now
+            )
+            subjects[named.lookup] = subject
+            if subject.kind is not named.kind:  # added meanwhile by a concurrent submission
+                stored.append(Stored("", "", new=False, stored_kind=subject.kind))
+                continue
             record = replace(record, subject_id=subject.id)
             record_id = insert_record(session, envelope, record, now, careful=careful)
             if record_id is not None:

@@ -26,7 +26,7 @@ from credit_gateway.adapters.grpc.v1 import common_pb2 as credit__gateway_dot_v1
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"credit_gateway/v1/submission.proto\x12\x11\x63redit_gateway.v1\x1a\x1e\x63redit_gateway/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\x0fSubmittedRecord\x12\x1a\n\x12provider_record_id\x18\x01 \x01(\t\x12\x11\n\titem_code\x18\x02 \x01(\t\x12\x14\n\x0csubject_code\x18\x03 \x01(\t\x12\x14\n\x0cpayload_json\x18\x04 \x01(\x0c\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10notice_reference\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x12\x0e\n\x06key_id\x18\x08 \x01(\t\x12\x34\n\x0csubject_kind\x18\t \x01(\x0e\x32\x1e.credit_gateway.v1.SubjectKind\"?\n\tViolation\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\x9f\x02\n\x0cRecordResult\x12\x1a\n\x12provider_record_id\x18\x01 \x01(\t\x12\x38\n\x07outcome\x18\x02 \x01(\x0e\x32\'.credit_gateway.v1.RecordResult.Outcome\x12\x11\n\trecord_id\x18\x03 \x01(\t\x12\x30\n\nviolations\x18\x04 \x03(\x0b\x32\x1c.credit_gateway.v1.Violation\x12\r\n\x05index\x18\x05 \x01(\r\"e\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_ACCEPTED\x10\x01\x12\x15\n\x11OUTCOME_DUPLICATE\x10\x02\x12\x14\n\x10OUTCOME_REJECTED\x10\x03\"|\n\x10SubmissionResult\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.credit_gateway.v1.RecordResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12\x10\n\x08rejected\x18\x04 \x01(\r2o\n\x11SubmissionService\x12Z\n\rSubmitRecords\x12\".credit_gateway.v1.SubmittedRecord\x1a#.credit_gateway.v1.SubmissionResult(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"credit_gateway/v1/submission.proto\x12\x11\x63redit_gateway.v1\x1a\x1e\x63redit_gateway/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x02\n\x0fSubmittedRecord\x12\x1a\n\x12provider_record_id\x18\x01 \x01(\t\x12\x11\n\titem_code\x18\x02 \x01(\t\x12\x14\n\x0csubject_code\x18\x03 \x01(\t\x12\x14\n\x0cpayload_json\x18\x04 \x01(\x0c\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x12\x0e\n\x06key_id\x18\x08 \x01(\t\x12\x34\n\x0csubject_kind\x18\t \x01(\x0e\x32\x1e.credit_gateway.v1.SubjectKind\x12\x30\n\x06notice\x18\n \x01(\x0b\x32 .credit_gateway.v1.WrittenNoticeJ\x04\x08\x06\x10\x07R\x10notice_reference\"Q\n\rWrittenNotice\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x30\n\x0c\x64\x65livered_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\tViolation\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\x9f\x02\n\x0cRecordResult\x12\x1a\n\x12provider_record_id\x18\x01 \x01(\t\x12\x38\n\x07outcome\x18\x02 \x01(\x0e\x32\'.credit_gateway.v1.RecordResult.Outcome\x12\x11\n\trecord_id\x18\x03 \x01(\t\x12\x30\n\nviolations\x18\x04 \x03(\x0b\x32\x1c.credit_gateway.v1.Violation\x12\r\n\x05index\x18\x05 \x01(\r\"e\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_ACCEPTED\x10\x01\x12\x15\n\x11OUTCOME_DUPLICATE\x10\x02\x12\x14\n\x10OUTCOME_REJECTED\x10\x03\"|\n\x10SubmissionResult\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.credit_gateway.v1.RecordResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12\x10\n\x08rejected\x18\x04 \x01(\r2o\n\x11SubmissionService\x12Z\n\rSubmitRecords\x12\".credit_gateway.v1.SubmittedRecord\x1a#.credit_gateway.v1.SubmissionResult(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'credit_gateway.v1.submissio
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUBMITTEDRECORD']._serialized_start=123
-  _globals['_SUBMITTEDRECORD']._serialized_end=395
-  _globals['_VIOLATION']._serialized_start=397
-  _globals['_VIOLATION']._serialized_end=460
-  _globals['_RECORDRESULT']._serialized_start=463
-  _globals['_RECORDRESULT']._serialized_end=750
-  _globals['_RECORDRESULT_OUTCOME']._serialized_start=649
-  _globals['_RECORDRESULT_OUTCOME']._serialized_end=750
-  _globals['_SUBMISSIONRESULT']._serialized_start=752
-  _globals['_SUBMISSIONRESULT']._serialized_end=876
-  _globals['_SUBMISSIONSERVICE']._serialized_start=878
-  _globals['_SUBMISSIONSERVICE']._serialized_end=989
+  _globals['_SUBMITTEDRECORD']._serialized_end=443
+  _globals['_WRITTENNOTICE']._serialized_start=445
+  _globals['_WRITTENNOTICE']._serialized_end=526
+  _globals['_VIOLATION']._serialized_start=528
+  _globals['_VIOLATION']._serialized_end=591
+  _globals['_RECORDRESULT']._serialized_start=594
+  _globals['_RECORDRESULT']._serialized_end=881
+  _globals['_RECORDRESULT_OUTCOME']._serialized_start=780
+  _globals['_RECORDRESULT_OUTCOME']._serialized_end=881
+  _globals['_SUBMISSIONRESULT']._serialized_start=883
+  _globals['_SUBMISSIONRESULT']._serialized_end=1007
+  _globals['_SUBMISSIONSERVICE']._serialized_start=1009
+  _globals['_SUBMISSIONSERVICE']._serialized_end=1120
 # @@protoc_insertion_point(module_scope)

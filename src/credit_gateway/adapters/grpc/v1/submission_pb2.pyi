@@ -12,26 +12,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SubmittedRecord(_message.Message):
-    __slots__ = ("provider_record_id", "item_code", "subject_code", "payload_json", "occurred_at", "notice_reference", "signature", "key_id", "subject_kind")
+    __slots__ = ("provider_record_id", "item_code", "subject_code", "payload_json", "occurred_at", "signature", "key_id", "subject_kind", "notice")
     PROVIDER_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_CODE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
-    NOTICE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_KIND_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
     provider_record_id: str
     item_code: str
     subject_code: str
     payload_json: bytes
     occurred_at: _timestamp_pb2.Timestamp
-    notice_reference: str
     signature: bytes
     key_id: str
     subject_kind: _common_pb2.SubjectKind
-    def __init__(self, provider_record_id: _Optional[str] = ..., item_code: _Optional[str] = ..., subject_code: _Optional[str] = ..., payload_json: _Optional[bytes] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notice_reference: _Optional[str] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ..., subject_kind: _Optional[_Union[_common_pb2.SubjectKind, str]] = ...) -> None: ...
+    notice: WrittenNotice
+    def __init__(self, provider_record_id: _Optional[str] = ..., item_code: _Optional[str] = ..., subject_code: _Optional[str] = ..., payload_json: _Optional[bytes] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ..., subject_kind: _Optional[_Union[_common_pb2.SubjectKind, str]] = ..., notice: _Optional[_Union[WrittenNotice, _Mapping]] = ...) -> None: ...
+
+class WrittenNotice(_message.Message):
+    __slots__ = ("number", "delivered_at")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    delivered_at: _timestamp_pb2.Timestamp
+    def __init__(self, number: _Optional[str] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Violation(_message.Message):
     __slots__ = ("reason", "field", "description")
