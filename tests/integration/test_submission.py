@@ -44,6 +44,7 @@ from credit_gateway.adapters.storage.db import make_engine
 from credit_gateway.adapters.storage.tables import Base, RecordRow, SubjectRow
 from credit_gateway.crypto.signatures import sign_es256
 from credit_gateway.domain.canonical import canonical_bytes
+from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.records import Submission, WrittenNotice
 
 Outcome = submission_pb2.RecordResult
@@ -609,3 +610,39 @@ def test_an_over_long_notice_rejects_its_record_not_the_stream(harness: Harness)
         (1, "good", submission_pb2.RecordResult.OUTCOME_ACCEPTED, []),
     ]
     assert [r.provider_record_id for r in stored_rows(h)] == ["good"]
+
+
+def test_a_new_subject_submitted_concurrently_as_two_kinds_is_held_as_one(
+    harness: Harness, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #11 item 1: `121101190408136711` is valid as a resident id and as a USCC; two
+    providers' records racing to add it as different kinds leave one subject of one kind."""
+    h = harness
+    amr = h.add_participant("hubei-amr", "providing-unit")
+    now = h.clock.now
+    batches = [
+        [
+            signed_record(
+                amr,
+                record_id=f"as-{kind.value}",
+                item="ADM.PERMIT",
+                subject="121101190408136711",
+                payload={"permit_no": "P-1", "permit_type": "food", "authority": "AMR"},
+                occurred_at=now - timedelta(days=1),
+                kind=kind,
+            )
+        ]
+        for kind in (SubjectKind.NATURAL_PERSON, SubjectKind.LEGAL_PERSON)
+    ]
+
+    results, errors = race(h, amr, batches, monkeypatch, "find_subject", backend)
+
+    assert [(e.code(), reason_of(e)) for e in errors] == []
+    outcomes = sorted(summary(r)[0][1:] for r in results)
+    with h.db.transaction(write=False) as session:
+        (kind,) = session.scalars(select(SubjectRow.kind)).all()
+    loser = "as-legal_person" if kind == "natural_person" else "as-natural_person"
+    assert [o for o in outcomes if o[1] == REJECTED] == [
+        (loser, REJECTED, [("SUBJECT_KIND_MISMATCH", "subject_kind")])
+    ]
+    assert stored_ids(h) == sorted({"as-legal_person", "as-natural_person"} - {loser})

@@ -6,7 +6,8 @@ the record's signed bytes (docs/canonical.md, record/v2). An untrustworthiness i
 ART22_NOTICE_MISSING; a number that is blank, invisible or too short NOTICE_NUMBER_INVALID; a
 delivery later than the submission ART22_NOTICE_LATE. Each is the record's own rejection: the
 rest of the batch is stored, the rejected record is not, and the accepted ones keep the number
-and the delivery time (records.notice_reference, records.notice_delivered_at).
+and the delivery time (records.notice_reference, records.notice_delivered_at). Fixed in
+89945fe.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ SubmittedRecord.subject_kind is passed to parse_subject_code: without it such a 
 record's rejection SUBJECT_KIND_REQUIRED, a code that is not valid for the kind named is
 SUBJECT_KIND_MISMATCH, and a subject held as one kind is never given records as another
 (SUBJECT_KIND_MISMATCH at the write, adapters/storage/records.py `_store`). The other records of
-the batch are stored either way.
+the batch are stored either way. Fixed in 89945fe.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ character PostgreSQL refuses; MariaDB and SQLite store it; 4-byte characters, no
 controls other than NUL are stored by all three (protobuf delivers only valid UTF-8, so no lone
 surrogate arrives). services/submission.py now refuses U+0000 in the stored texts
 (provider_record_id, notice.number) as UNSTORABLE_TEXT naming the field, before anything is
-written, and the rest of the batch is stored.
+written, and the rest of the batch is stored (89945fe).
 
 MariaDB does alter one thing: its utf8mb4_general_ci collation compares record ids without case,
 accents or trailing spaces, and all 4-byte characters as one, so the unique (provider,
