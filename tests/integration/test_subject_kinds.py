@@ -82,14 +82,14 @@ class Parties:
         """A punishment record about `subject`, submitted as about that kind of subject."""
         signed = signed_record(
             self.provider,
-            record_id=f"r-{subject}-{kind}",
+            record_id=f"r-{subject}-{kind.value if kind else None}",
             item=PUNISHMENT,
             subject=subject,
             payload=PAYLOAD,
             occurred_at=self.h.clock.now - timedelta(days=5),
             notice="N-1",
+            kind=kind,
         )
-        signed.subject_kind = subject_kind_to_pb(kind)  # not in the signed bytes
         result = submission_pb2_grpc.SubmissionServiceStub(self.provider.channel).SubmitRecords(
             iter([signed]), metadata=metadata(self.h.token(self.provider)), timeout=10
         )
