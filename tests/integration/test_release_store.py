@@ -34,6 +34,7 @@ from credit_gateway.adapters.storage.tables import (
     Base,
     ConsentEventRow,
     ConsentRow,
+    IdempotencyRow,
     QuotaUsageRow,
     SubjectRow,
 )
@@ -506,3 +507,73 @@ def test_release_now_never_waits_for_a_busy_writer_and_writes_nothing(
     answer = world.service.release_now(world.open())  # the writer is free again
     assert answer is not None
     assert [e.id for e in world.audit()] == [answer.inquiry_id]
+
+
+# --- idempotency keys (issue #11 item 16) --------------------------------------------------------
+
+
+def keyed(inquiry: Inquiry, key: str = "retry-1") -> Inquiry:
+    return replace(inquiry, idempotency_key=key)
+
+
+def test_of_10_racing_calls_with_one_key_one_releases_and_the_rest_replay_it(
+    world: World,
+) -> None:
+    token = world.grant(max_uses=5)
+    inquiry = keyed(world.authorized(token))
+    world.service.release(world.open())  # today's usage row, made ahead as for any call
+    outcomes = race(10, lambda: world.service.release(inquiry).inquiry_id)
+    ((inquiry_id, n),) = outcomes.items()
+    assert n == 10
+    assert world.consent() == ("active", 1)
+    assert world.usage() == (2, 3)  # the open call and the one release
+    entries = world.audit()[1:]
+    assert sorted(e.outcome for e in entries) == ["RELEASED"] + ["REPLAYED"] * 9
+    assert {e.id for e in entries if e.outcome == "RELEASED"} == {inquiry_id}
+    assert all(json.loads(e.body)["reasons"] == [inquiry_id] for e in entries[1:])
+
+
+def test_a_key_recorded_between_our_read_and_our_write_is_answered_from_its_record(
+    world: World, backend: str
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite's write transaction holds the database from the first read")
+    token = world.grant(max_uses=5)
+    inquiry = keyed(world.authorized(token))
+    rival = InquiryService(world.gateway)
+    store = world.service.store
+    attempts: list[bool] = []
+    rivals: list[str] = []
+
+    class Overtaken:
+        def ensure_usage_row(self, *args: object) -> None:
+            store.ensure_usage_row(*args)  # type: ignore[arg-type]
+
+        def purge_idempotency(self, *args: object) -> int:
+            return store.purge_idempotency(*args)  # type: ignore[arg-type]
+
+        def release(self, reads: Reads, decide: Callable[[ReadState], Writes]) -> bool:
+            attempts.append(reads.locked)
+
+            def overtaken(state: ReadState) -> Writes:
+                rivals.append(rival.release(inquiry).inquiry_id)  # records the key meanwhile
+                return decide(state)
+
+            return store.release(reads, decide if reads.locked else overtaken)
+
+    world.service.store = Overtaken()  # type: ignore[assignment]
+    answer = world.service.release(inquiry)
+    assert attempts == [False, True]
+    assert [answer.inquiry_id] == rivals
+    assert world.consent() == ("active", 1)
+    assert [e.outcome for e in world.audit()] == ["RELEASED", "REPLAYED"]
+
+
+def test_recorded_answers_past_their_retention_are_purged(world: World) -> None:
+    token = world.grant(max_uses=5)
+    world.service.release(keyed(world.authorized(token), "old"))
+    world.clock.advance(hours=23)
+    world.service.release(keyed(world.authorized(token), "recent"))
+    world.clock.advance(hours=1)
+    assert world.service.store.purge_idempotency(world.clock.now - timedelta(hours=24)) == 1
+    assert [r.idem_key for r in world.rows(IdempotencyRow)] == ["recent"]

@@ -20,16 +20,19 @@ standing (its participant row and its token's revocation) can be read in the sam
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from credit_gateway.domain.audit import AuditEntry
+from credit_gateway.domain.canonical import canonical_bytes, parse_json_object
 from credit_gateway.domain.catalog import Catalog
 from credit_gateway.domain.consent import CONDITIONS, Consent
 from credit_gateway.domain.decisions import Decision, Reason
+from credit_gateway.domain.idempotency import Keyed, NewRecord, Recorded, fingerprint
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
 from credit_gateway.domain.ids import new_id
 from credit_gateway.domain.participants import (
@@ -46,9 +49,10 @@ from credit_gateway.domain.policy import (
     decide,
 )
 from credit_gateway.domain.records import record_aad, subject_aad
-from credit_gateway.errors import InvalidArgument, StorageError
+from credit_gateway.errors import FailedPrecondition, InvalidArgument, StorageError
 
 MAX_ITEMS = 100
+REPLAYED = "REPLAYED"  # the outcome of an audit entry that answered a retry (domain/idempotency.py)
 
 
 # --- the call and its answer -------------------------------------------------------------------
@@ -68,6 +72,8 @@ class Inquiry:
     # The kind of subject the caller says it means (None: not said; an ambiguous code is then
     # refused, see identifiers.parse_subject_code).
     subject_kind: SubjectKind | None = None
+    # The call's idempotency-key (domain/idempotency.py), on a method that honours one.
+    idempotency_key: str | None = None
     # The caller's standing, read and checked in the release transaction (one read, not two);
     # None: the caller has checked it already. The caller's kind may then come from it.
     standing: Standing | None = None
@@ -98,6 +104,57 @@ class InquiryResult:
     conditions: tuple[str, ...]
     agreement_id: str | None
     consent_id: str | None
+
+    def to_bytes(self) -> bytes:
+        """The answer as recorded for a retry (sealed before it is stored)."""
+        return canonical_bytes(
+            {
+                "format": _ANSWER_FORMAT,
+                "inquiry_id": self.inquiry_id,
+                "released": [
+                    {
+                        "record_id": r.record_id,
+                        "item_code": r.item_code,
+                        "provider_id": r.provider_id,
+                        "payload": base64.b64encode(r.payload).decode(),
+                        "occurred_at": r.occurred_at.isoformat(),
+                        "labels": list(r.labels),
+                    }
+                    for r in self.released
+                ],
+                "withheld": [[w.item_code, w.reason, w.count] for w in self.withheld],
+                "conditions": list(self.conditions),
+                "agreement_id": self.agreement_id,
+                "consent_id": self.consent_id,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> InquiryResult:
+        doc: dict[str, Any] = parse_json_object(data)
+        if doc.get("format") != _ANSWER_FORMAT:
+            raise ValueError("not a recorded answer")
+        return cls(
+            inquiry_id=doc["inquiry_id"],
+            released=tuple(
+                Released(
+                    r["record_id"],
+                    r["item_code"],
+                    r["provider_id"],
+                    base64.b64decode(r["payload"], validate=True),
+                    datetime.fromisoformat(r["occurred_at"]),
+                    tuple(r["labels"]),
+                )
+                for r in doc["released"]
+            ),
+            withheld=tuple(WithheldSummary(i, reason, n) for i, reason, n in doc["withheld"]),
+            conditions=tuple(doc["conditions"]),
+            agreement_id=doc["agreement_id"],
+            consent_id=doc["consent_id"],
+        )
+
+
+_ANSWER_FORMAT = "credit-gateway/idempotent-answer/v1"
 
 
 # --- what the flow is given before any read ----------------------------------------------------
@@ -178,6 +235,7 @@ class Reads:
     consent_id: str | None
     locked: bool = False
     standing: Standing | None = None  # the caller's participant row and token revocation
+    keyed: Keyed | None = None  # the answer recorded under the call's idempotency key
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +260,7 @@ class ReadState:
     consent: Consent | None = None  # None: not asked for, or no such consent
     caller: Participant | None = None  # read for `Reads.standing`; None: not asked, or unknown
     token_revoked: bool = False
+    recorded: Recorded | None = None  # read for `Reads.keyed`; None: not asked, or none
 
 
 # --- what an attempt writes --------------------------------------------------------------------
@@ -251,6 +310,8 @@ class Writes:
     subject: NewSubject | None = None
     usage: UsageCount | None = None
     consent_use: ConsentUse | None = None
+    # The answer recorded for a retry: a conditional write (the key not recorded meanwhile).
+    idempotency: NewRecord | None = None
 
 
 class ReleaseStore(Protocol):
@@ -298,8 +359,21 @@ class ReleaseFlow:
         self._agreement_id = None if self._self or refused else inquiry.agreement_id
         self._items = tuple(sorted(set(inquiry.item_codes))) if inquiry.item_codes else None
         self._locked = False
-        self._outcome: tuple[Decision, InquiryResult] | None = None
-        self._pending: tuple[Decision, InquiryResult] | None = None
+        # The decision (None: a retry answered from its record) and the answer.
+        self._outcome: tuple[Decision | None, InquiryResult] | None = None
+        self._pending: tuple[Decision | None, InquiryResult] | None = None
+        self._keyed = self._fingerprint = None
+        if inquiry.idempotency_key is not None:
+            self._keyed = Keyed(inquiry.caller_id, inquiry.method, inquiry.idempotency_key)
+            self._fingerprint = fingerprint(
+                inquiry.method,
+                subject.lookup,
+                subject.kind,
+                inquiry.item_codes,
+                inquiry.purpose,
+                inquiry.agreement_id,
+                inquiry.consent_token,
+            )
 
     @property
     def usage_row(self) -> tuple[str, date] | None:
@@ -319,6 +393,7 @@ class ReleaseFlow:
             consent_id=None if self.token_refusal else self.consent_id,
             locked=self._locked,
             standing=self.inquiry.standing,
+            keyed=self._keyed,
         )
 
     def decide(self, state: ReadState) -> Writes:
@@ -329,6 +404,9 @@ class ReleaseFlow:
             caller = check_standing(state.caller, state.token_revoked, now)
             if not self._self and self._caller_kind is None:
                 self._caller_kind = caller.kind
+        recorded = state.recorded
+        if recorded is not None and recorded.honoured(now):
+            return self._replay(state, recorded)  # nothing is decided again, nor counted
         # Raised, so nothing is written: the code names another subject than the one on record.
         check_subject_kind(state.subject_kind, self.subject.kind)
         new_subject = None
@@ -375,18 +453,19 @@ class ReleaseFlow:
             if decision.uses_consent and consent is not None:
                 last = consent.uses + 1 >= consent.terms.max_uses
                 use = ConsentUse(consent.id, consent.terms.grantee, inquiry.caller_id, now, last)
-        self._pending = (
-            decision,
-            InquiryResult(
-                inquiry_id=inquiry_id,
-                released=released,
-                withheld=summarise(decision, inquiry.channel),
-                conditions=() if self._self else CONDITIONS,
-                agreement_id=inquiry.agreement_id,
-                consent_id=self.consent_id,
-            ),
+        result = InquiryResult(
+            inquiry_id=inquiry_id,
+            released=released,
+            withheld=summarise(decision, inquiry.channel),
+            conditions=() if self._self else CONDITIONS,
+            agreement_id=inquiry.agreement_id,
+            consent_id=self.consent_id,
         )
-        return Writes(audit, new_subject, usage, use)
+        self._pending = (decision, result)
+        record = None
+        if self._keyed is not None and decision.refusal is None:  # a refusal is decided afresh
+            record = self._record(result, stale=recorded is not None)
+        return Writes(audit, new_subject, usage, use, record)
 
     def applied(self, ok: bool) -> None:
         """The store's answer: committed (`ok`), or rolled back because a row had moved."""
@@ -408,10 +487,55 @@ class ReleaseFlow:
     def result(self) -> InquiryResult:
         assert self._outcome is not None, "the flow is not done"
         decision, result = self._outcome
-        decision.raise_if_refused()  # after the commit: the refusal is on record
+        if decision is not None:
+            decision.raise_if_refused()  # after the commit: the refusal is on record
         return result
 
     # --- internals ---
+
+    def _record(self, result: InquiryResult, *, stale: bool) -> NewRecord:
+        """The answer, sealed to the caller, method and key, to be written with the release."""
+        assert self._keyed is not None
+        assert self._fingerprint is not None
+        key_id, sealed = self._sealer.seal(result.to_bytes(), self._keyed.aad())
+        return NewRecord(
+            self._keyed,
+            self._fingerprint,
+            result.inquiry_id,
+            key_id,
+            sealed,
+            self.now,
+            replaces_stale=stale,
+        )
+
+    def _replay(self, state: ReadState, recorded: Recorded) -> Writes:
+        """A retry: the recorded answer, if the key was recorded for this very request. Its audit
+        entry says so (outcome REPLAYED, its reason the inquiry replayed) and counts nothing."""
+        assert self._keyed is not None
+        if recorded.fingerprint != self._fingerprint:
+            raise FailedPrecondition(  # raised: nothing is written
+                "this idempotency-key was used for another request",
+                reason="IDEMPOTENCY_KEY_REUSED",
+            )
+        opened = self._sealer.open(recorded.answer_key_id, recorded.answer, self._keyed.aad())
+        result = InquiryResult.from_bytes(opened)
+        inquiry = self.inquiry
+        audit = AuditEntry(
+            id=new_id("inq"),
+            at=self.now,
+            caller=inquiry.caller_id,
+            method=inquiry.method,
+            subject_id=state.subject_id,
+            purpose=inquiry.purpose,
+            items=inquiry.item_codes,
+            outcome=REPLAYED,
+            reasons=(recorded.inquiry_id,),
+            agreement_id=inquiry.agreement_id,
+            consent_id=result.consent_id,
+            released_records=tuple(r.record_id for r in result.released),
+        )
+        self._pending = (None, result)
+        return Writes(audit)
 
     def _retry_locked(self) -> None:
         self._locked, self._pending = True, None

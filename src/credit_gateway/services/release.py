@@ -10,12 +10,14 @@ transaction, never from a cache: a revocation acts on the very next call on ever
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime
 
 from credit_gateway.adapters.storage.db import WriterBusy
 from credit_gateway.adapters.storage.release_store import SqlReleaseStore
 from credit_gateway.caches import BoundedCache
 from credit_gateway.consent.tokens import ConsentTokenError
+from credit_gateway.domain.idempotency import RETENTION
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.policy import Channel
 from credit_gateway.domain.release import (
@@ -46,10 +48,12 @@ __all__ = [
 
 class InquiryService:
     MAX_SUBJECTS = 10_000  # parsed subject codes kept
+    PURGE_EVERY = 600.0  # seconds between purges of recorded answers past their retention
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.store = SqlReleaseStore(gateway.db)
+        self._purger = self.store  # kept: tests stand other stores in for `store`
         sqlite = gateway.db.dialect == "sqlite"
         self._now_store = SqlReleaseStore(gateway.db, wait=False) if sqlite else None
         # A code's parse and lookup key do not change; its parse depends on the kind asked for
@@ -58,6 +62,7 @@ class InquiryService:
         self._subjects: BoundedCache[tuple[str, SubjectKind | None, date], Subject] = BoundedCache(
             self.MAX_SUBJECTS
         )
+        self._purged_at: float | None = None  # time.monotonic() of the last purge
 
     def release(self, inquiry: Inquiry) -> InquiryResult:
         """Synchronous: one call is one job on one database thread."""
@@ -79,11 +84,22 @@ class InquiryService:
     def _release(self, inquiry: Inquiry, store: SqlReleaseStore) -> InquiryResult:
         gw = self.gateway
         now = gw.clock()
+        self._purge_if_due(self._now_store if store is self._now_store else self._purger, now)
         subject = self._subject(inquiry.subject_code, inquiry.subject_kind, now)
         check_items(inquiry.item_codes)
         catalog = gw.catalog.get()
         flow = ReleaseFlow(inquiry, subject, self._token(inquiry, now), catalog, now, gw.envelope)
         return run(flow, store)
+
+    def _purge_if_due(self, store: SqlReleaseStore, now: datetime) -> None:
+        """Recorded answers past their retention are deleted now and then, in a transaction of
+        their own (one range delete per release would contend on the index on every call);
+        until then they are only not honoured."""
+        ticks = time.monotonic()
+        if self._purged_at is not None and ticks - self._purged_at < self.PURGE_EVERY:
+            return
+        store.purge_idempotency(now - RETENTION)
+        self._purged_at = ticks
 
     def _subject(self, code: str, asked: SubjectKind | None, now: datetime) -> Subject:
         def parsed() -> Subject:  # a bad code raises, and nothing is kept

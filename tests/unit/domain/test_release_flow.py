@@ -25,6 +25,7 @@ from credit_gateway.domain.agreements import Agreement, AgreementStatus, Operati
 from credit_gateway.domain.audit import AuditEntry
 from credit_gateway.domain.catalog import Catalog, Category, DisclosureLevel
 from credit_gateway.domain.consent import CONDITIONS, Consent, ConsentStatus, ConsentTerms
+from credit_gateway.domain.idempotency import Keyed, Recorded
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.participants import (
     Licence,
@@ -48,6 +49,7 @@ from credit_gateway.domain.release import (
     run,
 )
 from credit_gateway.errors import (
+    FailedPrecondition,
     InvalidArgument,
     PermissionDenied,
     ResourceExhausted,
@@ -98,6 +100,7 @@ class Rows:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # consent, to, actor
     participants: dict[str, Participant] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)  # token ids
+    recorded: dict[Keyed, Recorded] = field(default_factory=dict)  # answers by idempotency key
 
 
 @dataclass
@@ -143,10 +146,21 @@ class FakeStore:
             caller = rows.participants.get(reads.standing.participant_id)
             revoked = reads.standing.jti in rows.revoked
         kind = rows.kinds.get(subject_id or "")
-        return ReadState(subject_id, kind, tuple(records), agreement, consent, caller, revoked)
+        recorded = rows.recorded.get(reads.keyed) if reads.keyed else None
+        return ReadState(
+            subject_id, kind, tuple(records), agreement, consent, caller, revoked, recorded
+        )
 
     @staticmethod
     def _write(rows: Rows, writes: Writes) -> bool:
+        if (new := writes.idempotency) is not None:
+            if new.replaces_stale:
+                del rows.recorded[new.keyed]
+            if new.keyed in rows.recorded:
+                return False  # recorded by a racing call
+            rows.recorded[new.keyed] = Recorded(
+                new.fingerprint, new.inquiry_id, new.answer_key_id, new.answer, new.created_at
+            )
         if writes.subject is not None:
             if writes.subject.lookup in rows.subjects:
                 return False  # made by a concurrent call
@@ -275,9 +289,10 @@ def release(
     inquiry: Inquiry,
     token: ConsentToken | None = GOOD_TOKEN,
     subject: Subject | None = None,
+    now: datetime = NOW,
 ) -> InquiryResult:
     subject = subject or (PERSON if inquiry.channel is Channel.AUTHORIZED_INQUIRY else COMPANY)
-    return run(ReleaseFlow(inquiry, subject, token, CATALOG, NOW, FakeSealer()), store)
+    return run(ReleaseFlow(inquiry, subject, token, CATALOG, now, FakeSealer()), store)
 
 
 def refused(call: Callable[[], object]) -> str:
@@ -618,3 +633,66 @@ def test_a_caller_without_standing_is_refused_and_nothing_is_written(
     # Only today's usage row was made ahead (at zero), as before every release.
     assert set(rows.usage.values()) <= {(0, 0)}
     assert replace(rows, usage={}) == replace(before, usage={})
+
+
+# --- retries with an idempotency key -----------------------------------------------------------
+
+
+def keyed(inquiry: Inquiry, key: str = "retry-1") -> Inquiry:
+    return replace(inquiry, idempotency_key=key)
+
+
+def test_a_retry_with_its_key_is_answered_from_the_record_and_counts_nothing() -> None:
+    store = FakeStore(world())
+    first = release(store, keyed(authorized()))
+    counters = (store.rows.consents[CONSENT].uses, dict(store.rows.usage))
+    again = release(store, keyed(authorized()), now=NOW + timedelta(hours=12))
+    assert again == first
+    assert (store.rows.consents[CONSENT].uses, dict(store.rows.usage)) == counters
+    replayed = store.rows.audit[-1]
+    assert (replayed.outcome, replayed.reasons) == ("REPLAYED", (first.inquiry_id,))
+    assert replayed.released_records == tuple(r.record_id for r in first.released)
+    (answer,) = store.rows.recorded.values()
+    # Sealed to caller, method and key (FakeSealer tags the ciphertext with its binding).
+    assert answer.answer.startswith(Keyed(AGENCY, "QueryAuthorized", "retry-1").aad() + b"|")
+
+
+def test_a_key_recorded_by_a_racing_call_is_read_again_under_locks_and_replayed() -> None:
+    store = FakeStore(world())
+    rival = FakeStore(store.rows)
+    won: list[InquiryResult] = []
+    store.interleave = [lambda: won.append(release(rival, keyed(authorized())))]
+    answer = release(store, keyed(authorized()))
+    assert [r.locked for r in store.attempts] == [False, True]
+    assert won == [answer]
+    assert store.rows.consents[CONSENT].uses == 1
+    assert [e.outcome for e in store.rows.audit] == ["RELEASED", "REPLAYED"]
+
+
+def test_the_key_with_another_request_is_refused_and_nothing_is_written() -> None:
+    store = FakeStore(world())
+    release(store, keyed(authorized()))
+    before = copy.deepcopy(store.rows)
+    with pytest.raises(FailedPrecondition) as caught:
+        release(store, keyed(replace(authorized(), purpose="SUPERVISION")))
+    assert caught.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert store.rows == before
+
+
+def test_a_refusal_is_not_recorded() -> None:
+    rows = world()
+    rows.agreements[AGREEMENT] = (agreement(), AgreementStatus.SUSPENDED)
+    store = FakeStore(rows)
+    with pytest.raises(PermissionDenied):
+        release(store, keyed(authorized()))
+    assert store.rows.recorded == {}
+
+
+def test_a_record_24_hours_old_is_replaced_by_a_fresh_release() -> None:
+    store = FakeStore(world())
+    first = release(store, keyed(authorized()))
+    later = release(store, keyed(authorized()), now=NOW + timedelta(hours=24))
+    assert later.inquiry_id != first.inquiry_id
+    assert store.rows.consents[CONSENT].uses == 2
+    ((_, recorded),) = store.rows.recorded.items()
+    assert recorded.inquiry_id == later.inquiry_id

@@ -9,6 +9,7 @@ import grpc
 from credit_gateway.adapters.grpc.convert import identifier, item_codes, subject_kind, to_timestamp
 from credit_gateway.adapters.grpc.interceptor import current_call
 from credit_gateway.adapters.grpc.v1 import common_pb2, inquiry_pb2, inquiry_pb2_grpc
+from credit_gateway.domain import idempotency
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.policy import Channel
 from credit_gateway.errors import InvalidArgument
@@ -28,20 +29,26 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
     async def QueryOpen(
         self, request: inquiry_pb2.QueryRequest, context: _Ctx
     ) -> common_pb2.QueryResponse:
-        return await self._participant_query(Channel.OPEN_INQUIRY, "QueryOpen", request, None)
+        return await self._participant_query(
+            Channel.OPEN_INQUIRY, "QueryOpen", request, None, context
+        )
 
     async def ShareGovernment(
         self, request: inquiry_pb2.QueryRequest, context: _Ctx
     ) -> common_pb2.QueryResponse:
         return await self._participant_query(
-            Channel.GOVERNMENT_SHARING, "ShareGovernment", request, None
+            Channel.GOVERNMENT_SHARING, "ShareGovernment", request, None, context
         )
 
     async def QueryAuthorized(
         self, request: inquiry_pb2.AuthorizedQueryRequest, context: _Ctx
     ) -> common_pb2.QueryResponse:
         return await self._participant_query(
-            Channel.AUTHORIZED_INQUIRY, "QueryAuthorized", request.query, request.consent_token
+            Channel.AUTHORIZED_INQUIRY,
+            "QueryAuthorized",
+            request.query,
+            request.consent_token,
+            context,
         )
 
     async def QueryOwn(
@@ -76,8 +83,13 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
         method: str,
         request: inquiry_pb2.QueryRequest,
         consent_token: str | None,
+        context: _Ctx,
     ) -> common_pb2.QueryResponse:
         call = current_call()
+        # Read first: a malformed key refuses the call before anything else is looked at.
+        key = idempotency.check_key(
+            [str(v) for k, v in context.invocation_metadata() or () if k == idempotency.HEADER]
+        )
         if not request.subject_code:
             raise InvalidArgument.field("subject_code", "required")
         purpose = identifier(request.purpose, "purpose")
@@ -97,6 +109,7 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             agreement_id,
             consent_token,
             subject_kind=kind,
+            idempotency_key=key,
             standing=call.standing,
         )
         return _response(await self._release(inquiry))

@@ -26,7 +26,7 @@ them in `_context` (e.g. the caller's standing, see storage/trust.py caller_stat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from credit_gateway.adapters.storage.agreements import parse_document
@@ -38,6 +38,7 @@ from credit_gateway.caches import BoundedCache
 from credit_gateway.domain.agreements import AgreementStatus
 from credit_gateway.domain.audit import leaf_hash
 from credit_gateway.domain.consent import Consent, ConsentStatus
+from credit_gateway.domain.idempotency import RETENTION, NewRecord, Recorded
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.policy import AgreementState
 from credit_gateway.domain.release import (
@@ -68,6 +69,11 @@ _CONTEXT: tuple[tuple[str, str], ...] = (
         "LEFT OUTER JOIN consents c ON c.id = :consent",
     ),
     (STANDING_COLUMNS, STANDING_JOIN),  # the caller's, folded in (domain/release.py)
+    (  # the answer recorded under the call's idempotency key (domain/idempotency.py)
+        "k.fingerprint, k.inquiry_id, k.answer_key_id, k.answer, k.created_at",
+        "LEFT OUTER JOIN idempotency_keys k ON k.caller = :idem_caller"
+        " AND k.method = :idem_method AND k.idem_key = :idem_key",
+    ),
 )
 _RECORD_COLUMNS = (
     "r.id, r.provider_id, r.item_code, r.occurred_at, r.payload_key_id, r.payload, r.state"
@@ -136,6 +142,18 @@ _EXHAUSTED_EVENT = (
     " actor, at) {source}"
 )
 _EVENT_VALUES = "VALUES (:grantee, :use_consent, NULL, 'active', 'exhausted', :actor, :use_at)"
+# First of the writes: a racing call with the same key waits here on the key, not on a counter,
+# and finding it recorded (insert-or-ignore: no row) rolls back and answers from the record.
+_IDEMPOTENCY_NEW = (
+    "{insert_ignore} INTO idempotency_keys (caller, method, idem_key, fingerprint, inquiry_id,"
+    " answer_key_id, answer, created_at) VALUES (:idem_caller, :idem_method, :idem_key,"
+    " :idem_fingerprint, :idem_inquiry, :idem_answer_key, :idem_answer, :idem_at){on_conflict}"
+)
+_IDEMPOTENCY_STALE = (
+    "DELETE FROM idempotency_keys WHERE caller = :idem_caller AND method = :idem_method"
+    " AND idem_key = :idem_key AND created_at <= :idem_cutoff"
+)
+_IDEMPOTENCY_PURGE = "DELETE FROM idempotency_keys WHERE created_at <= :idem_cutoff"
 
 
 # --- dialects ----------------------------------------------------------------------------------
@@ -164,7 +182,7 @@ class SqlReleaseStore:
         self._wait = wait  # False: SQLite on the event loop (db.driver_transaction)
         d = self._dialect = DIALECTS[db.dialect]
         self._reads: dict[int, str] = {}  # by the number of items asked for (0: all)
-        self._writes: dict[tuple[bool, bool, bool | None], str] = {}  # PostgreSQL's, by shape
+        self._writes: dict[tuple[bool, bool, bool | None, bool], str] = {}  # PostgreSQL's
         self._agreement = d.sql(_AGREEMENT)
         self._usage_locked = d.sql(_USAGE_LOCKED)
         self._usage_new = d.sql(_USAGE_NEW)
@@ -174,6 +192,9 @@ class SqlReleaseStore:
         self._count_usage = d.sql(_COUNT_USAGE)
         self._count_use = d.sql(_COUNT_USE), d.sql(_COUNT_LAST_USE)
         self._event = d.sql(_EXHAUSTED_EVENT.format(source=_EVENT_VALUES))
+        self._idempotency_new = d.sql(_IDEMPOTENCY_NEW)
+        self._idempotency_stale = d.sql(_IDEMPOTENCY_STALE)
+        self._idempotency_purge = d.sql(_IDEMPOTENCY_PURGE)
         # Today's rows known to exist.
         self._usage_rows: BoundedCache[tuple[str, date], bool] = BoundedCache(self.MAX_USAGE_ROWS)
 
@@ -198,6 +219,13 @@ class SqlReleaseStore:
         except _Moved:
             return False
         return True
+
+    def purge_idempotency(self, cutoff: datetime) -> int:
+        """Deletes the recorded answers made at or before `cutoff` (past their retention), in a
+        short transaction of its own; answers how many."""
+        with self._db.driver_transaction(wait=self._wait) as cursor:
+            cursor.execute(self._idempotency_purge, {"idem_cutoff": self._dialect.stamp(cutoff)})
+            return int(cursor.rowcount)
 
     # --- reads ---
 
@@ -228,7 +256,7 @@ class SqlReleaseStore:
         return context, tuple(records)
 
     def _context(self, row: Sequence[Any], records: tuple[StoredRecord, ...]) -> ReadState:
-        (subject_id, kind), (document, status, calls, used), consent, standing = (
+        (subject_id, kind), (document, status, calls, used), consent, standing, keyed = (
             row[p] for p in _PARTS
         )
         caller, revoked = standing_from_row(standing, self._dialect.when)
@@ -245,6 +273,7 @@ class SqlReleaseStore:
             self._consent(consent) if consent[0] else None,
             caller,
             revoked,
+            self._recorded(keyed),
         )
 
     def _read_locked(self, cursor: Any, reads: Reads) -> ReadState:
@@ -258,10 +287,26 @@ class SqlReleaseStore:
             cursor.execute(self._consent_locked, {"consent": reads.consent_id})
             row = cursor.fetchone()
             consent = None if row is None else self._consent(row)
-        caller, revoked = standing_from_row(context[_PARTS[-1]], self._dialect.when)
+        caller, revoked = standing_from_row(context[_PARTS[-2]], self._dialect.when)
         subject_id, kind = context[_PARTS[0]]
+        recorded = self._recorded(context[_PARTS[-1]])
         return ReadState(
-            subject_id, _SUBJECT_KIND.get(kind), records, agreement, consent, caller, revoked
+            subject_id,
+            _SUBJECT_KIND.get(kind),
+            records,
+            agreement,
+            consent,
+            caller,
+            revoked,
+            recorded,
+        )
+
+    def _recorded(self, part: Sequence[Any]) -> Recorded | None:
+        fingerprint, inquiry_id, key_id, answer, created_at = part
+        if fingerprint is None:
+            return None
+        return Recorded(
+            fingerprint, inquiry_id, key_id, bytes(answer), self._dialect.when(created_at)
         )
 
     def _agreement_locked(self, cursor: Any, agreement_id: str, day: date) -> AgreementState | None:
@@ -318,6 +363,9 @@ class SqlReleaseStore:
             "consent": consent_id,
             "participant": reads.standing.participant_id if reads.standing else None,
             "jti": reads.standing.jti if reads.standing else None,
+            "idem_caller": reads.keyed.caller if reads.keyed else None,
+            "idem_method": reads.keyed.method if reads.keyed else None,
+            "idem_key": reads.keyed.key if reads.keyed else None,
         }
         if reads.item_codes:
             params.update(zip(_ITEM_PARAMS, reads.item_codes, strict=False))
@@ -328,9 +376,16 @@ class SqlReleaseStore:
     def _write(self, cursor: Any, writes: Writes) -> bool:
         """True if every conditional write changed its one row."""
         params = self._write_params(writes)
+        record = writes.idempotency
+        if record is not None and record.replaces_stale:  # rare: alone, before the rest
+            cursor.execute(self._idempotency_stale, params)
         if self._dialect.one_write_statement:
             cursor.execute(self._write_sql(writes), params)
             return all(n == 1 for n in cursor.fetchone())
+        if record is not None:
+            cursor.execute(self._idempotency_new, params)
+            if cursor.rowcount != 1:  # a racing call with the key recorded it: answer as it
+                return False
         if writes.subject is not None:
             cursor.execute(self._subject_new, params)
             if cursor.rowcount != 1:  # a concurrent call made it: decide again on it
@@ -370,18 +425,28 @@ class SqlReleaseStore:
             params.update(_usage_params(writes.usage, d))
         if writes.consent_use is not None:
             params.update(_use_params(writes.consent_use, d))
+        if writes.idempotency is not None:
+            params.update(_idempotency_params(writes.idempotency, d))
         return params
 
     def _write_sql(self, writes: Writes) -> str:
         """PostgreSQL: every write in one statement, answering each conditional write's count
         (1 for the parts this shape has not)."""
         use = writes.consent_use
-        shape = (writes.subject is not None, writes.usage is not None, use.last if use else None)
+        shape = (
+            writes.subject is not None,
+            writes.usage is not None,
+            use.last if use else None,
+            writes.idempotency is not None,
+        )
         sql = self._writes.get(shape)
         if sql is None:
-            has_subject, has_usage, last = shape
+            has_subject, has_usage, last, has_record = shape
             parts = [f"w_audit AS ({_AUDIT})"]
             counts = []
+            if has_record:
+                parts.insert(0, f"w_record AS ({_IDEMPOTENCY_NEW} RETURNING 1)")
+                counts.append("(SELECT count(*) FROM w_record)")
             if has_subject:
                 parts.insert(0, f"w_subject AS ({_SUBJECT_NEW} RETURNING 1)")
                 counts.append("(SELECT count(*) FROM w_subject)")
@@ -429,4 +494,18 @@ def _use_params(use: ConsentUse, d: Dialect) -> dict[str, Any]:
         "use_at": d.stamp(use.at),
         "grantee": use.grantee_id,
         "actor": use.actor,
+    }
+
+
+def _idempotency_params(record: NewRecord, d: Dialect) -> dict[str, Any]:
+    return {
+        "idem_caller": record.keyed.caller,
+        "idem_method": record.keyed.method,
+        "idem_key": record.keyed.key,
+        "idem_fingerprint": record.fingerprint,
+        "idem_inquiry": record.inquiry_id,
+        "idem_answer_key": record.answer_key_id,
+        "idem_answer": record.answer,
+        "idem_at": d.stamp(record.created_at),
+        "idem_cutoff": d.stamp(record.created_at - RETENTION),
     }

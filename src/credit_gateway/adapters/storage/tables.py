@@ -241,6 +241,24 @@ class AuditEntryRow(Base):
     leaf_hash: Mapped[bytes] = mapped_column(Blob)
 
 
+# --- retries -----------------------------------------------------------------------------------
+
+
+class IdempotencyRow(Base):
+    """The answer a keyed release gave (domain/idempotency.py), for a retry within 24 hours:
+    sealed, bound to caller, method and key, and written in the release's transaction."""
+
+    __tablename__ = "idempotency_keys"
+    caller: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idem_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 hex of the request
+    inquiry_id: Mapped[str] = mapped_column(Id)
+    answer_key_id: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[bytes] = mapped_column(Blob)
+    created_at: Mapped[datetime] = mapped_column(index=True)  # purged 24 hours on
+
+
 def core(row: type[Base]) -> Table:
     """The Core table behind a mapped class, for prebuilt statements on hot paths."""
     return cast(Table, row.__table__)
