@@ -33,6 +33,7 @@ scripts (a Cyrillic o in a Latin word); a provider signs what it sends (Art 14).
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -106,13 +107,24 @@ PROHIBITED: frozenset[str]  # every name above, normalised
 
 def words(name: str) -> tuple[str, ...]:
     """The words of a field name, case-folded (see the module's docstring)."""
-    normal = normalise(name)
+    if name.isascii():  # almost every key: the same words, many times faster
+        return tuple(w.lower() for w in _ASCII_WORD.findall(name))
+    normal = _normalise_unicode(name)
     return tuple(normal.split("_")) if normal else ()
 
 
 def normalise(name: str) -> str:
     """A field name as its words joined by `_`: `bloodType`, `Blood-Type`, `blood type` in
     full-width letters are all `blood_type`. Idempotent."""
+    return "_".join(words(name))
+
+
+# An ASCII word: capitals not followed by a small letter (an acronym), a word with at most one
+# capital before its small letters, or digits. What _split makes of ASCII, as one expression.
+_ASCII_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def _normalise_unicode(name: str) -> str:
     # Case folding can itself make a hump (some scripts fold small letters to capitals) and
     # NFKC after it can make a separator: split again until nothing changes (two rounds for
     # almost every name; the bound only guards against a pathological string).
@@ -192,7 +204,7 @@ class _Matcher:
         joined = "".join(found)
         if joined in self.whole:
             return self.whole[joined]
-        spelled = [s for s in self.inside if s in joined]
+        spelled = [] if joined.isascii() else [s for s in self.inside if s in joined]
         for start in range(len(found)):
             run = ""
             for word in found[start:]:
@@ -207,8 +219,16 @@ class _Matcher:
         return self.inside.get(longest) or self.runs[longest]
 
 
-@functools.lru_cache(maxsize=8)
 def _matcher(prohibited: frozenset[str]) -> _Matcher:
+    """The matcher of the regulation's names and `prohibited`'s. A catalog's list already holds
+    the regulation's (domain/catalog.py): then the same set, and its cached matcher, each time."""
+    if prohibited <= PROHIBITED:
+        return _build(PROHIBITED)
+    return _build(prohibited if prohibited >= PROHIBITED else PROHIBITED | prohibited)
+
+
+@functools.lru_cache(maxsize=8)
+def _build(prohibited: frozenset[str]) -> _Matcher:
     runs: dict[str, str] = {}
     whole: dict[str, str] = {}
     inside: dict[str, str] = {}
@@ -231,13 +251,13 @@ def _matcher(prohibited: frozenset[str]) -> _Matcher:
 def names_prohibited(key: str, prohibited: frozenset[str] = frozenset()) -> str | None:
     """The prohibited name (normalised) that `key` names, or None. The regulation's names
     always count; `prohibited` adds to them."""
-    return _matcher(PROHIBITED | prohibited).names(key)
+    return _matcher(prohibited).names(key)
 
 
 def prohibited_paths(payload: Any, prohibited: frozenset[str], path: str = "$") -> list[str]:
     """Art 16 para 2 (1): every place in the payload whose key names prohibited information, as
     JSON paths (`$.notes.bloodType`, `$.annex[1].宗教信仰`), at any depth, in lists too."""
-    matcher = _matcher(PROHIBITED | prohibited)
+    matcher = _matcher(prohibited)
     found: list[str] = []
 
     def walk(value: Any, here: str) -> None:
@@ -286,7 +306,7 @@ def prohibited_in_schema(schema: Any, prohibited: frozenset[str] = frozenset()) 
     """Every field name a JSON Schema gives that names prohibited information: property names
     (at any depth, in every subschema), patternProperties keys, required and dependentRequired
     lists, dependencies, and the names a propertyNames schema allows (const, enum)."""
-    matcher = _matcher(PROHIBITED | prohibited)
+    matcher = _matcher(prohibited)
     found = ((n, matcher.names(n.field)) for n in _field_names(schema, "$"))
     return [Named(n.path, n.field, name) for n, name in found if name is not None]
 

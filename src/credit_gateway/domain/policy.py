@@ -24,7 +24,9 @@ aggregated by the Provincial Social Credit Information Center", for its duties, 
                                        public credit information, which is all 20.1 shares
   Art 16 written-consent, any level    WRITTEN_CONSENT_REQUIRED: Art 16 para 2 (2) and Art 19
                                        release it only with the person's written consent, and
-                                       government sharing carries none
+                                       government sharing carries none. For every subject kind:
+                                       the catalog classes the item, as the authorized channel
+                                       reads it (named one by one) for every kind too
 """
 
 from __future__ import annotations

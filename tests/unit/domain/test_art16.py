@@ -65,6 +65,14 @@ def test_property_normalise_is_idempotent(name: str) -> None:
     assert words(once) == words(name)
 
 
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_property_the_ascii_shortcut_splits_as_the_general_rule_does(name: str) -> None:
+    # words() takes a regular expression for ASCII names (most keys); it must agree with the
+    # character-by-character rule every other name goes through.
+    assert normalise(name) == art16._normalise_unicode(name)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(ASCII_WORDS, min_size=1, max_size=5), st.lists(SEPARATORS, min_size=2))
 def test_property_separators_never_matter(parts: list[str], separators: list[str]) -> None:
