@@ -18,7 +18,10 @@ A key names prohibited information when:
   - it is, as a whole, one of those ambiguous words (`WHOLE_NAME_ONLY`): a key that is just
     `religious`, `Medical`, `健康` or `信仰` says nothing else;
   - a Chinese name (a script written without spaces) appears anywhere in it: `患者血型`,
-    `宗教信仰情况`, `血_型`.
+    `宗教信仰情况`, `血_型`. Chinese does not mark the adjective, so `宗教` (religion) is refused
+    in `宗教活动场所` (a religious venue) where English `religious_venue` passes: such a field is
+    better named for what it records (`场所类别`); only `信仰`, `医疗`, `健康`, `遗传` wait for
+    the whole name.
 Refusing too much shows at once (the provider's record comes back ART16_PROHIBITED naming the
 path; `catalog load` names the item and field) and is mended by a clearer name; refusing too
 little aggregates what the law forbids, unseen. So the list leans wide where a word has one

@@ -121,6 +121,7 @@ REFUSED = {
     "religiousBelief": "religious_belief",
     "religious": "religious",  # alone, it can be about nothing else
     "宗教": "宗教",
+    "宗教活动场所": "宗教",  # Chinese does not mark the adjective: refused, unlike English
     "信仰": "信仰",
     # genetics
     "genes": "gene",
