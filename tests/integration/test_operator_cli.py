@@ -10,7 +10,8 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
-from support.harness import PERSON, Harness, make_agreement, metadata
+from sqlalchemy import select
+from support.harness import COMPANY, PERSON, Harness, make_agreement, metadata
 from support.rpc import reason_of
 
 from credit_gateway.adapters.grpc.convert import to_timestamp
@@ -20,7 +21,11 @@ from credit_gateway.adapters.grpc.v1 import (
     inquiry_pb2,
     inquiry_pb2_grpc,
 )
+from credit_gateway.adapters.storage.tables import SubjectRow
 from credit_gateway.cli.main import main
+from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.errors import InvalidArgument
+from credit_gateway.services import operator
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +115,26 @@ def test_register_key_refuses_a_private_key(
         == 2
     )
     assert "public half" in capsys.readouterr().err
+
+
+def test_register_key_takes_the_kind_of_subject_the_code_means(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # Issue #11 item 1: 121101190408136711 is a resident id and a USCC; the operator says which.
+    ambiguous = "121101190408136711"
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk_file = tmp_path / "subject.jwk"
+    jwk_file.write_text(json.dumps(ECKey.import_key(key.public_key()).as_dict(private=False)))
+    with pytest.raises(InvalidArgument) as refused:
+        operator.register_subject_key(harness.settings, ambiguous, jwk_file)
+    assert refused.value.reason == "SUBJECT_KIND_REQUIRED"
+    with pytest.raises(InvalidArgument) as refused:
+        operator.register_subject_key(
+            harness.settings, COMPANY, jwk_file, SubjectKind.NATURAL_PERSON
+        )
+    assert refused.value.reason == "SUBJECT_KIND_MISMATCH"
+    with harness.db.transaction(write=False) as session:
+        assert session.scalars(select(SubjectRow.kind)).all() == []
+    operator.register_subject_key(harness.settings, ambiguous, jwk_file, SubjectKind.NATURAL_PERSON)
+    with harness.db.transaction(write=False) as session:
+        assert session.scalars(select(SubjectRow.kind)).all() == ["natural_person"]
