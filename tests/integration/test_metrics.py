@@ -35,6 +35,7 @@ from credit_gateway.adapters.grpc.v1 import (
     submission_pb2_grpc,
 )
 from credit_gateway.auth.scopes import METHOD_SCOPES, PUBLIC_METHODS
+from credit_gateway.errors import ConfigError
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 GET_CATALOG = "/credit_gateway.v1.DiscoveryService/GetCatalog"
@@ -79,6 +80,27 @@ def calls(found: Samples, method: str, code: str) -> float:
 def test_metrics_are_off_unless_configured(tmp_path: Path, certs_dir: Path) -> None:
     with sqlite_harness(tmp_path, certs_dir) as harness:
         assert harness.running.metrics_port is None
+
+
+def test_the_page_is_at_metrics_only(h: Harness) -> None:
+    assert (
+        requests.get(f"http://127.0.0.1:{h.running.metrics_port}/", timeout=10).status_code == 404
+    )
+
+
+def test_a_metrics_address_that_cannot_be_bound_stops_the_start_in_one_line(
+    tmp_path: Path, certs_dir: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        with (
+            pytest.raises(ConfigError) as refused,
+            sqlite_harness(tmp_path, certs_dir, metrics_address=address),
+        ):
+            pass
+    assert refused.value.message.startswith(f"cannot listen on {address}: ")
 
 
 def test_calls_refusals_streams_and_tokens_are_counted_and_no_label_is_the_callers(

@@ -40,12 +40,12 @@ async def serve_metrics(host: str, port: int, render: Render) -> MetricsServer:
         response.headers["Content-Type"] = content_type  # with its version and charset
         return response
 
+    listener = bind(host, port)
     app = web.Application()
     app.router.add_get(PATH, scrape)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    listener = bind(host, port)
     try:
+        await runner.setup()
         await web.SockSite(runner, listener).start()
     except BaseException:
         listener.close()
