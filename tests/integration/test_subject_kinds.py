@@ -8,6 +8,7 @@ An individual business (USCC type 92) is released at a natural person's level.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -249,7 +250,10 @@ def test_a_consent_request_says_which_subject_it_asks(parties: Parties) -> None:
     assert count(parties.h.db, ConsentRequestRow) == 0
 
     made = ask(parties, SubjectKind.LEGAL_PERSON)
-    assert made.subject_kind == common_pb2.SUBJECT_KIND_LEGAL_PERSON
+    assert (made.subject_code, made.subject_kind) == (
+        AMBIGUOUS,
+        common_pb2.SUBJECT_KIND_LEGAL_PERSON,
+    )
     assert parties.kinds() == [SubjectKind.LEGAL_PERSON.value]
     # The person whose identity number the code also is (a portal asserts persons) is not the
     # institution on record: its requests are not the person's to see.
@@ -262,3 +266,21 @@ def test_a_consent_request_says_which_subject_it_asks(parties: Parties) -> None:
         "SUBJECT_KIND_MISMATCH",
     )
     assert count(parties.h.db, ConsentRequestRow) == 1
+
+
+def test_a_watched_consent_request_names_its_subjects_kind(parties: Parties) -> None:
+    stub = consent_pb2_grpc.ConsentServiceStub(parties.agency.channel)
+    stream = stub.WatchConsents(
+        consent_pb2.WatchConsentsRequest(),
+        metadata=metadata(parties.h.token(parties.agency)),
+        timeout=10,
+    )
+    events = iter(stream)
+    time.sleep(0.5)  # subscribed before the request is made
+    ask(parties, SubjectKind.LEGAL_PERSON)
+    event = next(events)
+    stream.cancel()
+    assert (event.request.subject_code, event.request.subject_kind) == (
+        AMBIGUOUS,
+        common_pb2.SUBJECT_KIND_LEGAL_PERSON,
+    )

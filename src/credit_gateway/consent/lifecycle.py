@@ -99,6 +99,7 @@ class ReadState:
 
     subject: StoredSubject | None = None
     subject_code: str | None = None
+    subject_kind: SubjectKind | None = None  # read with `subject_code`
     consent: Consent | None = None
     request: ConsentRequest | None = None
     grantee: Participant | None = None

@@ -126,11 +126,13 @@ class ConsentService:
         found = self.store.read(Reads(request_id=request_id)).request
         return lifecycle.for_grantee(found, grantee_id)
 
-    def subject_code(self, subject_id: str) -> str:
-        """The code of a subject the grantee deals with (it named it when it asked)."""
-        code = self.store.read(Reads(subject_id=subject_id)).subject_code
-        assert code is not None  # the store found the row: events name subjects that exist
-        return code
+    def subject_of(self, subject_id: str) -> tuple[str, SubjectKind]:
+        """The code and kind of a subject the grantee deals with (it named it when it asked)."""
+        state = self.store.read(Reads(subject_id=subject_id))
+        # The store found the row: events name subjects that exist.
+        assert state.subject_code is not None
+        assert state.subject_kind is not None
+        return state.subject_code, state.subject_kind
 
     # --- helpers ---------------------------------------------------------------------------
     def _subject(

@@ -15,6 +15,7 @@ from credit_gateway.adapters.grpc.v1 import consent_pb2, consent_pb2_grpc
 from credit_gateway.adapters.grpc.watch import ConsentEventHub
 from credit_gateway.consent.service import ConsentService, Granted
 from credit_gateway.domain.consent import ConsentEvent, ConsentStatus
+from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.runtime.blocking import Blocking
 
 _Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -92,9 +93,12 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
         found = await self.blocking.call(
             self.service.requests, subject, convert.request_statuses(list(request.statuses))
         )
-        return consent_pb2.ListConsentRequestsResponse(
+        answer = consent_pb2.ListConsentRequestsResponse(
             requests=[convert.request_to_pb(r, subject) for r in found]
         )
+        for pb in answer.requests:  # the subject's own: a person (a portal asserts persons)
+            pb.subject_kind = convert.subject_kind_to_pb(SubjectKind.NATURAL_PERSON)
+        return answer
 
     async def ApproveConsentRequest(
         self, request: consent_pb2.ApproveConsentRequestRequest, context: _Ctx
@@ -180,9 +184,10 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
         if event.request_id and not (event.consent_id and event.to_status != "approved"):
             found = self.service.grantee_request(grantee, event.request_id)
             if found is not None:
-                return consent_pb2.ConsentEvent(
-                    request=convert.request_to_pb(found, self._code(found.subject_id))
-                )
+                code, kind = self.service.subject_of(found.subject_id)
+                pb = convert.request_to_pb(found, code)
+                pb.subject_kind = convert.subject_kind_to_pb(kind)
+                return consent_pb2.ConsentEvent(request=pb)
         if event.consent_id:
             consent = self.service.grantee_consent(grantee, event.consent_id)
             if consent is not None:
@@ -194,7 +199,7 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
         return None
 
     def _code(self, subject_id: str) -> str:
-        return self.service.subject_code(subject_id)
+        return self.service.subject_of(subject_id)[0]
 
     def _now(self) -> datetime:
         return self.gateway.clock()

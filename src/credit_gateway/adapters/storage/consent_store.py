@@ -20,9 +20,11 @@ from credit_gateway.adapters.storage import audit as audit_store
 from credit_gateway.adapters.storage import consents, trust
 from credit_gateway.adapters.storage import records as record_store
 from credit_gateway.adapters.storage.db import Database
+from credit_gateway.adapters.storage.tables import SubjectRow
 from credit_gateway.consent.lifecycle import Reads, ReadState, StoredSubject, Writes
 from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.consent import Consent, ConsentRequest
+from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.participants import Participant
 from credit_gateway.domain.policy import AgreementState
 
@@ -53,6 +55,7 @@ class SqlConsentStore:
     def _read(self, session: Session, reads: Reads, *, lock: bool) -> ReadState:
         subject: StoredSubject | None = None
         code: str | None = None
+        kind: SubjectKind | None = None
         consent: Consent | None = None
         request: ConsentRequest | None = None
         grantee: Participant | None = None
@@ -63,6 +66,8 @@ class SqlConsentStore:
             )
         if reads.subject_id is not None:
             code = record_store.subject_code(session, self._envelope(), reads.subject_id)
+            row = session.get(SubjectRow, reads.subject_id)  # read just now: no second query
+            kind = None if row is None else SubjectKind(row.kind)
         if reads.consent_id is not None:
             consent = consents.get_consent(session, reads.consent_id, lock=lock)
         if reads.request_id is not None:
@@ -76,7 +81,7 @@ class SqlConsentStore:
             listed = agreement_store.list_agreements(session, counterparty=grantee_id)
             agreements = tuple(AgreementState(a, status) for a, status in listed)
         lists = ((), (), ()) if subject is None else _lists(session, subject.id, reads)
-        return ReadState(subject, code, consent, request, grantee, agreements, *lists)
+        return ReadState(subject, code, kind, consent, request, grantee, agreements, *lists)
 
     def _write(self, session: Session, writes: Writes) -> None:
         envelope = self._envelope()
