@@ -33,6 +33,7 @@ from credit_gateway.domain.release import (
     parse_subject,
     run,
 )
+from credit_gateway.errors import StorageError
 from credit_gateway.runtime.gateway import Gateway
 
 __all__ = [
@@ -98,7 +99,10 @@ class InquiryService:
         ticks = time.monotonic()
         if self._purged_at is not None and ticks - self._purged_at < self.PURGE_EVERY:
             return
-        store.purge_idempotency(now - RETENTION)
+        try:
+            store.purge_idempotency(now - RETENTION)
+        except StorageError:  # housekeeping: the call it rode on is answered all the same
+            return
         self._purged_at = ticks
 
     def _subject(self, code: str, asked: SubjectKind | None, now: datetime) -> Subject:
