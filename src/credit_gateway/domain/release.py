@@ -16,6 +16,12 @@ Nothing here touches a database, the network or a clock: `run` drives a flow aga
 (storage/release_store.py is the SQL one; the unit tests use an in-memory one). The caller's
 standing (its participant row and its token's revocation) can be read in the same transaction
 (`Inquiry.standing`) and is then checked before anything else is decided.
+
+A call with an idempotency key (domain/idempotency.py) also reads the answer recorded under
+it: if there is one, fresh, the attempt answers from it and writes only its REPLAYED audit entry;
+if not, a release (not a refusal) writes the answer, sealed, as one more conditional write, so a
+racing call with the key that lost is redone under locks and answers from the winner's record.
+The subject on record is answered only as the kind it was stored as (check_subject_kind).
 """
 
 from __future__ import annotations
