@@ -143,6 +143,8 @@ def test_a_key_is_scoped_to_its_method(world: Consented, token: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
+    # (A control character or non-ASCII text never leaves a gRPC client as metadata: the check of
+    # those is unit-tested, tests/unit/domain/test_idempotency.py.)
     ["", "k" * 129, " leading-space", "trailing-space "],
     ids=["empty", "129-characters", "leading-space", "trailing-space"],
 )
