@@ -162,6 +162,11 @@ CASES: dict[str, Bad] = {
     "certs-issue-bad-name": Bad(
         ("certs", "issue", "Not_A_Name", "--kind", "credit-agency"), "invalid participant name"
     ),
+    "certs-sign-not-a-csr": Bad(
+        ("certs", "sign", "agency.csr", "--name", "zx-credit", "--kind", "credit-agency"),
+        "not a PEM certificate signing request",
+        _write("agency.csr", "hello"),
+    ),
     "keys-rotate-bad-master-key": Bad(("keys", "rotate"), "is not 64 hex digits", BAD_MASTER_KEY),
     "catalog-load-not-json": Bad(
         ("catalog", "load", "bad.json"), "bad.json: not JSON", _write("bad.json", "{")
