@@ -2,7 +2,8 @@
 history) anywhere in a submitted record's payload.
 
 Guarded since 2ed4303 (exchange/submission.py; now services/submission.py and
-domain/records.prohibited_paths): Art 16 para 2 (1) forbids collecting it, and a payload is
+domain/art16.prohibited_paths, on names normalised for case, separators, camelCase, full-width
+forms and the Chinese names since #11): Art 16 para 2 (1) forbids collecting it, and a payload is
 free JSON, so a key naming such information is looked for at any depth, in lists, in any case,
 before the item's schema is checked. The record is rejected ART16_PROHIBITED at that path and
 nothing of it is stored. (tests/integration/test_submission.py has a top-level one in a batch.)
@@ -25,10 +26,18 @@ PUNISHMENT = {
     "decided_on": "2026-01-02",
     "authority": "Wuhan AMR",
 }
+FULL_WIDTH = "".join(chr(ord(c) + 0xFEE0) for c in "BloodType")  # as an IME types it
 HIDDEN = {
     "nested, in another case": ({"notes": {"Blood_Type": "A"}}, "$.notes.Blood_Type"),
     "in a list": ({"annex": [{"page": 1}, {"RELIGION": "x"}]}, "$.annex[1].RELIGION"),
     "at the top": ({"medical_history": "none"}, "$.medical_history"),
+    # What outside clients found passing the exact match (#11 item 3).
+    "camelCase": ({"bloodType": "A"}, "$.bloodType"),
+    "kebab-case": ({"blood-type": "A"}, "$.blood-type"),
+    "medical records": ({"medical_records": "x"}, "$.medical_records"),
+    "religion in Chinese": ({"宗教信仰": "x"}, "$.宗教信仰"),
+    "blood type in Chinese": ({"血型": "A"}, "$.血型"),
+    "full-width": ({FULL_WIDTH: "A"}, f"$.{FULL_WIDTH}"),
 }
 
 

@@ -100,21 +100,6 @@ def notice_number_problem(number: str) -> str | None:
     return None
 
 
-def prohibited_paths(payload: Any, prohibited: frozenset[str], path: str = "$") -> list[str]:
-    """Art 16 para 2 (1): every place in the payload whose key names prohibited information."""
-    found: list[str] = []
-    if isinstance(payload, dict):
-        for key, value in payload.items():
-            here = f"{path}.{key}"
-            if key.lower() in prohibited:
-                found.append(here)
-            found += prohibited_paths(value, prohibited, here)
-    elif isinstance(payload, list):
-        for i, value in enumerate(payload):
-            found += prohibited_paths(value, prohibited, f"{path}[{i}]")
-    return found
-
-
 # What each sealed value is bound to (the AES-GCM associated data): a ciphertext moved to another
 # row does not open. One spelling for the side that seals and the side that opens.
 def subject_aad(lookup: str) -> bytes:

@@ -28,6 +28,7 @@ from credit_gateway.adapters.storage import registry
 from credit_gateway.caches import BoundedCache
 from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import verify_es256
+from credit_gateway.domain.art16 import prohibited_paths
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
 from credit_gateway.domain.catalog import Catalog, CatalogItem, DisclosureLevel, Polarity
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
@@ -36,7 +37,6 @@ from credit_gateway.domain.records import (
     Submission,
     WrittenNotice,
     notice_number_problem,
-    prohibited_paths,
     unstorable,
 )
 from credit_gateway.domain.release import Subject as NamedSubject
