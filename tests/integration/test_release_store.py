@@ -346,13 +346,9 @@ def test_a_moved_counter_rolls_the_attempt_back_and_the_locked_one_counts(world:
     assert len(world.audit()) == 1
 
 
-def test_a_use_taken_between_our_read_and_our_write_is_decided_again(
-    world: World, backend: str
-) -> None:
-    if backend == "sqlite":
-        pytest.skip("SQLite's write transaction holds the database from the first read")
-    token = world.grant(max_uses=1)
-    rival = InquiryService(world.gateway)
+def overtaken_by(world: World, rival: Callable[[], object]) -> list[bool]:
+    """The service's store from now on runs `rival` between an unlocked attempt's reads and its
+    writes (a racing call that commits in that window); answers each attempt's `locked`."""
     store = world.service.store
     attempts: list[bool] = []
 
@@ -364,12 +360,24 @@ def test_a_use_taken_between_our_read_and_our_write_is_decided_again(
             attempts.append(reads.locked)
 
             def overtaken(state: ReadState) -> Writes:
-                rival.release(world.authorized(token))  # commits the last use meanwhile
+                rival()
                 return decide(state)
 
             return store.release(reads, decide if reads.locked else overtaken)
 
     world.service.store = Overtaken()  # type: ignore[assignment]
+    return attempts
+
+
+def test_a_use_taken_between_our_read_and_our_write_is_decided_again(
+    world: World, backend: str
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite's write transaction holds the database from the first read")
+    token = world.grant(max_uses=1)
+    rival = InquiryService(world.gateway)
+    # The rival commits the last use meanwhile.
+    attempts = overtaken_by(world, lambda: rival.release(world.authorized(token)))
     with pytest.raises(PermissionDenied) as caught:
         world.service.release(world.authorized(token))
     assert caught.value.reason == "CONSENT_EXHAUSTED"
@@ -541,27 +549,9 @@ def test_a_key_recorded_between_our_read_and_our_write_is_answered_from_its_reco
     token = world.grant(max_uses=5)
     inquiry = keyed(world.authorized(token))
     rival = InquiryService(world.gateway)
-    store = world.service.store
-    attempts: list[bool] = []
     rivals: list[str] = []
-
-    class Overtaken:
-        def ensure_usage_row(self, *args: object) -> None:
-            store.ensure_usage_row(*args)  # type: ignore[arg-type]
-
-        def purge_idempotency(self, *args: object) -> int:
-            return store.purge_idempotency(*args)  # type: ignore[arg-type]
-
-        def release(self, reads: Reads, decide: Callable[[ReadState], Writes]) -> bool:
-            attempts.append(reads.locked)
-
-            def overtaken(state: ReadState) -> Writes:
-                rivals.append(rival.release(inquiry).inquiry_id)  # records the key meanwhile
-                return decide(state)
-
-            return store.release(reads, decide if reads.locked else overtaken)
-
-    world.service.store = Overtaken()  # type: ignore[assignment]
+    # The rival records the key meanwhile.
+    attempts = overtaken_by(world, lambda: rivals.append(rival.release(inquiry).inquiry_id))
     answer = world.service.release(inquiry)
     assert attempts == [False, True]
     assert [answer.inquiry_id] == rivals
