@@ -138,3 +138,22 @@ def test_register_key_takes_the_kind_of_subject_the_code_means(
     operator.register_subject_key(harness.settings, ambiguous, jwk_file, SubjectKind.NATURAL_PERSON)
     with harness.db.transaction(write=False) as session:
         assert session.scalars(select(SubjectRow.kind)).all() == ["natural_person"]
+
+
+def test_register_key_cli_names_the_kind_and_keeps_a_subject_one_kind(
+    harness: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ambiguous = "121101190408136711"
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk_file = tmp_path / "subject.jwk"
+    jwk_file.write_text(json.dumps(ECKey.import_key(key.public_key()).as_dict(private=False)))
+    register = ["--config", str(harness.write_config(tmp_path / "gateway.toml"))]
+    register += ["subjects", "register-key", ambiguous, "--jwk", str(jwk_file)]
+    assert main(register) == 2
+    assert "subject_kind" in capsys.readouterr().err
+    assert main([*register, "--kind", "legal_person"]) == 0
+    # Held as a legal person now: the same code as a person is refused, and nothing changes.
+    assert main([*register, "--kind", "natural_person"]) == 2
+    assert "held as legal_person" in capsys.readouterr().err
+    with harness.db.transaction(write=False) as session:
+        assert session.scalars(select(SubjectRow.kind)).all() == ["legal_person"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from credit_gateway.devpki import pki
+from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.errors import GatewayError, InvalidArgument
 from credit_gateway.runtime import logs
 from credit_gateway.runtime.config import Settings
@@ -204,7 +205,8 @@ def cmd_participants(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_subject_key(args: argparse.Namespace, settings: Settings) -> int:
     from credit_gateway.services import operator as registry
 
-    kid = registry.register_subject_key(settings, args.code, Path(args.jwk))
+    kind = SubjectKind(args.kind) if args.kind else None
+    kid = registry.register_subject_key(settings, args.code, Path(args.jwk), kind=kind)
     print(f"subjects: key {kid} registered; GrantConsent now requires the subject's signature")
     return 0
 
@@ -298,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     key.add_argument("code", help="the subject's USCC or resident identity number")
     key.add_argument("--jwk", required=True, help="file with the public JWK (EC P-256)")
+    key.add_argument(
+        "--kind",
+        choices=[k.value for k in SubjectKind],
+        help="the kind of subject the code names; required when it reads as both",
+    )
     from credit_gateway.cli.agreements import add_agreement_commands
 
     add_agreement_commands(sub)

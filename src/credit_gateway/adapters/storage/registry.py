@@ -16,6 +16,7 @@ from credit_gateway.crypto.master import MasterKey
 from credit_gateway.domain.agreements import Agreement, AgreementStatus
 from credit_gateway.domain.participants import Participant, ParticipantStatus
 from credit_gateway.domain.release import Subject as NamedSubject
+from credit_gateway.domain.release import check_subject_kind
 
 Jwks = dict[str, object]
 
@@ -101,4 +102,5 @@ def register_subject_key(
         found = record_store.ensure_subject(
             session, envelope, subject.lookup, subject.code, subject.kind, now
         )
+        check_subject_kind(found.kind, subject.kind)  # one code, one subject, one kind
         record_store.set_subject_key(session, found.id, public_jwk)
