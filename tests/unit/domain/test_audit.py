@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from credit_gateway.domain.audit import AuditEntry
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes
+from credit_gateway.domain.timestamps import canonical_timestamp
 
 # Any code point: quotes, controls, non-ASCII, astral, and lone surrogates (not by default).
 text = st.text(st.characters(exclude_categories=()), max_size=20)
@@ -21,7 +22,7 @@ def document(entry: AuditEntry) -> dict[str, object]:
     return {
         "format": "credit-gateway/audit/v1",
         "id": entry.id,
-        "at": entry.at.isoformat().replace("+00:00", "Z"),
+        "at": canonical_timestamp(entry.at),  # its form is tests/unit/domain/test_timestamps.py's
         "caller": entry.caller,
         "method": entry.method,
         "subject": entry.subject_id,
