@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
 from credit_gateway.adapters.storage import migrate
 from credit_gateway.adapters.storage.db import make_engine
+from credit_gateway.adapters.storage.tables import ParticipantRow
 
 
 def test_upgrade_from_empty_leaves_no_drift(database_url: str) -> None:
@@ -13,4 +18,40 @@ def test_upgrade_from_empty_leaves_no_drift(database_url: str) -> None:
         migrate.upgrade(engine)  # a second upgrade at head is a no-op
         assert migrate.drift(engine) == []
     finally:
+        engine.dispose()
+
+
+def test_0004_gives_registered_participants_the_discovery_scope(database_url: str) -> None:
+    engine = make_engine(database_url)
+    participants = sa.table(
+        "participants", *(sa.column(c) for c in ("id", "kind", "scopes")),
+    )  # fmt: skip
+    row = {
+        "org_code": "", "name": "x", "status": "active", "licence_revoked": False, "jwks": "[]",
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }  # fmt: skip
+    try:
+        migrate.downgrade(engine, "0003")
+        with engine.begin() as conn:
+            conn.execute(
+                ParticipantRow.__table__.insert(),
+                [
+                    {**row, "id": "agency", "kind": "credit-agency", "scopes": "inquiry.open",
+                     "org_code": "A"},
+                    {**row, "id": "portal", "kind": "identity-provider", "scopes": "",
+                     "org_code": "B"},
+                ],
+            )  # fmt: skip
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            scopes = dict(conn.execute(sa.select(participants.c.id, participants.c.scopes)).all())
+        assert scopes == {"agency": "discovery.read inquiry.open", "portal": ""}
+        migrate.downgrade(engine, "0003")  # and back: the scope it added is taken away again
+        with engine.begin() as conn:
+            scopes = dict(conn.execute(sa.select(participants.c.id, participants.c.scopes)).all())
+        assert scopes == {"agency": "inquiry.open", "portal": ""}
+    finally:
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(ParticipantRow.__table__.delete())
         engine.dispose()

@@ -27,6 +27,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(_config(engine, connection), revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.downgrade(_config(engine, connection), revision)
+
+
 def drift(engine: Engine) -> list[object]:
     """What differs between the migrated database and the tables (empty: none)."""
     with engine.connect() as connection:

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from credit_gateway.adapters.storage.types import Blob, UTCDateTime
+from credit_gateway.adapters.storage.types import Blob, ExactText, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -150,7 +150,7 @@ class RecordRow(Base):
     __table_args__ = (UniqueConstraint("provider_id", "provider_record_id"),)
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     provider_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
-    provider_record_id: Mapped[str] = mapped_column(String(128))
+    provider_record_id: Mapped[str] = mapped_column(ExactText(128))
     item_code: Mapped[str] = mapped_column(String(64))
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     occurred_at: Mapped[datetime]
@@ -251,7 +251,7 @@ class IdempotencyRow(Base):
     __tablename__ = "idempotency_keys"
     caller: Mapped[str] = mapped_column(String(64), primary_key=True)
     method: Mapped[str] = mapped_column(String(64), primary_key=True)
-    idem_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    idem_key: Mapped[str] = mapped_column(ExactText(128), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 hex of the request
     inquiry_id: Mapped[str] = mapped_column(Id)
     answer_key_id: Mapped[str] = mapped_column(String(64))

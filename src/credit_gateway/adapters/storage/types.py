@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, LargeBinary
+from sqlalchemy import DateTime, Dialect, LargeBinary, String
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
@@ -37,3 +37,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # MariaDB's BLOB stops at 64 KiB; payloads and documents may be larger.
 Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+
+def ExactText(length: int) -> String:  # noqa: N802 - a type, spelled like one
+    """A string compared byte for byte: a key a caller chooses (a record id, an idempotency key).
+    MariaDB's default collation (utf8mb4_general_ci) would make `r-A`, `r-a` and `r-a ` one key,
+    and every 4-byte character equal to every other; utf8mb4_nopad_bin compares code points and
+    keeps trailing spaces."""
+    exact = mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_nopad_bin")
+    return String(length).with_variant(exact, "mysql", "mariadb")  # type: ignore[return-value]
