@@ -45,4 +45,4 @@ def ExactText(length: int) -> String:  # noqa: N802 - a type, spelled like one
     and every 4-byte character equal to every other; utf8mb4_nopad_bin compares code points and
     keeps trailing spaces."""
     exact = mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_nopad_bin")
-    return String(length).with_variant(exact, "mysql", "mariadb")  # type: ignore[return-value]
+    return String(length).with_variant(exact, "mysql", "mariadb")
