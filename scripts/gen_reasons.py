@@ -111,12 +111,12 @@ def grpc_code(error_class: type[BaseException]) -> str:
     return str(code_pb2.Code.Name(code))
 
 
-def _reason_first(cls: ast.ClassDef) -> bool:
+def _init_params(cls: ast.ClassDef) -> list[str] | None:
+    """The positional parameters of a class's own ``__init__`` (self left out), if it has one."""
     for node in cls.body:
         if isinstance(node, ast.FunctionDef) and node.name == "__init__":
-            params = node.args.args[1:]
-            return bool(params) and params[0].arg == "reason"
-    return False
+            return [a.arg for a in node.args.args[1:]]
+    return None
 
 
 def _constant(node: ast.expr) -> str | None:
@@ -139,11 +139,16 @@ def _super_init_reason(node: ast.Call) -> ast.expr | None:
 
 def error_sites(classes: dict[str, type[BaseException]]) -> list[Site]:
     trees = list(modules())
-    reason_first = {
-        node.name
+    # Classes that take the reason (and message) by position: ConsentTokenError("TOKEN_X"),
+    # WitnessRefusal(404, "WITNESS_UNKNOWN_LOG", "...").
+    positional = {
+        node.name: params
         for _, tree in trees
         for node in ast.walk(tree)
-        if isinstance(node, ast.ClassDef) and node.name in classes and _reason_first(node)
+        if isinstance(node, ast.ClassDef)
+        and node.name in classes
+        and (params := _init_params(node)) is not None
+        and "reason" in params
     }
     sites: set[Site] = set()
     by_default: dict[str, tuple[str, str]] = {}  # class -> a module and message raising it bare
@@ -164,12 +169,20 @@ def error_sites(classes: dict[str, type[BaseException]]) -> list[Site]:
             if cls not in classes:
                 continue
             reason = next((k.value for k in node.keywords if k.arg == "reason"), None)
-            if cls in reason_first and node.args:
-                reason = node.args[0]
+            message = _message(node)
+            params = positional.get(cls, [])
+            if "reason" in params and len(node.args) > params.index("reason"):
+                reason = node.args[params.index("reason")]
+                at = params.index("message") if "message" in params else None
+                message = (
+                    ""
+                    if at is None or len(node.args) <= at
+                    else _text(node.args[at], "<...>") or ""
+                )
             if reason is None:
-                by_default.setdefault(cls, (module, _message(node)))
+                by_default.setdefault(cls, (module, message))
             elif (constant := _constant(reason)) is not None:
-                sites.add(Site(constant, cls, module, _message(node)))
+                sites.add(Site(constant, cls, module, message))
             else:
                 looked_up.add(cls)
         if module == "domain/decisions.py":
