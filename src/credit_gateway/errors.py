@@ -6,7 +6,10 @@
     │   │   └── DomainError     a domain value refused its arguments (agreement, participant, time)
     │   │       ├── IdentifierError  domain/identifiers.py: a USCC or resident id broke `rule`
     │   │       ├── CanonicalError   domain/canonical.py: not strict JSON, or not canonicalisable
-    │   │       └── CatalogError     domain/catalog.py: an invalid catalog, item or purpose
+    │   │       ├── CatalogError     domain/catalog.py: an invalid catalog, item or purpose
+    │   │       ├── ProofError       domain/merkle.py: a Merkle proof that does not verify
+    │   │       ├── EvidenceError    domain/evidence.py: an evidence bundle that does not hold
+    │   │       └── WitnessRefusal   domain/witness.py: a checkpoint a witness will not cosign
     │   ├── Unauthenticated     no or bad credentials (terse to the caller, detailed in the log)
     │   ├── PermissionDenied    authenticated, but not allowed (scope, agreement, consent, policy)
     │   │   └── ConsentTokenError    consent/tokens.py: a consent token refused
@@ -16,6 +19,7 @@
     │   ├── ResourceExhausted   a quota or a server limit is used up
     │   └── DeadlineExceeded    a stream stayed idle or open longer than the server allows
     ├── PeerError               the other party's artefact is bad (signature, tampering)
+    │   └── NoteError           crypto/notes.py: a signed note or checkpoint that does not hold
     └── InfrastructureError     ours: storage, configuration, keys
         ├── StorageError
         │   └── Conflict        a write lost to a concurrent one (a unique key taken meanwhile)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy import Engine
+from support.databases import fresh_database
 
 from credit_gateway.adapters.storage import migrate
 from credit_gateway.adapters.storage.db import make_engine
@@ -21,8 +24,15 @@ def test_upgrade_from_empty_leaves_no_drift(database_url: str) -> None:
         engine.dispose()
 
 
-def test_0004_gives_registered_participants_the_discovery_scope(database_url: str) -> None:
-    engine = make_engine(database_url)
+def test_0004_gives_registered_participants_the_discovery_scope(
+    backend: str, tmp_path: Path
+) -> None:
+    # A database of its own: the session's is shared, and this one goes down and up again.
+    with fresh_database(backend, tmp_path) as url:
+        _discovery_scope_migrates_both_ways(make_engine(url))
+
+
+def _discovery_scope_migrates_both_ways(engine: Engine) -> None:
     participants = sa.table(
         "participants", *(sa.column(c) for c in ("id", "kind", "scopes")),
     )  # fmt: skip
@@ -51,7 +61,4 @@ def test_0004_gives_registered_participants_the_discovery_scope(database_url: st
             scopes = dict(conn.execute(sa.select(participants.c.id, participants.c.scopes)).all())
         assert scopes == {"agency": "inquiry.open", "portal": ""}
     finally:
-        migrate.upgrade(engine)
-        with engine.begin() as conn:
-            conn.execute(ParticipantRow.__table__.delete())
         engine.dispose()
