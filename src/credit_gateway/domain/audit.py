@@ -8,6 +8,7 @@ itself disclosing personal data.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,3 +66,16 @@ class AuditEntry:
 def leaf_hash(body: bytes) -> bytes:
     """RFC 9162 section 2.1.1: MTH of one entry is SHA-256(0x00 || entry)."""
     return hashlib.sha256(b"\x00" + body).digest()
+
+
+MAC_LABEL = "credit-gateway audit entry mac v1"  # MasterKey.derive label of the MAC key
+
+
+def entry_mac(key: bytes, body: bytes) -> bytes:
+    """HMAC-SHA256 of an entry's body. The key is derived from the master key, which the
+    database never holds: a row inserted behind the gateway's back cannot carry a valid MAC."""
+    return hmac.new(key, body, hashlib.sha256).digest()
+
+
+def mac_matches(key: bytes, body: bytes, mac: bytes | None) -> bool:
+    return mac is not None and hmac.compare_digest(entry_mac(key, body), mac)

@@ -58,6 +58,13 @@ class Settings:
     # plain HTTP without authentication, for a loopback or management interface only. With
     # processes > 1, process i listens on the port + i (each its own counters).
     metrics_address: str = ""
+    # The audit log (adapters/storage/tlog.py). Its origin names it in every checkpoint; empty:
+    # the issuer's host and port with /audit. Entries are integrated every audit_integrate_ms,
+    # at most audit_batch at a time, and their bodies kept audit_retention_days (Art 19: 3 years).
+    audit_origin: str = ""
+    audit_integrate_ms: int = 1000
+    audit_batch: int = 10_000
+    audit_retention_days: int = 3 * 365
 
     # Derived paths ---------------------------------------------------------------------------
     @property
@@ -87,6 +94,10 @@ class Settings:
     @property
     def effective_issuer(self) -> str:
         return self.issuer or f"https://{self.oauth_address}"
+
+    @property
+    def effective_audit_origin(self) -> str:
+        return self.audit_origin or self.effective_issuer.split("://", 1)[-1].rstrip("/") + "/audit"
 
     def for_process(self, index: int) -> Settings:
         """The settings of server process `index` of `processes`: its own metrics port."""
@@ -163,11 +174,18 @@ class Settings:
             "oauth_requests_per_connection",
             "oauth_connections_per_address",
             "oauth_max_connections",
+            "audit_integrate_ms",
+            "audit_batch",
+            "audit_retention_days",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if not 1 <= self.processes <= 64:
             raise ConfigError("processes must be between 1 and 64")
+        origin = self.effective_audit_origin
+        if not origin or "+" in origin or any(c.isspace() for c in origin):
+            # It is the log key's name too (C2SP signed-note): no spaces, no '+'.
+            raise ConfigError(f"audit_origin {origin!r} may hold no spaces and no '+'")
         if self.processes > 1 and _parse_address("grpc_address", self.grpc_address)[1] == 0:
             raise ConfigError("processes > 1 needs a fixed grpc_address port to share")
         if self.shutdown_grace_seconds < 0:

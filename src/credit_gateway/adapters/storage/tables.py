@@ -25,8 +25,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
-from credit_gateway.adapters.storage.types import Blob, ExactText, UTCDateTime
+from credit_gateway.adapters.storage.types import Blob, ExactText, Hash, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -237,8 +238,59 @@ class AuditEntryRow(Base):
     consent_id: Mapped[str | None] = mapped_column(Id, index=True)
     agreement_id: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16))
-    body: Mapped[bytes] = mapped_column(Blob)
+    body: Mapped[bytes] = mapped_column(Blob)  # empty once pruned past retention
     leaf_hash: Mapped[bytes] = mapped_column(Blob)
+    # Given by the integrator (adapters/storage/tlog.py) once the entry is committed.
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # Server defaults: the release path inserts by SQL text naming only the columns it sets.
+    pruned: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # HMAC-SHA256 of the body under a key derived from the master key (domain/audit.entry_mac):
+    # a row written behind the gateway's back cannot carry one, so the integrator refuses it.
+    mac: Mapped[bytes | None] = mapped_column(Hash)
+    # Set by the integrator on a row whose MAC or leaf hash does not hold: never integrated,
+    # kept as evidence, named by `audit verify`.
+    quarantined: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class AuditTreeRow(Base):
+    """The one row the integrator holds locked: the tree's integrated size and root."""
+
+    __tablename__ = "audit_tree"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(Hash)
+    updated_at: Mapped[datetime]
+    # Entries up to this seq were written before entries carried a MAC (migration 0005).
+    legacy_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditNodeRow(Base):
+    """A complete subtree's hash (level 0: the leaves); written once, never changed."""
+
+    __tablename__ = "audit_nodes"
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(Hash, index=True)
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint (C2SP signed note), with the cosignatures witnesses returned."""
+
+    __tablename__ = "audit_checkpoints"
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(Hash)
+    note: Mapped[bytes] = mapped_column(Blob)
+    created_at: Mapped[datetime]
+
+
+class WitnessedLogRow(Base):
+    """As a witness of a peer's log: the checkpoint last cosigned (C2SP tlog-witness)."""
+
+    __tablename__ = "witnessed_logs"
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(Hash)
+    updated_at: Mapped[datetime]
 
 
 # --- retries -----------------------------------------------------------------------------------

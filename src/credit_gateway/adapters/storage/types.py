@@ -37,6 +37,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # MariaDB's BLOB stops at 64 KiB; payloads and documents may be larger.
 Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+# A SHA-256 that is looked up: MariaDB indexes a BLOB only by a prefix, a VARBINARY whole.
+Hash = LargeBinary(32).with_variant(mysql.VARBINARY(32), "mysql", "mariadb")
 
 
 def ExactText(length: int) -> String:  # noqa: N802 - a type, spelled like one

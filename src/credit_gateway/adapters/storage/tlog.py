@@ -1,0 +1,378 @@
+"""The audit log's Merkle tree in storage: integration, checkpoints, proofs, checks, retention.
+
+The release transaction appends an entry (`audit_entries`) with its RFC 9162 leaf hash. The
+integrator then gives committed entries their leaf indexes, in batches. It holds the one
+`audit_tree` row locked (SELECT ... FOR UPDATE; on SQLite the write lock), so one integrator
+works at a time whichever replica runs it. It writes the complete-subtree nodes the batch creates
+(`audit_nodes`; none is ever changed) and a checkpoint signed with the log key
+(`audit_checkpoints`), all in one transaction. A proof reads O(log n) stored nodes in one query.
+
+`verify_log` recomputes the tree from the stored entries and checks it against every signed
+checkpoint, so a row changed, deleted, inserted or reordered behind the gateway's back is named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.orm import Session
+
+from credit_gateway.adapters.storage.tables import (
+    AuditCheckpointRow,
+    AuditEntryRow,
+    AuditNodeRow,
+    AuditTreeRow,
+    core,
+)
+from credit_gateway.crypto.notes import (
+    Checkpoint,
+    Note,
+    NoteError,
+    NoteSignature,
+    Signer,
+    Verifier,
+    open_checkpoint,
+    sign_checkpoint,
+)
+from credit_gateway.domain.audit import leaf_hash, mac_matches
+from credit_gateway.domain.merkle import (
+    EMPTY_ROOT,
+    LeafHashes,
+    Nodes,
+    appended_nodes,
+    consistency_proof,
+    inclusion_proof,
+    root,
+)
+from credit_gateway.errors import FailedPrecondition, InvalidArgument, NotFound
+
+TREE_ROW = 1  # the one row of audit_tree: the integrated size and root
+MAX_ENTRIES_PER_READ = 1000
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- stored nodes
+
+
+class _Wanted:
+    """A Nodes that records what is asked for. Which nodes a proof or an append reads depends on
+    the indexes alone, never on the hashes, so one dry run names them all for one query."""
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[int, int]] = set()
+
+    def node(self, level: int, index: int) -> bytes:
+        self.keys.add((level, index))
+        return EMPTY_ROOT
+
+
+class _Known:
+    def __init__(self, hashes: dict[tuple[int, int], bytes]) -> None:
+        self._hashes = hashes
+
+    def node(self, level: int, index: int) -> bytes:
+        try:
+            return self._hashes[(level, index)]
+        except KeyError:
+            raise FailedPrecondition(
+                f"the log's node ({level}, {index}) is missing", reason="LOG_INCONSISTENT"
+            ) from None
+
+
+def with_nodes(
+    session: Session,
+    compute: Callable[[Nodes], T],
+    made: Iterable[tuple[int, int, bytes]] = (),
+) -> T:
+    """``compute`` over the stored nodes (and ``made``, not yet stored), read in one query."""
+    known = {(level, index): value for level, index, value in made}
+    wanted = _Wanted()
+    compute(wanted)
+    missing = wanted.keys - known.keys()
+    if missing:
+        rows = session.execute(
+            select(AuditNodeRow.level, AuditNodeRow.idx, AuditNodeRow.hash).where(
+                tuple_(AuditNodeRow.level, AuditNodeRow.idx).in_(sorted(missing))
+            )
+        )
+        known.update({(level, index): value for level, index, value in rows})
+    return compute(_Known(known))
+
+
+# --------------------------------------------------------------------------- integration
+
+
+@dataclass(frozen=True, slots=True)
+class Integrated:
+    size: int
+    root: bytes
+    note: Note | None  # None when the batch held only quarantined rows
+    added: int
+    quarantined: tuple[int, ...]  # seqs of rows refused: no valid MAC, or a leaf not their own
+
+
+def integrate(
+    session: Session, signer: Signer, mac_key: bytes, now: datetime, batch: int
+) -> Integrated | None:
+    """Give up to ``batch`` committed, unintegrated entries their leaf indexes, store the nodes
+    they make and sign the new checkpoint. None when there is nothing to integrate.
+
+    Each leaf is recomputed from the body, and each body must carry the gateway's MAC (rows older
+    than MACs, up to the tree's legacy_seq, excepted): a row that fails either is quarantined,
+    never integrated, and kept for `audit verify` to name."""
+    tree = _locked_tree(session, now)
+    pending = session.execute(
+        select(AuditEntryRow.seq, AuditEntryRow.body, AuditEntryRow.leaf_hash, AuditEntryRow.mac)
+        .where(AuditEntryRow.leaf_index.is_(None), AuditEntryRow.quarantined.is_(False))
+        .order_by(AuditEntryRow.seq)
+        .limit(batch)
+    ).all()
+    if not pending:
+        return None
+    good: list[tuple[int, bytes]] = []
+    refused: list[int] = []
+    for seq, body, stored_leaf, mac in pending:
+        leaf = leaf_hash(bytes(body))
+        legacy = seq <= tree.legacy_seq
+        if leaf != bytes(stored_leaf) or not (legacy or mac_matches(mac_key, bytes(body), mac)):
+            refused.append(seq)
+        else:
+            good.append((seq, leaf))
+    if refused:
+        session.execute(
+            update(AuditEntryRow).where(AuditEntryRow.seq.in_(refused)).values(quarantined=True)
+        )
+    size = int(tree.size)
+    if not good:
+        return Integrated(size, bytes(tree.root), None, 0, tuple(refused))
+    leaves = [leaf for _, leaf in good]
+    made = with_nodes(session, lambda nodes: appended_nodes(nodes, size, leaves))
+    new_size = size + len(leaves)
+    new_root = with_nodes(session, lambda nodes: root(nodes, new_size), made)
+    note = sign_checkpoint(Checkpoint(signer.name, new_size, new_root), signer)
+    session.execute(
+        core(AuditNodeRow).insert(),
+        [{"level": level, "idx": index, "hash": value} for level, index, value in made],
+    )
+    session.execute(
+        update(AuditEntryRow),
+        [{"seq": seq, "leaf_index": size + i} for i, (seq, _) in enumerate(good)],
+    )
+    session.add(
+        AuditCheckpointRow(size=new_size, root=new_root, note=note.encode(), created_at=now)
+    )
+    tree.size, tree.root, tree.updated_at = new_size, new_root, now
+    return Integrated(new_size, new_root, note, len(leaves), tuple(refused))
+
+
+def _locked_tree(session: Session, now: datetime) -> AuditTreeRow:
+    """The tree row, locked for this transaction; made (empty) in a database that has none.
+    Two replicas making it at once: one insert fails on the key, and its batch runs next time."""
+    query = select(AuditTreeRow).where(AuditTreeRow.id == TREE_ROW).with_for_update()
+    tree = session.execute(query).scalar_one_or_none()
+    if tree is None:
+        tree = AuditTreeRow(id=TREE_ROW, size=0, root=EMPTY_ROOT, updated_at=now, legacy_seq=0)
+        session.add(tree)
+        session.flush()
+    return tree
+
+
+def add_cosignatures(session: Session, size: int, signatures: Sequence[NoteSignature]) -> None:
+    """Append witnesses' cosignatures to the stored checkpoint of ``size`` (once each)."""
+    row = session.get(AuditCheckpointRow, size, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no checkpoint of size {size}", reason="CHECKPOINT_NOT_FOUND")
+    note = Note.parse(bytes(row.note))
+    have = {(s.name, s.key_id) for s in note.signatures}
+    for signature in signatures:
+        if (signature.name, signature.key_id) not in have:
+            note = note.with_signature(signature)
+            have.add((signature.name, signature.key_id))
+    row.note = note.encode()
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpointRow:
+    row = session.scalars(
+        select(AuditCheckpointRow).order_by(AuditCheckpointRow.size.desc()).limit(1)
+    ).first()
+    if row is None:
+        raise NotFound("the log has no checkpoint yet", reason="CHECKPOINT_NOT_FOUND")
+    return row
+
+
+def checkpoint_at(session: Session, size: int) -> AuditCheckpointRow:
+    """The checkpoint of ``size``, or the latest one for 0."""
+    if size == 0:
+        return latest_checkpoint(session)
+    row = session.get(AuditCheckpointRow, size)
+    if row is None:
+        raise NotFound(f"no checkpoint of size {size}", reason="CHECKPOINT_NOT_FOUND")
+    return row
+
+
+def leaf_index_of(session: Session, leaf: bytes) -> int:
+    index = session.scalar(
+        select(AuditNodeRow.idx).where(AuditNodeRow.level == 0, AuditNodeRow.hash == leaf)
+    )
+    if index is None:
+        raise NotFound("no integrated entry has that leaf hash", reason="ENTRY_NOT_FOUND")
+    return int(index)
+
+
+@dataclass(frozen=True, slots=True)
+class Inclusion:
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    hashes: list[bytes]
+
+
+def inclusion(session: Session, leaf_index: int, tree_size: int) -> Inclusion:
+    size = int(checkpoint_at(session, tree_size).size)
+    if not 0 <= leaf_index < size:
+        raise InvalidArgument.field(
+            "leaf_index", f"not in the tree of {size}", reason="LEAF_OUT_OF_RANGE"
+        )
+    leaf, proof = with_nodes(
+        session,
+        lambda nodes: (nodes.node(0, leaf_index), inclusion_proof(nodes, leaf_index, size)),
+    )
+    return Inclusion(leaf_index, size, leaf, proof)
+
+
+def consistency(session: Session, old_size: int, new_size: int) -> tuple[int, list[bytes]]:
+    new = int(checkpoint_at(session, new_size).size)
+    if not 0 < old_size <= new:
+        raise InvalidArgument.field("old_size", f"between 1 and {new}", reason="SIZE_OUT_OF_RANGE")
+    return new, with_nodes(session, lambda nodes: consistency_proof(nodes, old_size, new))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    leaf_index: int
+    leaf_hash: bytes
+    body: bytes | None  # None once pruned
+
+    @property
+    def pruned(self) -> bool:
+        return self.body is None
+
+
+def _stored(session: Session, where: Any, limit: int) -> list[StoredEntry]:
+    """Integrated entries in leaf order."""
+    rows = session.execute(
+        select(
+            AuditEntryRow.leaf_index, AuditEntryRow.leaf_hash, AuditEntryRow.body,
+            AuditEntryRow.pruned,
+        )
+        .where(where)
+        .order_by(AuditEntryRow.leaf_index)
+        .limit(limit)
+    )  # fmt: skip
+    # leaf_index is selected non-null by every caller's `where`
+    return [
+        StoredEntry(cast(int, i), bytes(h), None if pruned else bytes(b))
+        for i, h, b, pruned in rows
+    ]
+
+
+def entries(session: Session, start: int, end: int) -> list[StoredEntry]:
+    if not 0 <= start < end or end - start > MAX_ENTRIES_PER_READ:
+        raise InvalidArgument.field(
+            "end", f"after start, at most {MAX_ENTRIES_PER_READ} entries", reason="RANGE_INVALID"
+        )
+    between = (AuditEntryRow.leaf_index >= start) & (AuditEntryRow.leaf_index < end)
+    return _stored(session, between, end - start)
+
+
+# --------------------------------------------------------------------------- checking the log
+
+
+@dataclass(frozen=True, slots=True)
+class Inconsistency:
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+def verify_log(session: Session, log_key: Verifier, chunk: int = 10_000) -> list[Inconsistency]:
+    """Everything that does not hold, in log order: each entry's body hashes to its leaf, leaf
+    indexes run 0..n-1 with none missing, every checkpoint is signed by the log key and its root
+    is the root of the leaves as the stored entries give them."""
+    found: list[Inconsistency] = []
+    signed: dict[int, bytes] = {}
+    for row in session.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.size)):
+        try:
+            checkpoint = open_checkpoint(Note.parse(bytes(row.note)), log_key)
+        except NoteError as exc:
+            found.append(Inconsistency(f"checkpoint {row.size}", exc.message))
+            continue
+        if (checkpoint.size, checkpoint.root) != (row.size, bytes(row.root)):
+            found.append(Inconsistency(f"checkpoint {row.size}", "its row differs from its note"))
+        signed[checkpoint.size] = checkpoint.root
+    size = session.scalar(select(AuditTreeRow.size).where(AuditTreeRow.id == TREE_ROW)) or 0
+    leaves: list[bytes] = []
+    while len(leaves) < size:
+        batch = _stored(session, AuditEntryRow.leaf_index >= len(leaves), chunk)
+        for entry in batch or [StoredEntry(size, b"", None)]:
+            while len(leaves) < min(entry.leaf_index, size):
+                found.append(Inconsistency(f"leaf {len(leaves)}", "no entry has this index"))
+                leaves.append(EMPTY_ROOT)
+            if entry.leaf_index >= size:
+                break
+            if entry.body is not None and leaf_hash(entry.body) != entry.leaf_hash:
+                found.append(
+                    Inconsistency(f"leaf {entry.leaf_index}", "the entry does not hash to its leaf")
+                )
+            leaves.append(entry.leaf_hash)
+        if not batch:
+            break
+    for seq in session.scalars(
+        select(AuditEntryRow.seq).where(AuditEntryRow.quarantined.is_(True))
+    ):
+        found.append(Inconsistency(f"entry seq {seq}", "quarantined: no valid MAC or leaf"))
+    extra = session.scalar(
+        select(AuditEntryRow.leaf_index).where(AuditEntryRow.leaf_index >= size).limit(1)
+    )
+    if extra is not None:
+        found.append(Inconsistency(f"leaf {extra}", "beyond the tree's size"))
+    recomputed = LeafHashes(leaves)
+    for at, signed_root in sorted(signed.items()):
+        if at > size:
+            found.append(Inconsistency(f"checkpoint {at}", "beyond the tree's size"))
+        elif root(recomputed, at) != signed_root:
+            found.append(Inconsistency(f"checkpoint {at}", "the entries do not make its root"))
+    return found
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def prune(session: Session, before: datetime, now: datetime, retention: timedelta) -> int:
+    """Remove the bodies of integrated entries older than ``before``, keeping their hashes so
+    old proofs still verify. ``before`` may not be later than ``now - retention``."""
+    if before > now - retention:
+        raise FailedPrecondition(
+            f"entries are kept {retention.days} days (Art 19); "
+            f"nothing after {(now - retention).date().isoformat()} can be pruned",
+            reason="RETENTION_NOT_REACHED",
+        )
+    result = session.execute(
+        update(AuditEntryRow)
+        .where(
+            AuditEntryRow.at < before,
+            AuditEntryRow.leaf_index.is_not(None),
+            AuditEntryRow.pruned.is_(False),
+        )
+        .values(body=b"", pruned=True)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
