@@ -20,6 +20,7 @@ from credit_gateway.crypto.pseudonyms import SubjectPseudonyms
 from credit_gateway.domain.catalog import Catalog
 from credit_gateway.errors import FailedPrecondition
 from credit_gateway.runtime.config import Settings
+from credit_gateway.services.audit import AuditLog
 
 Clock = Callable[[], datetime]
 
@@ -91,6 +92,14 @@ class Gateway:
             self.subject_pseudonyms,
         )
         self.consent_verifier = ConsentTokenVerifier(self.current_keyring, s.effective_issuer)
+        self.audit = AuditLog(
+            self.db,
+            self.master,
+            s.effective_audit_origin,
+            clock,
+            batch=s.audit_batch,
+            retention=timedelta(days=s.audit_retention_days),
+        )
 
     def _load_keys(self) -> None:
         with self.db.transaction(write=False) as session:

@@ -150,6 +150,7 @@ async def serve(
         await served.stop(grace=0)
         raise
     served.tasks.append(asyncio.create_task(_follow_keys(gateway, blocking)))
+    served.tasks.append(asyncio.create_task(_integrate(gateway, blocking)))
     if gateway.db.dialect == "sqlite":
         served.tasks.append(asyncio.create_task(_checkpoint(gateway, blocking)))
     # What startup made (modules, the catalog, keys) lives as long as the process: kept out of
@@ -232,6 +233,25 @@ async def _follow_keys(gateway: Gateway, blocking: Blocking) -> None:
             await blocking.call(gateway.refresh_keys)
         except Exception as error:  # a database blip: keep the keys we have, try again later
             log.error("key refresh failed", extra={"fields": {"error": str(error)}})
+
+
+async def _integrate(gateway: Gateway, blocking: Blocking) -> None:
+    """The audit log's integrator: every audit_integrate_ms, batches until nothing waits. One
+    runs per process; the tree row's lock lets one batch through at a time across replicas."""
+    pause = gateway.settings.audit_integrate_ms / 1000
+    while True:
+        await asyncio.sleep(pause)
+        try:
+            while (done := await blocking.call(gateway.audit.integrate)) is not None:
+                if done.quarantined:
+                    log.error(
+                        "audit entries quarantined: no valid MAC or leaf",
+                        extra={"fields": {"seqs": list(done.quarantined)}},
+                    )
+                if done.added + len(done.quarantined) < gateway.audit.batch:
+                    break
+        except Exception as error:  # a database blip or a racing replica: next time
+            log.error("audit integration failed", extra={"fields": {"error": str(error)}})
 
 
 CHECKPOINT_SECONDS = 1.0

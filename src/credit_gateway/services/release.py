@@ -53,10 +53,12 @@ class InquiryService:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.store = SqlReleaseStore(gateway.db)
+        self.store = SqlReleaseStore(gateway.db, gateway.audit.mac_key)
         self._purger = self.store  # kept: tests stand other stores in for `store`
         sqlite = gateway.db.dialect == "sqlite"
-        self._now_store = SqlReleaseStore(gateway.db, wait=False) if sqlite else None
+        self._now_store = (
+            SqlReleaseStore(gateway.db, gateway.audit.mac_key, wait=False) if sqlite else None
+        )
         # A code's parse and lookup key do not change; its parse depends on the kind asked for
         # and the day (a resident id with a birth date after it is refused), so both are kept by
         # code, kind and day.

@@ -36,7 +36,7 @@ from credit_gateway.adapters.storage.dialects import DIALECTS, Dialect
 from credit_gateway.adapters.storage.trust import STANDING_COLUMNS, STANDING_JOIN, standing_from_row
 from credit_gateway.caches import BoundedCache
 from credit_gateway.domain.agreements import AgreementStatus
-from credit_gateway.domain.audit import leaf_hash
+from credit_gateway.domain.audit import entry_mac, leaf_hash
 from credit_gateway.domain.consent import Consent, ConsentStatus
 from credit_gateway.domain.idempotency import RETENTION, NewRecord, Recorded
 from credit_gateway.domain.identifiers import SubjectKind
@@ -117,8 +117,8 @@ _SUBJECT_NEW = (
 )
 _AUDIT = (
     "INSERT INTO audit_entries (id, at, caller, method, subject_id, consent_id, agreement_id,"
-    " outcome, body, leaf_hash) VALUES (:audit_id, :audit_at, :caller, :method, :audit_subject,"
-    " :audit_consent, :audit_agreement, :outcome, :body, :leaf_hash)"
+    " outcome, body, leaf_hash, mac) VALUES (:audit_id, :audit_at, :caller, :method,"
+    " :audit_subject, :audit_consent, :audit_agreement, :outcome, :body, :leaf_hash, :mac)"
 )
 _COUNT_USAGE = (
     "UPDATE quota_usage SET calls = calls + 1, records = records + :released"
@@ -177,8 +177,9 @@ class SqlReleaseStore:
 
     MAX_USAGE_ROWS = 10_000
 
-    def __init__(self, db: Database, *, wait: bool = True) -> None:
+    def __init__(self, db: Database, mac_key: bytes, *, wait: bool = True) -> None:
         self._db = db
+        self._mac_key = mac_key  # the audit entries' MAC (domain/audit.entry_mac)
         self._wait = wait  # False: SQLite on the event loop (db.driver_transaction)
         d = self._dialect = DIALECTS[db.dialect]
         self._reads: dict[int, str] = {}  # by the number of items asked for (0: all)
@@ -418,6 +419,7 @@ class SqlReleaseStore:
             "outcome": entry.outcome,
             "body": body,
             "leaf_hash": leaf_hash(body),
+            "mac": entry_mac(self._mac_key, body),
         }
         if writes.subject is not None:
             params.update(_subject_params(writes.subject, d))
