@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import audit_log  # bench/audit_log.py, beside this file
 import grpc
 from sqlalchemy import create_engine, text
 
@@ -67,7 +68,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(mode: str, arg: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def server(
+    mode: str, arg: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """A bench/server.py process; yields its port and, once it stopped, its stats (the
     gateway's OAuth port is in stats["oauth_port"] from the start, its pid in stats["pid"])."""
     process = subprocess.Popen(
@@ -79,6 +82,7 @@ def server(mode: str, arg: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             "GRPC_VERBOSITY": "ERROR",
             "PATH": "/usr/bin:/bin",
             **{k: v for k, v in os.environ.items() if k.startswith("CREDIT_GATEWAY_")},
+            **(env or {}),
         },
     )
     assert process.stdout is not None
@@ -371,6 +375,9 @@ def main() -> int:
     parser.add_argument(
         "--records", type=int, default=10_000, help="records in the submission stream"
     )
+    parser.add_argument(
+        "--audit-entries", type=int, default=1_000_000, help="entries in the audit log's run"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cg-bench-"))
     try:
@@ -429,6 +436,13 @@ def run(work: Path, args: argparse.Namespace) -> int:
             config = prepare_gateway(work / backend, certs, url, parties)
             consent = gateway_rows(load, work, certs, parties, config, backend, args, rows, targets)
         processes_rows(load, work, parties, backends[-1][0], consent, rows, targets)
+    log = audit_log.measure(work, args.audit_entries)
+    targets.update(
+        integrated=log["integrated_per_s"],
+        inclusion_ms=log["inclusion_ms"]["mean"],
+        consistency_ms=log["consistency_ms"]["mean"],
+    )
+    rows.append((f"audit log: integrate {log['entries']} entries [sqlite]", log))
     report(rows, bare, targets, hello)
     return 0
 
@@ -529,6 +543,13 @@ def gateway_rows(
             args.records,
         )
     rows.append((f"gateway peak memory [{backend}]", stats))
+    if backend == "sqlite":
+        # The same consented query with the audit log's integrator idle (an hour between runs).
+        idle = {"CREDIT_GATEWAY_AUDIT_INTEGRATE_MS": str(3_600_000)}
+        with server("gateway", config, env=idle) as (port, _):
+            alone = load.run("unary", port, QUERY_AUTHORIZED, authorized, tok["bench-agency"])
+        rows.append(("  QueryAuthorized with no audit integrator running", alone))
+        targets["integrator"] = consented["calls_per_s"] / alone["calls_per_s"]
     rows.append((f"submission stream of {args.records} signed records [{backend}]", submission))
     return consent_token
 
@@ -684,6 +705,12 @@ def report(
             print(f"{name:<62} {r['peak_rss_mib']:>9.1f} MiB peak RSS")
         elif "kib" in r:
             print(f"{name:<62} {r['kib']:>9.1f} KiB")
+        elif "integrated_per_s" in r:
+            print(f"{name:<62} {r['integrated_per_s']:>9.0f} entries/s integrated")
+            for proof in ("inclusion", "consistency"):
+                t = r[f"{proof}_ms"]
+                print(f"  ... {proof} proof at that size, one transaction  "
+                      f"mean {t['mean']:.3f} ms, p99 {t['p99']:.3f} ms")  # fmt: skip
     print("\nratios against the targets of the issues (same run):")
     b = bare["calls_per_s"]
     checks = [
@@ -711,6 +738,17 @@ def report(
         ),
         ("tokens / bare HTTPS hello", targets.get("tokens", 0) / hello["calls_per_s"], ""),
         ("serve --processes 2 / 1", _ratio(targets, "processes_2", "processes_1"), ""),
+        (
+            "audit log entries integrated per second [sqlite]",
+            targets.get("integrated", 0),
+            ">= 10000",
+        ),
+        ("audit log inclusion proof ms at that size", targets.get("inclusion_ms", 0), "< 1"),
+        (
+            "QueryAuthorized with the integrator running / without",
+            targets.get("integrator", 0),
+            ">= 0.9",
+        ),
     ]
     for name, value, target in checks:
         print(f"  {name:<66} {value:>7.2f}  {target}")
