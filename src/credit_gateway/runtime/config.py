@@ -8,6 +8,7 @@ that the files the server needs exist, so that `serve` fails in one line before 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,10 +19,26 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from credit_gateway.crypto.notes import COSIGNATURE_V1, ED25519, NoteError, Verifier
 from credit_gateway.errors import ConfigError
 
 ENV_PREFIX = "CREDIT_GATEWAY_"
 _DRIVERS = {"sqlite", "postgresql", "postgresql+psycopg", "mysql+pymysql", "mariadb+pymysql"}
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessPeer:
+    """A witness our log asks to cosign (C2SP tlog-witness): its submission prefix (https), its
+    cosignature verifier key, and the CA its TLS server certificate must chain to (None: the
+    system's trust store)."""
+
+    url: str
+    vkey: str
+    ca: Path | None = None
+
+    @property
+    def verifier(self) -> Verifier:
+        return Verifier.from_vkey(self.vkey)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +82,14 @@ class Settings:
     audit_integrate_ms: int = 1000
     audit_batch: int = 10_000
     audit_retention_days: int = 3 * 365
+    # Witnesses (C2SP tlog-witness). As a witness of peers' logs: our cosignature key's name
+    # (empty: the issuer's host and port with /witness) and the logs we cosign, each named by its
+    # verifier key (a log's key is named after its origin). As a log: the witnesses asked to
+    # cosign each new checkpoint, each answering within witness_timeout_seconds.
+    witness_name: str = ""
+    witnessed_logs: tuple[str, ...] = ()
+    witnesses: tuple[WitnessPeer, ...] = ()
+    witness_timeout_seconds: int = 5
 
     # Derived paths ---------------------------------------------------------------------------
     @property
@@ -98,6 +123,18 @@ class Settings:
     @property
     def effective_audit_origin(self) -> str:
         return self.audit_origin or self.effective_issuer.split("://", 1)[-1].rstrip("/") + "/audit"
+
+    @property
+    def effective_witness_name(self) -> str:
+        return (
+            self.witness_name or self.effective_issuer.split("://", 1)[-1].rstrip("/") + "/witness"
+        )
+
+    @property
+    def witnessed_log_keys(self) -> dict[str, Verifier]:
+        """The logs we witness, by origin."""
+        keys = (Verifier.from_vkey(vkey) for vkey in self.witnessed_logs)
+        return {key.name: key for key in keys}
 
     def for_process(self, index: int) -> Settings:
         """The settings of server process `index` of `processes`: its own metrics port."""
@@ -177,6 +214,7 @@ class Settings:
             "audit_integrate_ms",
             "audit_batch",
             "audit_retention_days",
+            "witness_timeout_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
@@ -186,12 +224,33 @@ class Settings:
         if not origin or "+" in origin or any(c.isspace() for c in origin):
             # It is the log key's name too (C2SP signed-note): no spaces, no '+'.
             raise ConfigError(f"audit_origin {origin!r} may hold no spaces and no '+'")
+        self._validate_witnesses()
         if self.processes > 1 and _parse_address("grpc_address", self.grpc_address)[1] == 0:
             raise ConfigError("processes > 1 needs a fixed grpc_address port to share")
         if self.shutdown_grace_seconds < 0:
             raise ConfigError("shutdown_grace_seconds must not be negative")
         if not 0 <= self.clock_skew_seconds <= 300:
             raise ConfigError("clock_skew_seconds must be between 0 and 300")
+
+    def _validate_witnesses(self) -> None:
+        name = self.effective_witness_name
+        if "+" in name or any(c.isspace() for c in name):
+            raise ConfigError(f"witness_name {name!r} may hold no spaces and no '+'")
+        origins: set[str] = set()
+        for i, vkey in enumerate(self.witnessed_logs):
+            key = _verifier(f"witnessed_logs[{i}]", vkey, ED25519, "a log's Ed25519 (0x01) key")
+            if key.name in origins:
+                raise ConfigError(f"witnessed_logs[{i}]: a second key for the log {key.name!r}")
+            origins.add(key.name)
+        urls: set[str] = set()
+        for i, peer in enumerate(self.witnesses):
+            where = f"witnesses[{i}]"
+            _verifier(f"{where}.vkey", peer.vkey, COSIGNATURE_V1, "a cosignature (0x04) key")
+            if not peer.url.startswith("https://") or any(c.isspace() for c in peer.url):
+                raise ConfigError(f"{where}.url must be an https:// URL, got {peer.url!r}")
+            if peer.url in urls:
+                raise ConfigError(f"{where}.url {peer.url!r} is named twice")
+            urls.add(peer.url)
 
     def _validate_metrics(self) -> None:
         _, port = _parse_address("metrics_address", self.metrics_address)
@@ -215,9 +274,26 @@ class Settings:
         ):
             if not path.is_file():
                 raise ConfigError(f"{label} not found at {path} (run `credit-gateway init`)")
+        for i, peer in enumerate(self.witnesses):
+            if peer.ca is not None and not peer.ca.is_file():
+                raise ConfigError(f"witnesses[{i}].ca not found at {peer.ca}")
+
+
+def _verifier(where: str, vkey: str, kind: int, what: str) -> Verifier:
+    try:
+        key = Verifier.from_vkey(vkey)
+    except NoteError as exc:
+        raise ConfigError(f"{where}: {exc.message}, got {vkey!r}") from exc
+    if key.kind != kind:
+        raise ConfigError(f"{where} must be {what}")
+    return key
 
 
 def _coerce(name: str, annotation: object, value: Any) -> Any:
+    if str(annotation) == "tuple[str, ...]":
+        return _strings(name, value)
+    if str(annotation) == "tuple[WitnessPeer, ...]":
+        return _peers(name, value)
     kind = {"Path": Path, "int": int, "str": str}[str(annotation)]
     # TOML gives typed values: int() would cut 2.5 to 2 and take true for 1.
     if kind is int and isinstance(value, bool | float):
@@ -226,6 +302,42 @@ def _coerce(name: str, annotation: object, value: Any) -> Any:
         return kind(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name} must be {annotation!s}, got {value!r}") from exc
+
+
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    """A TOML list of strings, or (a variable) the strings separated by whitespace or commas."""
+    if isinstance(value, str):
+        return tuple(value.replace(",", " ").split())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"setting {name} must be a list of strings, got {value!r}")
+
+
+_PEER_KEYS = {"url", "vkey", "ca"}
+
+
+def _peers(name: str, value: Any) -> tuple[WitnessPeer, ...]:
+    """TOML tables ([[witnesses]] url, vkey, ca), or (a variable) the same as a JSON list."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"setting {name} must be a JSON list of tables: {exc}") from exc
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"setting {name} must be a list of tables, got {value!r}")
+    peers = []
+    for i, table in enumerate(value):
+        if isinstance(table, WitnessPeer):
+            peers.append(table)
+            continue
+        where = f"{name}[{i}]"
+        if not isinstance(table, dict) or not {"url", "vkey"} <= table.keys() <= _PEER_KEYS:
+            raise ConfigError(f"{where} must be a table of url, vkey and optionally ca")
+        if not all(isinstance(v, str) and v for v in table.values()):
+            raise ConfigError(f"{where}: url, vkey and ca are non-empty strings")
+        ca = Path(table["ca"]) if "ca" in table else None
+        peers.append(WitnessPeer(table["url"].rstrip("/"), table["vkey"], ca))
+    return tuple(peers)
 
 
 def _parse_address(name: str, address: str) -> tuple[str, int]:

@@ -6,6 +6,9 @@ runs one process; `serve_processes` runs N that share the ports (SO_REUSEPORT), 
 loop, all on one database. SIGTERM stops admission, lets calls finish within
 `shutdown_grace_seconds`, then cancels what is left. With `metrics_address` set, each process
 also serves its own Prometheus page there (process i on the port + i; credit_gateway.metrics).
+With `witnessed_logs` the HTTPS listener also serves tlog-witness's /add-checkpoint; with
+`witnesses` each new checkpoint is sent to them to cosign (services/witness.py), off the
+integrator's path.
 """
 
 from __future__ import annotations
@@ -36,13 +39,21 @@ from credit_gateway.adapters.grpc.watch import ConsentEventHub
 from credit_gateway.adapters.http import oauth
 from credit_gateway.adapters.http.metrics import MetricsServer, serve_metrics
 from credit_gateway.adapters.http.oauth import GatewayAuthorizationServer
-from credit_gateway.adapters.http.server import HttpLimits, HttpsServer, serve_https
+from credit_gateway.adapters.http.server import AppHandle, HttpLimits, HttpsServer, serve_https
+from credit_gateway.adapters.http.witness import (
+    ADD_CHECKPOINT_PATH,
+    WitnessEndpoint,
+    WitnessTransport,
+    client_context,
+)
 from credit_gateway.adapters.storage.trust import SqlTrustStore
+from credit_gateway.crypto.notes import NoteSignature
 from credit_gateway.errors import ConfigError, GatewayError
 from credit_gateway.runtime import logs, tls
 from credit_gateway.runtime.blocking import Blocking
 from credit_gateway.runtime.config import Settings, split_address
 from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.services.witness import Cosigning, Witness, WitnessClient, witness_signer
 
 log = logging.getLogger("credit_gateway.runtime.server")
 T = TypeVar("T")
@@ -70,6 +81,8 @@ class Served:
     https: HttpsServer
     hub: ConsentEventHub
     metrics: MetricsServer | None = None
+    cosigning: Cosigning | None = None
+    witness_transport: WitnessTransport | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -88,6 +101,10 @@ class Served:
         await self.health.enter_graceful_shutdown()
         for task in self.tasks:
             task.cancel()
+        if self.cosigning is not None:
+            await self.cosigning.stop()
+        if self.witness_transport is not None:
+            await self.witness_transport.close()
         # Together, not one after the other: gRPC must not go on admitting calls while the
         # token endpoint drains, and the two graces must not add up.
         await asyncio.gather(self.https.stop(grace=min(grace, 5.0)), self.grpc_server.stop(grace))
@@ -133,7 +150,7 @@ async def serve(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable(server, (*names, health.SERVICE_NAME))
     # The token endpoint binds first: its port is configured, the gRPC one may be ephemeral.
-    https = await _token_endpoint(settings, gateway, blocking)
+    https = await _token_endpoint(settings, gateway, blocking, await _witness(gateway, blocking))
     try:
         port = server.add_secure_port(settings.grpc_address, tls.grpc_server_credentials(settings))
     except RuntimeError:
@@ -150,7 +167,8 @@ async def serve(
         await served.stop(grace=0)
         raise
     served.tasks.append(asyncio.create_task(_follow_keys(gateway, blocking)))
-    served.tasks.append(asyncio.create_task(_integrate(gateway, blocking)))
+    served.cosigning, served.witness_transport = _cosigning(settings, gateway, blocking)
+    served.tasks.append(asyncio.create_task(_integrate(gateway, blocking, served.cosigning)))
     if gateway.db.dialect == "sqlite":
         served.tasks.append(asyncio.create_task(_checkpoint(gateway, blocking)))
     # What startup made (modules, the catalog, keys) lives as long as the process: kept out of
@@ -170,8 +188,11 @@ async def serve(
     return served
 
 
-async def _token_endpoint(settings: Settings, gateway: Gateway, blocking: Blocking) -> HttpsServer:
-    """The OAuth 2.0 authorization server on HTTPS beside the gRPC port (issue: trust)."""
+async def _token_endpoint(
+    settings: Settings, gateway: Gateway, blocking: Blocking, routes: dict[str, AppHandle]
+) -> HttpsServer:
+    """The OAuth 2.0 authorization server on HTTPS beside the gRPC port (issue: trust), and
+    `routes` (the witness's) on the same listener."""
     app = GatewayAuthorizationServer(
         store=SqlTrustStore(gateway.db, gateway.clock),
         issuer=gateway.token_issuer,
@@ -198,6 +219,7 @@ async def _token_endpoint(settings: Settings, gateway: Gateway, blocking: Blocki
             ),
             reuse_port=settings.processes > 1,
             endpoints=OAUTH_ENDPOINTS,
+            routes=routes,
         )
     except OSError as exc:
         raise ConfigError(f"cannot listen on {settings.oauth_address}: {exc.strerror}") from exc
@@ -211,6 +233,44 @@ OAUTH_ENDPOINTS = (
     oauth.JWKS_PATH,
     oauth.METADATA_PATH,
 )
+
+
+async def _witness(gateway: Gateway, blocking: Blocking) -> dict[str, AppHandle]:
+    """/add-checkpoint, if this gateway witnesses peers' logs; their rows made first."""
+    settings = gateway.settings
+    if not settings.witnessed_logs:
+        return {}
+    signer = witness_signer(gateway.master, settings.effective_witness_name)
+    witness = Witness(gateway.db, signer, settings.witnessed_log_keys, gateway.clock)
+    await blocking.call(witness.prepare)
+    return {ADD_CHECKPOINT_PATH: WitnessEndpoint(witness).handle}
+
+
+def _cosigning(
+    settings: Settings, gateway: Gateway, blocking: Blocking
+) -> tuple[Cosigning | None, WitnessTransport | None]:
+    """The witnesses our log asks to cosign, each with a sender task of its own."""
+    if not settings.witnesses:
+        return None, None
+    transport = WitnessTransport(settings.witness_timeout_seconds)
+    audit = gateway.audit
+
+    async def proof(old: int, new: int) -> list[bytes]:
+        return (await blocking.call(audit.consistency, old, new))[1]
+
+    async def store(size: int, signatures: list[NoteSignature]) -> None:
+        await blocking.call(audit.add_cosignatures, size, signatures)
+
+    clients = [
+        WitnessClient(
+            peer.url, peer.verifier, transport.poster(peer.url, client_context(peer.ca)),
+            proof, store,
+        )
+        for peer in settings.witnesses
+    ]  # fmt: skip
+    cosigning = Cosigning(clients)
+    cosigning.start()
+    return cosigning, transport
 
 
 async def _metrics_endpoint(settings: Settings) -> MetricsServer | None:
@@ -235,14 +295,19 @@ async def _follow_keys(gateway: Gateway, blocking: Blocking) -> None:
             log.error("key refresh failed", extra={"fields": {"error": str(error)}})
 
 
-async def _integrate(gateway: Gateway, blocking: Blocking) -> None:
+async def _integrate(
+    gateway: Gateway, blocking: Blocking, cosigning: Cosigning | None = None
+) -> None:
     """The audit log's integrator: every audit_integrate_ms, batches until nothing waits. One
-    runs per process; the tree row's lock lets one batch through at a time across replicas."""
+    runs per process; the tree row's lock lets one batch through at a time across replicas.
+    The newest checkpoint signed is offered to the witnesses, whose senders never hold it up."""
     pause = gateway.settings.audit_integrate_ms / 1000
     while True:
         await asyncio.sleep(pause)
         try:
             while (done := await blocking.call(gateway.audit.integrate)) is not None:
+                if done.note is not None and cosigning is not None:
+                    cosigning.offer(done.size, done.note)
                 if done.quarantined:
                     log.error(
                         "audit entries quarantined: no valid MAC or leaf",

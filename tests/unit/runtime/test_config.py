@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from credit_gateway.crypto.notes import COSIGNATURE_V1, ED25519, Signer
+from credit_gateway.devpki import pki
 from credit_gateway.errors import ConfigError
-from credit_gateway.runtime.config import Settings, split_address
+from credit_gateway.runtime.config import Settings, WitnessPeer, split_address
 
 # Integer settings with a range of their own; every other one must be positive.
 RANGED = {"clock_skew_seconds", "shutdown_grace_seconds"}
@@ -273,3 +276,63 @@ def test_check_files_names_the_first_file_missing(tmp_path: Path) -> None:
 )
 def test_split_address(address: str, parts: tuple[str, int]) -> None:
     assert split_address(address) == parts
+
+
+# --- witnesses -----------------------------------------------------------------------------------
+
+LOG_VKEY = Signer("log.test/audit", ED25519, Ed25519PrivateKey.generate()).verifier.vkey()
+WITNESS_VKEY = Signer("w.test/w1", COSIGNATURE_V1, Ed25519PrivateKey.generate()).verifier.vkey()
+
+
+def test_witness_settings_from_a_file_and_from_the_environment(tmp_path: Path) -> None:
+    toml = (
+        f'witnessed_logs = ["{LOG_VKEY}"]\n'
+        f'[[witnesses]]\nurl = "https://b.test:50444/"\nvkey = "{WITNESS_VKEY}"\nca = "b.pem"\n'
+    )
+    settings = load(toml, tmp_path)
+    assert settings.witnesses == (WitnessPeer("https://b.test:50444", WITNESS_VKEY, Path("b.pem")),)
+    assert list(settings.witnessed_log_keys) == ["log.test/audit"]
+    assert settings.effective_witness_name == "127.0.0.1:50444/witness"
+    peers = f'[{{"url": "https://b.test", "vkey": "{WITNESS_VKEY}"}}]'
+    environ = {
+        "CREDIT_GATEWAY_WITNESSED_LOGS": f"{LOG_VKEY}, {LOG_VKEY.replace('log.test', 'x')}",
+        "CREDIT_GATEWAY_WITNESSES": peers,
+    }
+    with pytest.raises(ConfigError, match=r"witnessed_logs\[1\]"):  # its id no longer matches
+        load(environ=environ)
+    environ["CREDIT_GATEWAY_WITNESSED_LOGS"] = LOG_VKEY
+    settings = load(environ=environ)
+    assert settings.witnesses == (WitnessPeer("https://b.test", WITNESS_VKEY),)
+    assert settings.witnessed_logs == (LOG_VKEY,)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"witnessed_logs": ["nonsense"]}, "witnessed_logs[0]: not a verifier key"),
+        ({"witnessed_logs": [WITNESS_VKEY]}, "witnessed_logs[0] must be a log's Ed25519 (0x01)"),
+        ({"witnessed_logs": [LOG_VKEY, LOG_VKEY]}, "a second key for the log 'log.test/audit'"),
+        ({"witnessed_logs": 3}, "witnessed_logs must be a list of strings"),
+        ({"witnesses": [{"url": "https://b"}]}, "witnesses[0] must be a table of url, vkey"),
+        ({"witnesses": [{"url": "https://b", "vkey": LOG_VKEY}]}, "a cosignature (0x04) key"),
+        ({"witnesses": [{"url": "http://b", "vkey": WITNESS_VKEY}]}, "must be an https:// URL"),
+        ({"witnesses": [{"url": "https://b", "vkey": WITNESS_VKEY, "ca": 1}]}, "non-empty strings"),
+        ({"witnesses": [{"url": "https://b", "vkey": WITNESS_VKEY}] * 2}, "is named twice"),
+        ({"witnesses": "[nope"}, "witnesses must be a JSON list of tables"),
+        ({"witnesses": {"url": "https://b"}}, "witnesses must be a list of tables"),
+        ({"witness_name": "a b"}, "witness_name 'a b' may hold no spaces"),
+        ({"witness_timeout_seconds": 0}, "witness_timeout_seconds must be positive"),
+    ],
+)
+def test_bad_witness_settings_are_named(kwargs: dict[str, Any], message: str) -> None:
+    assert message in refused(**kwargs)
+
+
+def test_check_files_names_a_witness_ca_missing(tmp_path: Path) -> None:
+    pki.init_pki(tmp_path / "certs")
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "master.key").write_text("x")
+    peer = {"url": "https://b.test", "vkey": WITNESS_VKEY, "ca": str(tmp_path / "b.pem")}
+    settings = load(home=tmp_path / "var", certs_dir=tmp_path / "certs", witnesses=[peer])
+    with pytest.raises(ConfigError, match=r"witnesses\[0\].ca not found at .*b\.pem"):
+        settings.check_files()

@@ -1,5 +1,6 @@
 """The HTTPS server that hosts the OAuth 2.0 authorization server, on aiohttp, in the caller's
-event loop.
+event loop; other applications may sit at paths of their own on the same listener (`routes`: the
+witness's /add-checkpoint, adapters/http/witness.py), under the same bounds.
 
 The TLS context is built by the caller: whether a client certificate is requested, required and
 checked against our CA is its business. This module only reads the certificate the handshake
@@ -25,7 +26,8 @@ runs through the caller's `run`, never on the loop.
   the connection is idle, under `keepalive_timeout` = `idle_timeout`). aiohttp calls our handler
   once a head is complete, which disarms it; if it fires first, the connection is dropped.
 * Bodies are read by the handler, under `body_timeout`, only when Content-Length announces at
-  most `max_body_bytes`; a chunked body is refused (411), so none can trickle in unbounded. A
+  most `max_body_bytes`; a chunked body is refused (411), so none can trickle in unbounded. The
+  OAuth endpoints take form bodies only (415 otherwise); a route's application checks its own. A
   refused body is read and dropped up to DISCARD_LIMIT bytes, so that a client still sending it
   reads our error rather than a reset; aiohttp's own lingering read, bounded in time but not in
   bytes, is switched off.
@@ -342,9 +344,11 @@ class HttpsServer:
         run: Run,
         limits: HttpLimits,
         endpoints: Collection[str] = (),
+        routes: Mapping[str, AppHandle] | None = None,
     ) -> None:
         self.limits = limits
-        self._endpoints = frozenset(endpoints)
+        self._routes = dict(routes or {})
+        self._endpoints = frozenset(endpoints) | self._routes.keys()
         self._listener = listener
         self._address = listener.getsockname()
         self._handle = handle
@@ -465,8 +469,9 @@ class HttpsServer:
     async def _answer(self, request: web.BaseRequest) -> tuple[HttpResponse, bool]:
         """The application's response, and whether the connection must close after it."""
         body = b""
+        route = self._routes.get(request.path)
         if request.method == "POST":
-            refusal = _refuse_body(request, self.limits.max_body_bytes)
+            refusal = _refuse_body(request, self.limits.max_body_bytes, form=route is None)
             if refusal is not None:
                 await self._discard(request)
                 return refusal, True
@@ -478,7 +483,8 @@ class HttpsServer:
                 return json_error(400, "invalid_request", "incomplete request body"), True
         http_request = _http_request(request, body)
         try:
-            response = await self._run(functools.partial(self._handle, http_request))
+            handle = route or self._handle
+            response = await self._run(functools.partial(handle, http_request))
         except Exception:
             log.exception("authorization server failed on %s %s", request.method, request.path)
             response = json_error(500, "server_error", "internal error")
@@ -509,7 +515,7 @@ class HttpsServer:
                     dropped += len(chunk)
 
 
-def _refuse_body(request: web.BaseRequest, limit: int) -> HttpResponse | None:
+def _refuse_body(request: web.BaseRequest, limit: int, *, form: bool) -> HttpResponse | None:
     """The error for a POST whose body will not be read, or None."""
     length = request.content_length
     if "Transfer-Encoding" in request.headers or length is None:
@@ -519,7 +525,7 @@ def _refuse_body(request: web.BaseRequest, limit: int) -> HttpResponse | None:
         return json_error(413, "invalid_request", "request body too large")
     # RFC 6749 section 3.2: token endpoint parameters are form-encoded, and so are those of
     # RFC 7009 and RFC 7662.
-    if media_type(request.headers.get("Content-Type")) != FORM_CONTENT_TYPE:
+    if form and media_type(request.headers.get("Content-Type")) != FORM_CONTENT_TYPE:
         return json_error(415, "invalid_request", f"Content-Type must be {FORM_CONTENT_TYPE}")
     return None
 
@@ -580,12 +586,14 @@ async def serve_https(
     limits: HttpLimits = DEFAULT_LIMITS,
     reuse_port: bool = False,
     endpoints: Collection[str] = (),
+    routes: Mapping[str, AppHandle] | None = None,
 ) -> HttpsServer:
     """Listen on host:port (0: any free port) and serve `handle` over TLS in the running loop.
 
     `handle` blocks, so each call goes through `run`. `reuse_port` sets SO_REUSEPORT, for
     processes sharing the port. `endpoints`: the application's paths, each counted under its
-    own name (any other as "other"). Raises OSError when the address cannot be bound.
+    own name (any other as "other"). `routes`: other applications by path (counted under it),
+    served through `run` as `handle` is. Raises OSError when the address cannot be bound.
     """
     listener = bind(host, port, reuse_port=reuse_port)
-    return HttpsServer(listener, handle, context, run, limits, endpoints)
+    return HttpsServer(listener, handle, context, run, limits, endpoints, routes)
