@@ -1,7 +1,8 @@
 """Which scope each gRPC method needs, and who may hold it: the one table the interceptor reads.
 
 A method missing from METHOD_SCOPES is refused (fail closed), except the PUBLIC ones, which still
-need a mutual-TLS client certificate from our CA but no token.
+need a mutual-TLS client certificate from our CA but no token. A rule names the kind of
+principal the method serves; a few serve subjects as well as participants (`also`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from credit_gateway.domain.participants import ParticipantKind as PK
+from credit_gateway.errors import PermissionDenied
 
 
 class PrincipalKind(enum.Enum):
@@ -22,6 +24,21 @@ class PrincipalKind(enum.Enum):
 class MethodRule:
     scope: str
     principal: PrincipalKind
+    # Other kinds of principal the method serves too. One rule per method, so a method open to
+    # participants and subjects alike (the audit log's proofs) is one row of the table.
+    also: frozenset[PrincipalKind] = frozenset()
+
+    @property
+    def principals(self) -> frozenset[PrincipalKind]:
+        return self.also | {self.principal}
+
+    def admit(self, kind: PrincipalKind, scopes: frozenset[str]) -> None:
+        """Raises PermissionDenied unless a principal of ``kind`` holding ``scopes`` may call."""
+        if kind not in self.principals:
+            who = "a credit subject" if self.principal is PrincipalKind.SUBJECT else "a participant"
+            raise PermissionDenied(f"this method is for {who}", reason="WRONG_PRINCIPAL")
+        if self.scope not in scopes:
+            raise PermissionDenied(f"token lacks scope {self.scope}", reason="SCOPE_MISSING")
 
 
 INQUIRY_OPEN = "inquiry.open"
@@ -35,21 +52,28 @@ SUBJECT_CONSENT = "subject.consent"
 # not one of the release scopes: a client that only reads what it may ask for (a platform's
 # configuration job, a providing unit's submitter) is given no release or submission right.
 DISCOVERY = "discovery.read"
+# AuditService. Checkpoints and proofs carry no personal data: every kind that can hold a token
+# may have them, subjects too (for proofs of their own entries). The entries themselves name
+# callers, purposes and subjects' keyed hashes: auditors only.
+AUDIT_PROOF = "audit.proof"
+AUDIT_READ = "audit.read"
 
-SUBJECT_SCOPES = frozenset({SUBJECT_SELF, SUBJECT_CONSENT})
+SUBJECT_SCOPES = frozenset({SUBJECT_SELF, SUBJECT_CONSENT, AUDIT_PROOF})
 
 # Scopes each kind of participant may be registered with (DESIGN "Who calls it").
+_EVERY = frozenset({DISCOVERY, AUDIT_PROOF})
 SCOPES_BY_KIND: Mapping[PK, frozenset[str]] = {
-    PK.NATIONAL_PLATFORM: frozenset({INQUIRY_OPEN, SUBMISSION, DISCOVERY}),
-    PK.PROVINCIAL_PLATFORM: frozenset({INQUIRY_OPEN, SUBMISSION, DISCOVERY}),
-    PK.CREDIT_AGENCY: frozenset({INQUIRY_OPEN, INQUIRY_AUTHORIZED, CONSENT_GRANTEE, DISCOVERY}),
-    PK.INDUSTRY_ASSOCIATION: frozenset(
-        {INQUIRY_OPEN, INQUIRY_AUTHORIZED, CONSENT_GRANTEE, DISCOVERY}
-    ),
-    PK.GOVERNMENT_DEPARTMENT: frozenset({INQUIRY_OPEN, SHARING_GOVERNMENT, DISCOVERY}),
-    PK.PROVIDING_UNIT: frozenset({SUBMISSION, DISCOVERY}),
-    # A real-name portal acts for subjects, who hold no agreement: nothing to discover.
+    PK.NATIONAL_PLATFORM: _EVERY | {INQUIRY_OPEN, SUBMISSION},
+    PK.PROVINCIAL_PLATFORM: _EVERY | {INQUIRY_OPEN, SUBMISSION},
+    PK.CREDIT_AGENCY: _EVERY | {INQUIRY_OPEN, INQUIRY_AUTHORIZED, CONSENT_GRANTEE},
+    PK.INDUSTRY_ASSOCIATION: _EVERY | {INQUIRY_OPEN, INQUIRY_AUTHORIZED, CONSENT_GRANTEE},
+    PK.GOVERNMENT_DEPARTMENT: _EVERY | {INQUIRY_OPEN, SHARING_GOVERNMENT},
+    PK.PROVIDING_UNIT: _EVERY | {SUBMISSION},
+    # A real-name portal acts for subjects, who hold no agreement: nothing to discover. It gets
+    # no token of its own (jwt-bearer only), so its subjects' tokens carry audit.proof instead.
     PK.IDENTITY_PROVIDER: frozenset(),
+    # Reads the log; the catalog tells it what the entries' items and purposes are.
+    PK.AUDITOR: _EVERY | {AUDIT_READ},
 }
 
 _P = PrincipalKind.PARTICIPANT
@@ -58,6 +82,7 @@ _INQ = "/credit_gateway.v1.InquiryService/"
 _SUB = "/credit_gateway.v1.SubmissionService/"
 _CON = "/credit_gateway.v1.ConsentService/"
 _DIS = "/credit_gateway.v1.DiscoveryService/"
+_AUD = "/credit_gateway.v1.AuditService/"
 
 METHOD_SCOPES: Mapping[str, MethodRule] = {
     _INQ + "QueryOpen": MethodRule(INQUIRY_OPEN, _P),
@@ -70,6 +95,11 @@ METHOD_SCOPES: Mapping[str, MethodRule] = {
     _CON + "WatchConsents": MethodRule(CONSENT_GRANTEE, _P),
     _DIS + "GetCatalog": MethodRule(DISCOVERY, _P),
     _DIS + "ListAgreements": MethodRule(DISCOVERY, _P),
+    **{
+        _AUD + name: MethodRule(AUDIT_PROOF, _P, also=frozenset({_S}))
+        for name in ("GetCheckpoint", "GetInclusionProof", "GetConsistencyProof")
+    },
+    _AUD + "GetEntries": MethodRule(AUDIT_READ, _P),
     **{
         _CON + name: MethodRule(SUBJECT_CONSENT, _S)
         for name in (

@@ -18,6 +18,7 @@ class ParticipantKind(enum.StrEnum):
     GOVERNMENT_DEPARTMENT = "government-department"
     PROVIDING_UNIT = "providing-unit"
     IDENTITY_PROVIDER = "identity-provider"
+    AUDITOR = "auditor"  # reads the audit log's entries (Art 32-33, 36); releases nothing
 
 
 class ParticipantStatus(enum.Enum):
