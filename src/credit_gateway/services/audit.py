@@ -10,17 +10,19 @@ Every method here is blocking (one transaction): the server runs them on its dat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from credit_gateway.adapters.storage import tlog
+from credit_gateway.adapters.storage import records, tlog
 from credit_gateway.adapters.storage.db import Database
 from credit_gateway.crypto.master import MasterKey
 from credit_gateway.crypto.notes import ED25519, Note, NoteSignature, Signer, Verifier
 from credit_gateway.domain.audit import MAC_LABEL
+from credit_gateway.domain.evidence import MAX_ENTRIES, Bundle, ProvenEntry
+from credit_gateway.errors import FailedPrecondition, NotFound
 
 LOG_KEY_LABEL = "credit-gateway audit log key v1"
 
@@ -32,6 +34,19 @@ class SignedCheckpoint:
     size: int
     root: bytes
     log_key: str  # the verifier key (vkey) to compare with the published one
+
+
+def log_signer(master: MasterKey, origin: str) -> Signer:
+    """The log's key: what signs its checkpoints, and whose vkey the center publishes."""
+    seed = master.derive(LOG_KEY_LABEL)
+    return Signer(origin, ED25519, Ed25519PrivateKey.from_private_bytes(seed))
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    bundle: Bundle
+    size: int  # the checkpoint's
+    pruned: int  # the subject's entries past retention, left out: their bodies are gone
 
 
 class AuditLog:
@@ -49,8 +64,7 @@ class AuditLog:
         self.clock = clock
         self.batch = batch
         self.retention = retention
-        seed = master.derive(LOG_KEY_LABEL)
-        self.signer = Signer(origin, ED25519, Ed25519PrivateKey.from_private_bytes(seed))
+        self.signer = log_signer(master, origin)
         self.mac_key = master.derive(MAC_LABEL)
 
     @property
@@ -97,3 +111,51 @@ class AuditLog:
 
     def latest_note(self) -> Note:
         return Note.parse(self.checkpoint().note)
+
+    def integrate_all(self) -> tuple[int, int]:
+        """Batches until nothing waits: (entries integrated, rows quarantined)."""
+        added = quarantined = 0
+        while (done := self.integrate()) is not None:
+            added, quarantined = added + done.added, quarantined + len(done.quarantined)
+        return added, quarantined
+
+    def check(self) -> list[tlog.Inconsistency]:
+        """`verify`, and the waiting rows the integrator will quarantine: all a check can name
+        without integrating anything."""
+        with self.db.transaction(write=False) as session:
+            found = tlog.verify_log(session, self.verifier)
+            return found + tlog.unsealed(session, self.mac_key)
+
+    def summary(self) -> tlog.Summary:
+        with self.db.transaction(write=False) as session:
+            return tlog.summary(session)
+
+    def subject_id(self, subject_lookup: str) -> str:
+        """The subject's id by its lookup key (the keyed hash of its code), as the entries
+        name it."""
+        with self.db.transaction(write=False) as session:
+            subject = records.find_subject(session, subject_lookup)
+        if subject is None:
+            raise NotFound("no subject of that code is on record", reason="SUBJECT_NOT_FOUND")
+        return subject.id
+
+    def evidence(self, subject_id: str, witness_keys: Sequence[str] = ()) -> Evidence:
+        """The subject's integrated entries, each with its inclusion proof at the latest
+        checkpoint, in a bundle with that checkpoint as stored (its cosignatures with it)."""
+        with self.db.transaction(write=False) as session:
+            row = tlog.latest_checkpoint(session)
+            size, note = int(row.size), Note.parse(bytes(row.note))
+            stored = tlog.subject_entries(session, subject_id, size, MAX_ENTRIES + 1)
+            kept = [(e.leaf_index, e.body) for e in stored if e.body is not None]
+            if len(stored) > MAX_ENTRIES:
+                raise FailedPrecondition(
+                    f"the subject has more than {MAX_ENTRIES} entries, more than a bundle holds",
+                    reason="EVIDENCE_TOO_LARGE",
+                )
+            proofs = tlog.inclusions(session, [index for index, _ in kept], size)
+        entries = tuple(
+            ProvenEntry(index, body, tuple(proof))
+            for (index, body), proof in zip(kept, proofs, strict=True)
+        )
+        bundle = Bundle(note, self.verifier.vkey(), tuple(witness_keys), entries)
+        return Evidence(bundle, size, len(stored) - len(kept))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from credit_gateway.adapters.storage.tables import (
@@ -142,12 +142,10 @@ def integrate(
     good: list[tuple[int, bytes]] = []
     refused: list[int] = []
     for seq, body, stored_leaf, mac in pending:
-        leaf = leaf_hash(bytes(body))
-        legacy = seq <= tree.legacy_seq
-        if leaf != bytes(stored_leaf) or not (legacy or mac_matches(mac_key, bytes(body), mac)):
-            refused.append(seq)
+        if _sealed(mac_key, int(tree.legacy_seq), seq, bytes(body), bytes(stored_leaf), mac):
+            good.append((seq, bytes(stored_leaf)))
         else:
-            good.append((seq, leaf))
+            refused.append(seq)
     if refused:
         session.execute(
             update(AuditEntryRow).where(AuditEntryRow.seq.in_(refused)).values(quarantined=True)
@@ -173,6 +171,16 @@ def integrate(
     )
     tree.size, tree.root, tree.updated_at = new_size, new_root, now
     return Integrated(new_size, new_root, note, len(leaves), tuple(refused))
+
+
+def _sealed(
+    mac_key: bytes, legacy_seq: int, seq: int, body: bytes, stored_leaf: bytes, mac: bytes | None
+) -> bool:
+    """A row the integrator takes: its body hashes to its leaf and carries the gateway's MAC
+    (rows up to the tree's legacy_seq were written before MACs)."""
+    if leaf_hash(body) != stored_leaf:
+        return False
+    return seq <= legacy_seq or mac_matches(mac_key, body, mac)
 
 
 def _locked_tree(session: Session, now: datetime) -> AuditTreeRow:
@@ -329,6 +337,7 @@ def verify_log(session: Session, log_key: Verifier, chunk: int = 10_000) -> list
     leaves: list[bytes] = []
     while len(leaves) < size:
         batch = _stored(session, AuditEntryRow.leaf_index >= len(leaves), chunk)
+        held = _leaf_nodes(session, batch)
         for entry in batch or [StoredEntry(size, b"", None)]:
             while len(leaves) < min(entry.leaf_index, size):
                 found.append(Inconsistency(f"leaf {len(leaves)}", "no entry has this index"))
@@ -338,6 +347,14 @@ def verify_log(session: Session, log_key: Verifier, chunk: int = 10_000) -> list
             if entry.body is not None and leaf_hash(entry.body) != entry.leaf_hash:
                 found.append(
                     Inconsistency(f"leaf {entry.leaf_index}", "the entry does not hash to its leaf")
+                )
+            elif held.get(entry.leaf_index, entry.leaf_hash) != entry.leaf_hash:
+                # The tree's own leaf node was written once, when the entry was integrated: an
+                # entry moved to another index, or replaced with its leaf rewritten, differs.
+                found.append(
+                    Inconsistency(
+                        f"leaf {entry.leaf_index}", "not the entry the tree holds at this index"
+                    )
                 )
             leaves.append(entry.leaf_hash)
         if not batch:
@@ -358,6 +375,91 @@ def verify_log(session: Session, log_key: Verifier, chunk: int = 10_000) -> list
         elif root(recomputed, at) != signed_root:
             found.append(Inconsistency(f"checkpoint {at}", "the entries do not make its root"))
     return found
+
+
+def _leaf_nodes(session: Session, batch: Sequence[StoredEntry]) -> dict[int, bytes]:
+    """The tree's leaf nodes (level 0) over the indexes of ``batch``, by index."""
+    if not batch:
+        return {}
+    rows = session.execute(
+        select(AuditNodeRow.idx, AuditNodeRow.hash).where(
+            AuditNodeRow.level == 0,
+            AuditNodeRow.idx.between(batch[0].leaf_index, batch[-1].leaf_index),
+        )
+    )
+    return {int(index): bytes(value) for index, value in rows}
+
+
+def unsealed(session: Session, mac_key: bytes) -> list[Inconsistency]:
+    """Entries waiting for the integrator that it will quarantine: no valid MAC, or a body that
+    does not hash to its leaf. `verify_log` cannot see them (they are in no tree yet), and a
+    check integrates nothing, so this names them."""
+    legacy = session.scalar(select(AuditTreeRow.legacy_seq).where(AuditTreeRow.id == TREE_ROW))
+    rows = session.execute(
+        select(AuditEntryRow.seq, AuditEntryRow.body, AuditEntryRow.leaf_hash, AuditEntryRow.mac)
+        .where(AuditEntryRow.leaf_index.is_(None), AuditEntryRow.quarantined.is_(False))
+        .order_by(AuditEntryRow.seq)
+    )
+    return [
+        Inconsistency(f"entry seq {seq}", "waiting to be integrated without a valid MAC or leaf")
+        for seq, body, leaf, mac in rows
+        if not _sealed(mac_key, int(legacy or 0), seq, bytes(body), bytes(leaf), mac)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    size: int  # entries integrated
+    checkpoints: int
+    waiting: int  # committed, not yet integrated (quarantined ones excepted)
+    pruned: int
+    quarantined: int
+
+
+def summary(session: Session) -> Summary:
+    size = session.scalar(select(AuditTreeRow.size).where(AuditTreeRow.id == TREE_ROW)) or 0
+    checkpoints = session.scalar(select(func.count()).select_from(AuditCheckpointRow)) or 0
+
+    def entries_where(where: Any) -> int:
+        return int(
+            session.scalar(select(func.count()).select_from(AuditEntryRow).where(where)) or 0
+        )
+
+    waiting = entries_where(
+        AuditEntryRow.leaf_index.is_(None) & AuditEntryRow.quarantined.is_(False)
+    )
+    pruned = entries_where(AuditEntryRow.pruned.is_(True))
+    quarantined = entries_where(AuditEntryRow.quarantined.is_(True))
+    return Summary(int(size), int(checkpoints), waiting, pruned, quarantined)
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+def subject_entries(
+    session: Session, subject_id: str, tree_size: int, limit: int
+) -> list[StoredEntry]:
+    """The subject's entries in the tree of ``tree_size``, in leaf order, at most ``limit``."""
+    return _stored(
+        session,
+        (AuditEntryRow.subject_id == subject_id) & (AuditEntryRow.leaf_index < tree_size),
+        limit,
+    )
+
+
+def inclusions(
+    session: Session, indexes: Sequence[int], tree_size: int, chunk: int = 500
+) -> list[list[bytes]]:
+    """The inclusion proofs of ``indexes`` in the tree of ``tree_size`` (a checkpoint's size),
+    one query for the nodes of each ``chunk`` of them."""
+
+    def proofs_of(part: Sequence[int]) -> Callable[[Nodes], list[list[bytes]]]:
+        return lambda nodes: [inclusion_proof(nodes, i, tree_size) for i in part]
+
+    proofs: list[list[bytes]] = []
+    for start in range(0, len(indexes), chunk):
+        proofs += with_nodes(session, proofs_of(indexes[start : start + chunk]))
+    return proofs
 
 
 # --------------------------------------------------------------------------- retention
