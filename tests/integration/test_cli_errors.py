@@ -269,6 +269,34 @@ CASES: dict[str, Bad] = {
     "agreements-list-bad-config": Bad(
         ("agreements", "list"), "is not valid TOML", NOT_TOML, BAD_CONFIG
     ),
+    "audit-key-bad-master-key": Bad(("audit", "key"), "is not 64 hex digits", BAD_MASTER_KEY),
+    "audit-verify-bad-master-key": Bad(("audit", "verify"), "is not 64 hex digits", BAD_MASTER_KEY),
+    "audit-export-bad-code": Bad(
+        ("audit", "export", "--subject", "123", "--out", "bundle.json"), "--subject: "
+    ),
+    "audit-export-unknown-subject": Bad(
+        ("audit", "export", "--subject", COMPANY, "--out", "bundle.json"),
+        "no subject of that code is on record",
+    ),
+    "audit-verify-bundle-not-a-bundle": Bad(
+        ("audit", "verify-bundle", "bundle.json"),
+        "not an evidence bundle",
+        _write("bundle.json", '{"format": "something else"}'),
+    ),
+    "audit-verify-bundle-bad-log-key": Bad(
+        ("audit", "verify-bundle", "bundle.json", "--log-key", "log+00+AA=="),
+        "--log-key: ",
+    ),
+    "audit-verify-bundle-bad-quorum": Bad(
+        ("audit", "verify-bundle", "bundle.json", "--quorum", "-1"), "not a count of witnesses"
+    ),
+    "audit-prune-inside-retention": Bad(
+        ("audit", "prune", "--before", datetime.now(UTC).date().isoformat()),
+        "entries are kept 1095 days (Art 19)",
+    ),
+    "audit-prune-not-a-date": Bad(
+        ("audit", "prune", "--before", "last year"), "'last year' is not an ISO 8601 date"
+    ),
 }
 
 USAGE_ERRORS = {

@@ -308,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     from credit_gateway.cli.agreements import add_agreement_commands
 
     add_agreement_commands(sub)
+    from credit_gateway.cli.audit import add_audit_commands
+
+    add_audit_commands(sub)
     return parser
 
 
