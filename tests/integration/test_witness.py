@@ -71,14 +71,14 @@ class Pair:
         with self.b.db.transaction(write=False) as session:
             return witness_store.latest(session, LOG_ORIGIN)
 
-    def post(self, body: bytes) -> tuple[int, str, bytes]:
+    def post(self, body: bytes, method: str = "POST") -> tuple[int, str, bytes]:
         """add-checkpoint to B over HTTPS, as any client may send it (no client certificate)."""
         context = ssl.create_default_context(cafile=str(self.b.settings.ca_cert))
         connection = http.client.HTTPSConnection(
             "localhost", self.b.running.oauth_port, context=context, timeout=10
         )
         try:
-            connection.request("POST", "/add-checkpoint", body)
+            connection.request(method, "/add-checkpoint", body)
             response = connection.getresponse()
             return response.status, response.getheader("Content-Type", ""), response.read()
         finally:
@@ -241,6 +241,9 @@ def test_b_refuses_a_fork_signed_by_as_key_and_its_state_does_not_move(quiet_pai
     forged = sign_checkpoint(Checkpoint(LOG_ORIGIN, 12, root(LeafHashes(LEAVES), 12)), impostor)
     assert p.post(AddCheckpoint(8, (), forged).encode())[0] == 403
     assert p.post(b"old 8\n")[0] == 400
+    # Bounded as the token endpoint's requests are; only POST.
+    assert p.post(b"old 8\n" + b"A" * 70_000)[0] == 413
+    assert p.post(b"", method="GET")[0] == 405
     assert p.stored() == before
     # And the true history still goes on.
     assert add(p, 8, 12)[0] == 200
