@@ -334,6 +334,7 @@ def test_reflection_lists_the_services_and_describes_reflection_v1(
         "credit_gateway.v1.SubmissionService",
         "credit_gateway.v1.ConsentService",
         "credit_gateway.v1.DiscoveryService",
+        "credit_gateway.v1.AuditService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
         "grpc.reflection.v1.ServerReflection",
@@ -357,17 +358,25 @@ def test_reflection_lists_the_services_and_describes_reflection_v1(
         ".grpc.reflection.v1.ServerReflectionRequest",
         ".grpc.reflection.v1.ServerReflectionResponse",
     )
-    # A client learns the discovery RPCs through reflection alone (issue #11 item 18).
-    discovery = reflect(
-        channel,
-        method,
-        reflection_pb2.ServerReflectionRequest(
-            file_containing_symbol="credit_gateway.v1.DiscoveryService"
+    # A client learns the discovery RPCs (issue #11 item 18) and the audit log's (#13) through
+    # reflection alone: an auditor or a subject's app needs no proto file from us.
+    for service, methods in (
+        ("DiscoveryService", ["GetCatalog", "ListAgreements"]),
+        (
+            "AuditService",
+            ["GetCheckpoint", "GetInclusionProof", "GetConsistencyProof", "GetEntries"],
         ),
-    )
-    protos = [
-        descriptor_pb2.FileDescriptorProto.FromString(raw)
-        for raw in discovery.file_descriptor_response.file_descriptor_proto
-    ]
-    (found,) = [f for f in protos if f.name == "credit_gateway/v1/discovery.proto"]
-    assert [m.name for m in found.service[0].method] == ["GetCatalog", "ListAgreements"]
+    ):
+        answer = reflect(
+            channel,
+            method,
+            reflection_pb2.ServerReflectionRequest(
+                file_containing_symbol=f"credit_gateway.v1.{service}"
+            ),
+        )
+        protos = [
+            descriptor_pb2.FileDescriptorProto.FromString(raw)
+            for raw in answer.file_descriptor_response.file_descriptor_proto
+        ]
+        (found,) = [f for f in protos if f.service and f.service[0].name == service]
+        assert [m.name for m in found.service[0].method] == methods

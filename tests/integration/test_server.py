@@ -30,6 +30,7 @@ def test_every_gateway_service_reports_serving(harness: Harness) -> None:
         "credit_gateway.v1.ConsentService",
         "credit_gateway.v1.SubmissionService",
         "credit_gateway.v1.DiscoveryService",
+        "credit_gateway.v1.AuditService",
     ):
         response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
         assert response.status == health_pb2.HealthCheckResponse.SERVING
@@ -61,6 +62,7 @@ def test_reflection_lists_the_services(harness: Harness) -> None:
     assert {
         "credit_gateway.v1.InquiryService",
         "credit_gateway.v1.DiscoveryService",
+        "credit_gateway.v1.AuditService",
         "grpc.health.v1.Health",
     } <= names
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import grpc
 
+from credit_gateway.adapters.grpc.audit import AuditServicer
 from credit_gateway.adapters.grpc.consent import ConsentServicer
 from credit_gateway.adapters.grpc.discovery import DiscoveryServicer
 from credit_gateway.adapters.grpc.inquiry import InquiryServicer
 from credit_gateway.adapters.grpc.submission import SubmissionServicer
 from credit_gateway.adapters.grpc.v1 import (
+    audit_pb2_grpc,
     consent_pb2_grpc,
     discovery_pb2_grpc,
     inquiry_pb2_grpc,
@@ -41,9 +43,13 @@ def register_services(
     discovery_pb2_grpc.add_DiscoveryServiceServicer_to_server(
         DiscoveryServicer(gateway, blocking), server
     )
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(
+        AuditServicer(gateway.audit, blocking), server
+    )
     return (
         "credit_gateway.v1.InquiryService",
         "credit_gateway.v1.SubmissionService",
         "credit_gateway.v1.ConsentService",
         "credit_gateway.v1.DiscoveryService",
+        "credit_gateway.v1.AuditService",
     )
