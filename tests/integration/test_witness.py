@@ -9,12 +9,12 @@ PostgreSQL and MariaDB); A's is a SQLite file of its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,12 +255,15 @@ def test_concurrent_requests_never_roll_the_witness_back(
 ) -> None:
     p = quiet_pair
     assert add(p, 0, 4)[0] == 200
-    # B's decision made slow (B serves in this process): without the row's lock, requests
-    # read size 4 together and each one's store would win in turn.
+    # B's decision waits (B serves in this process) until a second request's decision joins
+    # it, or 2 s: without the row's lock two requests decide on size 4 together and both win;
+    # with it the second cannot read until the first has committed, so the first waits alone.
     decide = witness_service.decide
+    rendezvous = threading.Barrier(2, timeout=2)
 
     def slow(*args: Any) -> Checkpoint:
-        time.sleep(0.05)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            rendezvous.wait()
         return decide(*args)
 
     monkeypatch.setattr(witness_service, "decide", slow)
