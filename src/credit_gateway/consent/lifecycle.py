@@ -24,6 +24,14 @@ The rules, each refusal with its reason:
     SUBJECT_SIGNATURE_INVALID), one that did not must send no signature, which stored
     unverified would later pass for its own (SUBJECT_KEY_NOT_REGISTERED); the evidence kept
     says which of the two proved the subject's will.
+
+Every change is a decision on record (issue #13): its writes carry the audit entry
+(domain/audit.decision_entry) of what came of it, committed with it. A refusal decided on what
+was read rolls its change back, so `run` records its entry (outcome REFUSED, the reason) in a
+second small transaction that writes only that, before the refusal reaches the caller: the
+release path's refusals are on record alike, with nothing else written. A call refused before
+anything is read (malformed terms, a grantee asking for another) is a malformed request, as
+an inquiry naming an unknown item is: not a decision about anyone, and not recorded.
 """
 
 from __future__ import annotations
@@ -31,9 +39,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from credit_gateway.domain.agreements import Operation
+from credit_gateway.domain.audit import REFUSED, SELF, AuditEntry, decision_entry
 from credit_gateway.domain.catalog import Catalog, DisclosureLevel
 from credit_gateway.domain.consent import (
     Consent,
@@ -50,6 +59,7 @@ from credit_gateway.domain.participants import Participant, ParticipantKind
 from credit_gateway.domain.policy import AgreementState, not_in_force
 from credit_gateway.domain.release import Subject, check_subject_kind
 from credit_gateway.errors import (
+    CallerError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -155,13 +165,15 @@ class RequestDecision:
 
 @dataclass(frozen=True, slots=True)
 class Writes:
-    """In this order: the subject, the consent, the request, its decision, the status change."""
+    """In this order: the subject, the consent, the request, its decision, the status change,
+    the audit entry of the change (set by the flow, last, once it decided)."""
 
     subject: NewSubject | None = None
     consent: NewConsent | None = None
     request: ConsentRequest | None = None  # a new one, pending, with its event
     decision: RequestDecision | None = None
     change: StatusChange | None = None
+    audit: AuditEntry | None = None
 
 
 class ConsentStore(Protocol):
@@ -174,6 +186,11 @@ class ConsentStore(Protocol):
         pass what they read to `decide`, make the writes it returns and commit; or roll back
         and answer False if the new subject was added meanwhile by another transaction. An
         exception from `decide` rolls back. Driver errors leave as StorageError."""
+        ...
+
+    def record(self, entry: AuditEntry) -> None:
+        """One write transaction that writes only `entry`: a refused change's, once the change
+        rolled back."""
         ...
 
 
@@ -198,21 +215,24 @@ class SignatureCheck(Protocol):
 
 def check_grantee(
     grantee: Participant | None, agreements: Iterable[AgreementState], now: datetime
-) -> None:
+) -> str:
     """Consent may be given to `grantee` at `now` (Art 20 para 2), or InvalidArgument says why
-    not: it must be in good standing and hold an agreement in force for authorized inquiry."""
+    not: it must be in good standing and hold an agreement in force for authorized inquiry.
+    Answers the (first such) agreement's id, which the audit entry names."""
     if grantee is None or grantee.kind not in GRANTEE_KINDS or not _may_act(grantee, now):
         raise InvalidArgument.field(
             "terms.grantee",
             "not a licensed credit service establishment or industry association in good standing",
             reason="GRANTEE_NOT_ELIGIBLE",
         )
-    if not any(_for_authorized_inquiry(a, grantee.id, now) for a in agreements):
-        raise InvalidArgument.field(
-            "terms.grantee",
-            "has no agreement in force for authorized inquiry",
-            reason="GRANTEE_NOT_ELIGIBLE",
-        )
+    for state in agreements:
+        if _for_authorized_inquiry(state, grantee.id, now):
+            return state.agreement.id
+    raise InvalidArgument.field(
+        "terms.grantee",
+        "has no agreement in force for authorized inquiry",
+        reason="GRANTEE_NOT_ELIGIBLE",
+    )
 
 
 def _may_act(participant: Participant, now: datetime) -> bool:
@@ -323,24 +343,86 @@ class Flow(Protocol[T_co]):
 
     def result(self) -> T_co: ...
 
+    def refusal(self, error: CallerError) -> AuditEntry | None:
+        """The entry of `error` if `decide` refused with it (None: not a decision of the flow)."""
+        ...
+
 
 def run(flow: Flow[T], store: ConsentStore) -> T:
     """Drives a change against a store. An attempt that found its new subject added meanwhile is
-    made once more, and that one reads the subject, so it cannot lose the same way."""
+    made once more, and that one reads the subject, so it cannot lose the same way. A refusal
+    is recorded before it is raised (the change itself rolled back)."""
     for _ in range(2):
-        if store.change(flow.reads(), flow.decide):
+        try:
+            done = store.change(flow.reads(), flow.decide)
+        except CallerError as error:
+            entry = flow.refusal(error)
+            if entry is not None:
+                store.record(entry)
+            raise
+        if done:
             return flow.result()
     raise StorageError("the subject was added concurrently twice over")
 
 
+@dataclass(slots=True)
+class _Seen:
+    """What the entry of an attempt names, as far as the attempt got before it decided."""
+
+    subject_id: str | None = None
+    consent_id: str | None = None
+    agreement_id: str | None = None
+    request_id: str | None = None
+
+
 class _Flow(Generic[T]):
-    def __init__(self, now: datetime) -> None:
-        self.now = now
+    """A change and its audit entry: `_decide` applies the rules, `decide` adds the entry of
+    the outcome or keeps the refusal for `run` to record."""
+
+    method: str
+    outcome: str
+
+    def __init__(self, now: datetime, caller: str = SELF) -> None:
+        self.now, self.caller = now, caller
         self._result: T | None = None
+        self._seen = _Seen()
+        self._refused: CallerError | None = None
 
     def result(self) -> T:
         assert self._result is not None, "decide() was not called"
         return self._result
+
+    def decide(self, state: ReadState) -> Writes:
+        self._seen = _Seen(None if state.subject is None else state.subject.id)
+        self._refused = None
+        try:
+            writes = self._decide(state)
+        except CallerError as error:
+            self._refused = error
+            raise
+        return replace(writes, audit=self._entry(self.outcome, ()))
+
+    def refusal(self, error: CallerError) -> AuditEntry | None:
+        if error is not self._refused:
+            return None
+        return self._entry(REFUSED, (error.reason,) if error.reason else ())
+
+    def _decide(self, state: ReadState) -> Writes:
+        raise NotImplementedError
+
+    def _entry(self, outcome: str, reasons: tuple[str, ...]) -> AuditEntry:
+        seen = self._seen
+        return decision_entry(
+            at=self.now,
+            caller=self.caller,
+            method=self.method,
+            outcome=outcome,
+            reasons=reasons,
+            subject_id=seen.subject_id,
+            consent_id=seen.consent_id,
+            agreement_id=seen.agreement_id,
+            request_id=seen.request_id,
+        )
 
 
 class _Giving(_Flow[Consent]):
@@ -360,17 +442,20 @@ class _Giving(_Flow[Consent]):
     def _give(self, stored: StoredSubject, terms: ConsentTerms, state: ReadState) -> NewConsent:
         """The consent on `terms` to the grantee read, checked in order: the grantee's standing,
         then the subject's signature."""
-        check_grantee(state.grantee, state.agreements, self.now)
+        self._seen.agreement_id = check_grantee(state.grantee, state.agreements, self.now)
         artefact = artefact_bytes(self.subject.code, terms)
         proof = evidence(stored.public_jwk, artefact, self.signature, self._check)
         now = self.now
         consent = Consent(new_id("cns"), stored.id, terms, ConsentStatus.ACTIVE, 0, now, now, proof)
         self._result = consent
+        self._seen.consent_id = consent.id
         return NewConsent(consent, artefact, self.signature.value or None)
 
 
 class Grant(_Giving):
     """The subject gives consent on `terms` (GrantConsent)."""
+
+    method, outcome = "GrantConsent", "GRANTED"
 
     def __init__(
         self,
@@ -388,13 +473,17 @@ class Grant(_Giving):
     def reads(self) -> Reads:
         return Reads(subject_lookup=self.subject.lookup, grantee_id=self.terms.grantee)
 
-    def decide(self, state: ReadState) -> Writes:
+    def _decide(self, state: ReadState) -> Writes:
         stored, new = _subject(state, self.subject, self.now)
-        return Writes(subject=new, consent=self._give(stored, self.terms, state))
+        given = self._give(stored, self.terms, state)
+        self._seen.subject_id = stored.id  # a new one only now: a refusal rolls it back
+        return Writes(subject=new, consent=given)
 
 
 class Approve(_Giving):
     """The subject approves a grantee's request: consent on the request's terms."""
+
+    method, outcome = "ApproveConsentRequest", "APPROVED"
 
     def __init__(
         self,
@@ -413,7 +502,8 @@ class Approve(_Giving):
             subject_lookup=self.subject.lookup, request_id=self.request_id, request_grantee=True
         )
 
-    def decide(self, state: ReadState) -> Writes:
+    def _decide(self, state: ReadState) -> Writes:
+        self._seen.request_id = self.request_id
         stored_as(state, self.subject)
         request = pending_request(state)
         assert state.subject is not None  # pending_request refused otherwise
@@ -429,6 +519,8 @@ class Approve(_Giving):
 class Reject(_Flow[ConsentRequest]):
     """The subject rejects a grantee's request."""
 
+    method, outcome = "RejectConsentRequest", "REJECTED"
+
     def __init__(self, subject: Subject, request_id: str, now: datetime) -> None:
         super().__init__(now)
         self.subject, self.request_id = subject, request_id
@@ -436,7 +528,8 @@ class Reject(_Flow[ConsentRequest]):
     def reads(self) -> Reads:
         return Reads(subject_lookup=self.subject.lookup, request_id=self.request_id)
 
-    def decide(self, state: ReadState) -> Writes:
+    def _decide(self, state: ReadState) -> Writes:
+        self._seen.request_id = self.request_id
         stored_as(state, self.subject)
         request = pending_request(state)
         assert state.subject is not None  # pending_request refused otherwise
@@ -448,16 +541,24 @@ class Reject(_Flow[ConsentRequest]):
 class Change(_Flow[Consent]):
     """The subject revokes, pauses or resumes one of its consents."""
 
+    _NAMES: ClassVar[dict[ConsentStatus, tuple[str, str]]] = {
+        ConsentStatus.REVOKED: ("RevokeConsent", "REVOKED"),
+        ConsentStatus.PAUSED: ("PauseConsent", "PAUSED"),
+        ConsentStatus.ACTIVE: ("ResumeConsent", "RESUMED"),
+    }
+
     def __init__(
         self, subject: Subject, consent_id: str, target: ConsentStatus, now: datetime
     ) -> None:
         super().__init__(now)
         self.subject, self.consent_id, self.target = subject, consent_id, target
+        self.method, self.outcome = self._NAMES[target]
 
     def reads(self) -> Reads:
         return Reads(subject_lookup=self.subject.lookup, consent_id=self.consent_id)
 
-    def decide(self, state: ReadState) -> Writes:
+    def _decide(self, state: ReadState) -> Writes:
+        self._seen.consent_id = self.consent_id  # as asked: a refusal names what it refused
         stored_as(state, self.subject)
         consent = own_consent(state)
         assert state.subject is not None  # own_consent refused otherwise
@@ -469,6 +570,8 @@ class Change(_Flow[Consent]):
 class Ask(_Flow[ConsentRequest]):
     """A grantee asks a subject for consent on `terms` (RequestConsent)."""
 
+    method, outcome = "RequestConsent", "REQUESTED"
+
     def __init__(
         self,
         grantee_id: str,
@@ -477,7 +580,7 @@ class Ask(_Flow[ConsentRequest]):
         catalog: Catalog,
         now: datetime,
     ) -> None:
-        super().__init__(now)
+        super().__init__(now, grantee_id)
         if terms.grantee != grantee_id:
             raise InvalidArgument.field(
                 "terms.grantee", "a grantee asks for consent for itself only"
@@ -488,12 +591,13 @@ class Ask(_Flow[ConsentRequest]):
     def reads(self) -> Reads:
         return Reads(subject_lookup=self.subject.lookup, grantee_id=self.terms.grantee)
 
-    def decide(self, state: ReadState) -> Writes:
-        check_grantee(state.grantee, state.agreements, self.now)
+    def _decide(self, state: ReadState) -> Writes:
+        self._seen.agreement_id = check_grantee(state.grantee, state.agreements, self.now)
         stored, new = _subject(state, self.subject, self.now)
         self._result = ConsentRequest(
             new_id("crq"), stored.id, self.terms, RequestStatus.PENDING, self.now
         )
+        self._seen.subject_id, self._seen.request_id = stored.id, self._result.id
         return Writes(subject=new, request=self._result)
 
 

@@ -43,7 +43,7 @@ class Granted:
 class ConsentService:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.store = SqlConsentStore(gateway.db, lambda: gateway.envelope)
+        self.store = SqlConsentStore(gateway.db, lambda: gateway.envelope, gateway.audit.mac_key)
 
     # --- the subject's side ----------------------------------------------------------------
     def grant(

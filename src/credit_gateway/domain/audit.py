@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from credit_gateway.domain.canonical import canonical_bytes
+from credit_gateway.domain.ids import new_id
 from credit_gateway.domain.timestamps import canonical_timestamp
 
 FORMAT = "credit-gateway/audit/v1"
@@ -39,6 +40,7 @@ class AuditEntry:
     consent_id: str | None = None
     released_records: tuple[str, ...] = ()
     withheld_records: int = 0
+    request_id: str | None = None  # the consent request the decision is about
 
     def body(self) -> bytes:
         doc: dict[str, Any] = {
@@ -56,11 +58,79 @@ class AuditEntry:
             "consent": self.consent_id,
             "released": list(self.released_records),
             "withheld": self.withheld_records,
+            "request": self.request_id,
         }
         try:
             return _ENCODER.encode(doc).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: refused as canonical_bytes refuses it
             return canonical_bytes(doc)
+
+
+SELF = "self"  # the subject, as the caller of its own calls: never named by its code
+OPERATOR = "operator"  # the center's operator, at the command line
+
+# The decisions that are not inquiries into a subject's information: consent changes, by the
+# subject or the grantee, and the operator's actions. Art 19 para 2 keeps "inquiry records",
+# which ListInquiries shows the subject; these are in the log (and the subject's evidence
+# bundle) but not among its inquiries.
+CONSENT_METHODS = frozenset(
+    {
+        "GrantConsent",
+        "RevokeConsent",
+        "PauseConsent",
+        "ResumeConsent",
+        "RequestConsent",
+        "ApproveConsentRequest",
+        "RejectConsentRequest",
+    }
+)
+OPERATOR_METHODS = frozenset(
+    {
+        "participants.add",
+        "participants.suspend",
+        "participants.licence",
+        "agreements.register",
+        "agreements.suspend",
+        "subjects.register-key",
+        "catalog.load",
+    }
+)
+NOT_INQUIRIES = CONSENT_METHODS | OPERATOR_METHODS
+REFUSED = "REFUSED"  # as a release's Outcome.REFUSED: every refusal reads alike in the log
+
+
+def decision_entry(
+    *,
+    at: datetime,
+    caller: str,
+    method: str,
+    outcome: str,
+    reasons: tuple[str, ...] = (),
+    subject_id: str | None = None,
+    consent_id: str | None = None,
+    agreement_id: str | None = None,
+    request_id: str | None = None,
+    purpose: str = "",
+    items: tuple[str, ...] = (),
+) -> AuditEntry:
+    """The entry of a decision other than a release: a consent change or an operator's action.
+    Its method must be one of NOT_INQUIRIES, so none of them is ever shown as an inquiry."""
+    if method not in NOT_INQUIRIES:
+        raise ValueError(f"{method!r} is not a consent change or an operator action")
+    return AuditEntry(
+        id=new_id("aud"),
+        at=at,
+        caller=caller,
+        method=method,
+        subject_id=subject_id,
+        purpose=purpose,
+        items=items,
+        outcome=outcome,
+        reasons=reasons,
+        agreement_id=agreement_id,
+        consent_id=consent_id,
+        request_id=request_id,
+    )
 
 
 def leaf_hash(body: bytes) -> bytes:

@@ -1,5 +1,6 @@
-"""Operator actions on participants, agreements and subjects' keys (the CLI calls these), each
-one transaction of the registry (storage/registry.py) on a database opened for it."""
+"""Operator actions on participants, agreements, subjects' keys and the catalog (the CLI calls
+these), each one transaction of the registry (storage/registry.py) on a database opened for it,
+with its audit entry (MAC'd under the key derived from the master key, as the server's are)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from credit_gateway.adapters.storage.db import Database
 from credit_gateway.auth.binding import x5t_s256
 from credit_gateway.auth.scopes import SCOPES_BY_KIND
 from credit_gateway.domain.agreements import Agreement, AgreementStatus
+from credit_gateway.domain.audit import MAC_LABEL
 from credit_gateway.domain.canonical import CanonicalError, parse_json_object
+from credit_gateway.domain.catalog import Catalog
 from credit_gateway.domain.identifiers import (
     IdentifierError,
     SubjectKind,
@@ -52,6 +55,13 @@ def _database(settings: Settings) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+def _mac_key(settings: Settings) -> bytes:
+    """The audit entries' MAC key: without it an action's entry would be quarantined."""
+    from credit_gateway.crypto.master import MasterKey
+
+    return MasterKey.load(settings.master_key_file).derive(MAC_LABEL)
 
 
 def read_json_object(path: Path) -> tuple[bytes, dict[str, Any]]:
@@ -126,14 +136,15 @@ def add_participant(
     participant = Participant(
         participant_id, participant_kind, code, name, ParticipantStatus.ACTIVE, granted, lic
     )
+    certs = [(t, n) for t, n, _ in facts]
     with _database(settings) as db:
-        registry.add_participant(db, participant, jwks, [(t, n) for t, n, _ in facts], utcnow())
+        registry.add_participant(db, _mac_key(settings), participant, jwks, certs, utcnow())
     return participant
 
 
 def suspend_participant(settings: Settings, participant_id: str) -> None:
     with _database(settings) as db:
-        registry.suspend_participant(db, participant_id)
+        registry.suspend_participant(db, _mac_key(settings), participant_id, utcnow())
 
 
 def list_participants(settings: Settings) -> list[Participant]:
@@ -148,7 +159,14 @@ def change_licence(
     if valid_until is not None and valid_until.tzinfo is None:
         valid_until = valid_until.replace(tzinfo=utcnow().tzinfo)
     with _database(settings) as db:
-        registry.set_licence(db, participant_id, valid_until=valid_until, revoked=revoked)
+        registry.set_licence(
+            db,
+            _mac_key(settings),
+            participant_id,
+            utcnow(),
+            valid_until=valid_until,
+            revoked=revoked,
+        )
 
 
 def register_agreement(
@@ -163,12 +181,14 @@ def register_agreement(
         return signing.verify(parsed, center, jwks, now)
 
     with _database(settings) as db:
-        return registry.register_agreement(db, counterparty, verify, document, now)
+        return registry.register_agreement(
+            db, _mac_key(settings), counterparty, verify, document, now
+        )
 
 
 def suspend_agreement(settings: Settings, agreement_id: str) -> None:
     with _database(settings) as db:
-        registry.suspend_agreement(db, agreement_id)
+        registry.suspend_agreement(db, _mac_key(settings), agreement_id, utcnow())
 
 
 def list_agreements(settings: Settings) -> list[tuple[Agreement, AgreementStatus]]:
@@ -203,3 +223,9 @@ def register_subject_key(
     with _database(settings) as db:
         registry.register_subject_key(db, master, subject, public, now)
     return str(jwk.thumbprint())
+
+
+def load_catalog(settings: Settings, document: dict[str, Any]) -> Catalog:
+    """Loads a catalog document and makes it current (`catalog load`), on record."""
+    with _database(settings) as db:
+        return registry.load_catalog(db, _mac_key(settings), document, utcnow())

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from credit_gateway.domain.audit import AuditEntry
+from credit_gateway.domain.audit import (
+    CONSENT_METHODS,
+    NOT_INQUIRIES,
+    OPERATOR,
+    OPERATOR_METHODS,
+    SELF,
+    AuditEntry,
+    decision_entry,
+)
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes
 from credit_gateway.domain.timestamps import canonical_timestamp
 
@@ -34,6 +42,7 @@ def document(entry: AuditEntry) -> dict[str, object]:
         "consent": entry.consent_id,
         "released": list(entry.released_records),
         "withheld": entry.withheld_records,
+        "request": entry.request_id,
     }
 
 
@@ -53,6 +62,7 @@ def document(entry: AuditEntry) -> dict[str, object]:
         consent_id=maybe,
         released_records=st.lists(text, max_size=4).map(tuple),
         withheld_records=st.integers(0, 2**53 - 1),
+        request_id=maybe,
     )
 )
 def test_the_body_is_the_canonical_json_of_the_entry(entry: AuditEntry) -> None:
@@ -84,6 +94,41 @@ def test_a_release_entry() -> None:
         b'{"agreement":"agr-1","at":"2026-11-27T10:00:00.123456Z","caller":"zx-credit",'
         b'"consent":"cns_1","format":"credit-gateway/audit/v1","id":"inq_1",'
         b'"items":["ADM.PUNISHMENT"],"method":"QueryAuthorized","outcome":"RELEASED",'
-        b'"purpose":"LOAN_APPROVAL","reasons":[],"released":["rec_1"],"subject":"sbj_1",'
-        b'"withheld":0}'
+        b'"purpose":"LOAN_APPROVAL","reasons":[],"released":["rec_1"],"request":null,'
+        b'"subject":"sbj_1","withheld":0}'
     )
+
+
+def test_a_consent_change_entry() -> None:
+    entry = decision_entry(
+        at=datetime(2026, 11, 27, 10, 0, tzinfo=UTC),
+        caller=SELF,
+        method="ApproveConsentRequest",
+        outcome="APPROVED",
+        subject_id="sbj_1",
+        consent_id="cns_1",
+        agreement_id="agr-1",
+        request_id="crq_1",
+    )
+    assert entry.id.startswith("aud_")
+    assert entry.body() == (
+        b'{"agreement":"agr-1","at":"2026-11-27T10:00:00Z","caller":"self",'
+        b'"consent":"cns_1","format":"credit-gateway/audit/v1","id":"' + entry.id.encode() + b'",'
+        b'"items":[],"method":"ApproveConsentRequest","outcome":"APPROVED","purpose":"",'
+        b'"reasons":[],"released":[],"request":"crq_1","subject":"sbj_1","withheld":0}'
+    )
+
+
+@pytest.mark.parametrize("method", ["QueryAuthorized", "QueryOwn", "consents.grant", ""])
+def test_a_decision_entry_is_never_an_inquiry(method: str) -> None:
+    """ListInquiries leaves out NOT_INQUIRIES only: an entry made here under any other method
+    would be shown to the subject as an inquiry into it."""
+    with pytest.raises(ValueError, match="not a consent change or an operator action"):
+        decision_entry(
+            at=datetime(2026, 11, 27, tzinfo=UTC), caller=OPERATOR, method=method, outcome="DONE"
+        )
+
+
+def test_no_method_is_both_a_consent_change_and_an_operator_action() -> None:
+    assert not CONSENT_METHODS & OPERATOR_METHODS
+    assert NOT_INQUIRIES == CONSENT_METHODS | OPERATOR_METHODS

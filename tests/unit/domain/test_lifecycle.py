@@ -4,7 +4,7 @@
 and writes are one transaction (an exception from `decide` leaves the rows as they were), and a
 change whose new subject was added meanwhile by another call is rolled back (`races` makes the
 next ones lose so). Every rule is checked for what it allows and for what it refuses, with the
-refusal's reason and nothing written.
+refusal's reason and nothing written but its audit entry, which `record` keeps apart.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from credit_gateway.consent.lifecycle import (
     Writes,
 )
 from credit_gateway.domain.agreements import Agreement, AgreementStatus, Operation, Quotas
+from credit_gateway.domain.audit import CONSENT_METHODS, AuditEntry
 from credit_gateway.domain.catalog import Catalog, Category, DisclosureLevel
 from credit_gateway.domain.consent import (
     Consent,
@@ -163,6 +164,7 @@ class FakeStore:
     artefacts: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)
     attempts: list[Reads] = field(default_factory=list)
     races: int = 0  # the next changes that add a subject find it added meanwhile
+    audit: list[AuditEntry] = field(default_factory=list)  # committed changes' and refusals'
 
     def read(self, reads: Reads) -> ReadState:
         found_request = self.requests.get(reads.request_id or "")
@@ -209,7 +211,12 @@ class FakeStore:
                 self.consents[c.consent_id], status=c.status, status_changed_at=c.at
             )
             self.events.append((c.consent_id, c.status.value, c.actor))
+        assert writes.audit is not None, "every change is on record"
+        self.audit.append(writes.audit)
         return True
+
+    def record(self, entry: AuditEntry) -> None:
+        self.audit.append(entry)
 
     def snapshot(self) -> tuple[object, ...]:
         return dict(self.subjects), dict(self.consents), dict(self.requests), list(self.events)
@@ -623,3 +630,76 @@ def test_a_grantee_sees_only_what_is_made_out_to_it() -> None:
     assert lifecycle.for_grantee(request(), AGENCY) == request()
     assert lifecycle.for_grantee(consent(), "other-credit") is None
     assert lifecycle.for_grantee(None, AGENCY) is None
+
+
+# --- the audit entries -------------------------------------------------------------------------
+
+
+def test_each_change_is_on_record_once_with_what_came_of_it() -> None:
+    store = with_person()
+    store.requests[REQUEST] = request()
+    granted = grant(store)
+    changed = lifecycle.run(Change(PERSON, granted.id, S.PAUSED, NOW), store)
+    approved = lifecycle.run(Approve(PERSON, REQUEST, UNSIGNED, CATALOG, NOW, check), store)
+    asked = lifecycle.run(Ask(AGENCY, OTHER, TERMS, CATALOG, NOW), store)
+
+    named = [
+        (e.caller, e.method, e.subject_id, e.consent_id, e.agreement_id, e.request_id, e.outcome)
+        for e in store.audit
+    ]
+    assert named == [
+        ("self", "GrantConsent", PERSON_ID, granted.id, "agr-zx", None, "GRANTED"),
+        ("self", "PauseConsent", PERSON_ID, changed.id, None, None, "PAUSED"),
+        ("self", "ApproveConsentRequest", PERSON_ID, approved.id, "agr-zx", REQUEST, "APPROVED"),
+        (AGENCY, "RequestConsent", OTHER_ID, None, "agr-zx", asked.id, "REQUESTED"),
+    ]
+    assert all(e.at == NOW and e.reasons == () for e in store.audit)
+    assert {e.method for e in store.audit} <= CONSENT_METHODS  # never listed as inquiries
+
+
+def test_a_refusal_is_recorded_alone_with_its_reason() -> None:
+    store = with_person(consents={CONSENT: consent(status=S.REVOKED)})
+    error = refused(store, lambda: lifecycle.run(Change(PERSON, CONSENT, S.ACTIVE, NOW), store))
+    [entry] = store.audit
+    assert (entry.caller, entry.method, entry.subject_id, entry.consent_id) == (
+        "self",
+        "ResumeConsent",
+        PERSON_ID,
+        CONSENT,
+    )
+    assert (entry.outcome, entry.reasons) == ("REFUSED", (error.reason,))
+
+
+def test_a_refused_signature_names_the_agreement_it_got_as_far_as() -> None:
+    store = with_person(jwk=JWK)
+    error = refused(store, lambda: grant(store, Signature(b"forged", "kid-1")))
+    [entry] = store.audit
+    assert error.reason == "SUBJECT_SIGNATURE_INVALID"
+    assert (entry.subject_id, entry.agreement_id, entry.consent_id) == (PERSON_ID, "agr-zx", None)
+    assert (entry.outcome, entry.reasons) == ("REFUSED", ("SUBJECT_SIGNATURE_INVALID",))
+
+
+def test_a_refusal_of_a_subject_not_on_record_names_no_subject() -> None:
+    store = FakeStore(participants={})  # no grantee: refused before a subject would be added
+    refused(store, lambda: grant(store))
+    [entry] = store.audit
+    assert (entry.subject_id, entry.reasons) == (None, ("GRANTEE_NOT_ELIGIBLE",))
+
+
+def test_a_call_refused_before_anything_is_read_is_not_a_decision() -> None:
+    store = with_person()
+    with pytest.raises(InvalidArgument):
+        grant(store, max_uses=0)
+    assert store.audit == []
+    assert store.attempts == []
+
+
+def test_a_storage_failure_is_not_recorded_as_a_refusal() -> None:
+    class Broken(FakeStore):
+        def change(self, reads: Reads, decide: Callable[[ReadState], Writes]) -> bool:
+            raise StorageError("the database went away")
+
+    store = Broken()
+    with pytest.raises(StorageError):
+        grant(store)
+    assert store.audit == []

@@ -6,7 +6,8 @@ release counting a use of the consent; it hands what it read to the flow's `deci
 what that returns before it commits. A question is one read-only transaction.
 
 What the lifecycle hands over in the clear is sealed here, at rest: a new subject's code and
-the consent's artefact (crypto/envelope.py), each bound to its row.
+the consent's artefact (crypto/envelope.py), each bound to its row. The change's audit entry is
+written last, in its transaction; a refusal's alone, in one of its own (`record`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from credit_gateway.adapters.storage.db import Database
 from credit_gateway.adapters.storage.tables import SubjectRow
 from credit_gateway.consent.lifecycle import Reads, ReadState, StoredSubject, Writes
 from credit_gateway.crypto.envelope import Envelope
+from credit_gateway.domain.audit import AuditEntry
 from credit_gateway.domain.consent import Consent, ConsentRequest
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.participants import Participant
@@ -35,10 +37,10 @@ class _Moved(Exception):
 
 class SqlConsentStore:
     """consent.lifecycle.ConsentStore on a Database. `envelope` answers the current one (the
-    gateway replaces it when its keys are reloaded)."""
+    gateway replaces it when its keys are reloaded); `mac_key` is the audit entries' MAC key."""
 
-    def __init__(self, db: Database, envelope: Callable[[], Envelope]) -> None:
-        self._db, self._envelope = db, envelope
+    def __init__(self, db: Database, envelope: Callable[[], Envelope], mac_key: bytes) -> None:
+        self._db, self._envelope, self._mac_key = db, envelope, mac_key
 
     def read(self, reads: Reads) -> ReadState:
         with self._db.transaction(write=False) as session:
@@ -51,6 +53,10 @@ class SqlConsentStore:
         except _Moved:
             return False
         return True
+
+    def record(self, entry: AuditEntry) -> None:
+        with self._db.transaction() as session:
+            audit_store.append(session, self._mac_key, entry)
 
     def _read(self, session: Session, reads: Reads, *, lock: bool) -> ReadState:
         subject: StoredSubject | None = None
@@ -110,6 +116,8 @@ class SqlConsentStore:
         change = writes.change
         if change is not None:
             consents.set_status(session, change.consent_id, change.status, change.actor, change.at)
+        if writes.audit is not None:
+            audit_store.append(session, self._mac_key, writes.audit)
 
 
 _Lists = tuple[tuple[Consent, ...], tuple[ConsentRequest, ...], tuple[dict[str, object], ...]]
@@ -126,6 +134,6 @@ def _lists(session: Session, subject_id: str, reads: Reads) -> _Lists:
         found_requests = tuple(consents.list_requests(session, subject_id, reads.requests))
     if reads.inquiries:
         entries = tuple(
-            audit_store.subject_entries(session, subject_id, reads.consent_id, reads.inquiries)
+            audit_store.subject_inquiries(session, subject_id, reads.consent_id, reads.inquiries)
         )
     return found_consents, found_requests, entries
