@@ -224,7 +224,8 @@ def _inquiry(entry: dict[str, object]) -> consent_pb2.InquiryEntry:
         return [str(v) for v in value] if isinstance(value, list) else []
 
     at = datetime.fromisoformat(str(entry["at"]))
-    return consent_pb2.InquiryEntry(
+    leaf_index = entry.get("leaf_index")
+    pb = consent_pb2.InquiryEntry(
         inquiry_id=str(entry["id"]),
         caller=str(entry["caller"]),
         method=str(entry["method"]),
@@ -237,3 +238,6 @@ def _inquiry(entry: dict[str, object]) -> consent_pb2.InquiryEntry:
         at=convert.to_timestamp(at),
         released_count=len(strings("released")),
     )
+    if isinstance(leaf_index, int):  # unset until the integrator placed it
+        pb.leaf_index = leaf_index
+    return pb

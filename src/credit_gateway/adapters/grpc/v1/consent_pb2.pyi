@@ -138,7 +138,7 @@ class ListInquiriesRequest(_message.Message):
     def __init__(self, consent_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class InquiryEntry(_message.Message):
-    __slots__ = ("inquiry_id", "caller", "method", "purpose", "item_codes", "outcome", "reasons", "consent_id", "agreement_id", "at", "released_count")
+    __slots__ = ("inquiry_id", "caller", "method", "purpose", "item_codes", "outcome", "reasons", "consent_id", "agreement_id", "at", "released_count", "leaf_index")
     INQUIRY_ID_FIELD_NUMBER: _ClassVar[int]
     CALLER_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +150,7 @@ class InquiryEntry(_message.Message):
     AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     RELEASED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
     inquiry_id: str
     caller: str
     method: str
@@ -161,7 +162,8 @@ class InquiryEntry(_message.Message):
     agreement_id: str
     at: _timestamp_pb2.Timestamp
     released_count: int
-    def __init__(self, inquiry_id: _Optional[str] = ..., caller: _Optional[str] = ..., method: _Optional[str] = ..., purpose: _Optional[str] = ..., item_codes: _Optional[_Iterable[str]] = ..., outcome: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., consent_id: _Optional[str] = ..., agreement_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., released_count: _Optional[int] = ...) -> None: ...
+    leaf_index: int
+    def __init__(self, inquiry_id: _Optional[str] = ..., caller: _Optional[str] = ..., method: _Optional[str] = ..., purpose: _Optional[str] = ..., item_codes: _Optional[_Iterable[str]] = ..., outcome: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., consent_id: _Optional[str] = ..., agreement_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., released_count: _Optional[int] = ..., leaf_index: _Optional[int] = ...) -> None: ...
 
 class ListInquiriesResponse(_message.Message):
     __slots__ = ("inquiries",)

@@ -145,7 +145,9 @@ class ConsentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListInquiries(self, request, context):
-        """Every inquiry into the subject's records: who, when, purpose, items, outcome.
+        """Every inquiry into the subject's records: who, when, purpose, items, outcome (Art 19 para 2:
+        inquiry records; its own consent changes are in ListConsents and ListConsentRequests, and
+        in its evidence bundle), each with its audit log leaf index once integrated.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
