@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 from sqlalchemy import select
+from support.audit_entries import integrated
 from support.harness import COMPANY, PERSON, Harness, make_agreement, metadata
 from support.rpc import reason_of
 
@@ -65,6 +66,13 @@ def test_revoked_licence_stops_the_agency_at_its_next_call(
         stub.QueryOpen(query, metadata=metadata(token), timeout=5)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert reason_of(refused.value) == "LICENCE_REVOKED"
+    # The command's own process wrote its entry, with a MAC the server's integrator accepts.
+    [entry] = [e for e in integrated(harness.gateway) if e["method"] == "participants.licence"]
+    assert (entry["caller"], entry["outcome"], entry["items"]) == (
+        "operator",
+        "LICENCE_REVOKED",
+        ["zx-credit"],
+    )
 
 
 def test_registered_subject_key_makes_consent_signatures_mandatory(
