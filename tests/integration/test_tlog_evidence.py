@@ -90,3 +90,26 @@ def test_a_check_names_waiting_rows_without_a_mac_but_not_legacy_ones(db: Databa
     with db.transaction(write=False) as session:
         assert tlog.unsealed(session, MAC_KEY) == []  # quarantined now: verify_log names it
         assert tlog.summary(session) == tlog.Summary(3, 1, 0, 0, 1)
+
+
+def test_a_check_while_the_integrator_runs_names_nothing(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica integrates between the check's reads (on PostgreSQL each statement sees what
+    has committed by then): what it adds is not "beyond the tree's size"."""
+    append(db, ["sub-0"] * 5)
+    integrate(db)
+    read = tlog._stored
+    raced: list[bool] = []
+
+    def and_a_replica_integrates(*args: object, **kwargs: object) -> list[tlog.StoredEntry]:
+        if not raced:
+            raced.append(True)
+            append(db, ["sub-1"] * 3)
+            integrate(db)
+        return read(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tlog, "_stored", and_a_replica_integrates)
+    with db.transaction(write=False) as session:
+        assert tlog.verify_log(session, SIGNER.verifier) == []
+    assert raced

@@ -363,8 +363,14 @@ def verify_log(session: Session, log_key: Verifier, chunk: int = 10_000) -> list
         select(AuditEntryRow.seq).where(AuditEntryRow.quarantined.is_(True))
     ):
         found.append(Inconsistency(f"entry seq {seq}", "quarantined: no valid MAC or leaf"))
+    # Against the tree's size as this statement reads it: a replica may have integrated since
+    # `size` was read (PostgreSQL's statements each see what has committed), and its leaves
+    # commit with its size.
+    now_size = func.coalesce(
+        select(AuditTreeRow.size).where(AuditTreeRow.id == TREE_ROW).scalar_subquery(), 0
+    )
     extra = session.scalar(
-        select(AuditEntryRow.leaf_index).where(AuditEntryRow.leaf_index >= size).limit(1)
+        select(AuditEntryRow.leaf_index).where(AuditEntryRow.leaf_index >= now_size).limit(1)
     )
     if extra is not None:
         found.append(Inconsistency(f"leaf {extra}", "beyond the tree's size"))
