@@ -224,7 +224,10 @@ def test_a_bundle_carries_the_stored_cosignatures_and_the_witnesses_keys(
     vkey = witness.verifier.vkey()
     with operator.config.open("a") as config:
         config.write(f'[[witnesses]]\nurl = "https://witness.test"\nvkey = "{vkey}"\n')
-    bundle = export(operator, tmp_path, COMPANY)
+    bundle = tmp_path / "bundle.json"
+    ran = operator("export", "--subject", COMPANY, "--out", str(bundle))
+    assert ran.code == 0, ran.err
+    assert "cosigned by 1 of the 1 witnesses" in ran.out
     assert Bundle.from_json(bundle.read_bytes()).witness_keys == (vkey,)
     log_key = published_key(operator)
     checked = offline(
@@ -232,6 +235,12 @@ def test_a_bundle_carries_the_stored_cosignatures_and_the_witnesses_keys(
     )
     assert checked.code == 0, checked.err
     assert f"cosigned    witness.test/w at {harness.clock.now.isoformat()}" in checked.out
+
+    # A checkpoint export made by integrating is no witness's yet, and it says so.
+    release(harness, COMPANY)
+    ran = operator("export", "--subject", COMPANY, "--out", str(tmp_path / "newer.json"))
+    assert ran.code == 0, ran.err
+    assert "cosigned by 0 of the 1 witnesses" in ran.out
 
 
 def test_an_unknown_subject_has_no_bundle(operator: Operator, tmp_path: Path) -> None:

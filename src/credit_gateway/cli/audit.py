@@ -17,7 +17,7 @@ from typing import Any
 
 from credit_gateway.adapters.storage.db import Database
 from credit_gateway.crypto.master import MasterKey, SubjectLookup
-from credit_gateway.crypto.notes import NoteError, Verifier
+from credit_gateway.crypto.notes import Note, NoteError, Verifier, cosignature_time
 from credit_gateway.domain.evidence import Bundle, verify_bundle
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
 from credit_gateway.errors import FailedPrecondition, InvalidArgument
@@ -89,6 +89,19 @@ def _witness_keys(settings: Settings) -> tuple[str, ...]:
     return tuple(peer.vkey for peer in settings.witnesses)
 
 
+def _cosigned(note: Note, settings: Settings) -> int:
+    """How many of the configured witnesses cosigned ``note``. A checkpoint this command made
+    (by integrating) has none yet: the server offers witnesses the checkpoints it makes."""
+    count = 0
+    for peer in settings.witnesses:
+        try:
+            cosignature_time(note, peer.verifier)
+        except NoteError:
+            continue
+        count += 1
+    return count
+
+
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     lookup = _subject_lookup(settings, args.subject, args.kind)
     with _audit_log(settings) as log:
@@ -100,6 +113,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if added or quarantined:
         print(f"audit: integrated {added} waiting entries first ({quarantined} quarantined)")
     left_out = f"; {evidence.pruned} pruned past retention left out" if evidence.pruned else ""
+    if settings.witnesses:
+        cosigned = _cosigned(evidence.bundle.checkpoint, settings)
+        left_out += f"; cosigned by {cosigned} of the {len(settings.witnesses)} witnesses"
     print(
         f"audit: wrote {args.out}: {len(evidence.bundle.entries)} entries of the subject, "
         f"each proven in the checkpoint of size {evidence.size}{left_out}"
