@@ -44,7 +44,6 @@ from credit_gateway.adapters.http.witness import (
     ADD_CHECKPOINT_PATH,
     WitnessEndpoint,
     WitnessTransport,
-    client_context,
 )
 from credit_gateway.adapters.storage.trust import SqlTrustStore
 from credit_gateway.crypto.notes import NoteSignature
@@ -263,7 +262,7 @@ def _cosigning(
 
     clients = [
         WitnessClient(
-            peer.url, peer.verifier, transport.poster(peer.url, client_context(peer.ca)),
+            peer.url, peer.verifier, transport.poster(peer.url, tls.client_context(peer.ca)),
             proof, store,
         )
         for peer in settings.witnesses

@@ -1,5 +1,6 @@
 """Every TLS context of the gateway comes from here (STYLE lesson 7): gRPC server credentials,
-the HTTPS authorization server's context, and client credentials for tools and tests.
+the HTTPS authorization server's context, client credentials for tools and tests, and the
+client context for talking to witnesses.
 
 TLS 1.3 only on the HTTPS side; gRPC's core negotiates TLS 1.3 by default and requires and
 verifies the client certificate against our CA.
@@ -48,4 +49,12 @@ def https_server_context(settings: Settings) -> ssl.SSLContext:
     context.load_cert_chain(settings.server_cert, settings.server_key)
     context.load_verify_locations(cafile=str(settings.ca_cert))
     context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+def client_context(ca: Path | None) -> ssl.SSLContext:
+    """TLS to a witness: its certificate checked against ``ca`` (None: the system's roots) and
+    its host name; TLS 1.2 at least, for witnesses that are not gateways like this one."""
+    context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context

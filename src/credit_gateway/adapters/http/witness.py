@@ -17,7 +17,6 @@ trust store our token endpoint shares.
 from __future__ import annotations
 
 import ssl
-from pathlib import Path
 
 import aiohttp
 
@@ -52,14 +51,6 @@ class WitnessEndpoint:
                 return HttpResponse(409, (("Content-Type", SIZE_CONTENT_TYPE),), body)
             return HttpResponse(refusal.status, (_TEXT,), f"{refusal.message}\n".encode())
         return HttpResponse(200, (_TEXT,), line)
-
-
-def client_context(ca: Path | None) -> ssl.SSLContext:
-    """TLS to a witness: its certificate checked against ``ca`` (None: the system's roots) and
-    its host name; TLS 1.2 at least, for witnesses that are not gateways like this one."""
-    context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 class WitnessTransport:

@@ -20,6 +20,7 @@ from credit_gateway.consent.tokens import ConsentTokenError
 from credit_gateway.devpki import pki  # noqa: F401
 from credit_gateway.domain import canonical, catalog  # noqa: F401
 from credit_gateway.domain.identifiers import IdentifierError
+from credit_gateway.domain.witness import WitnessRefusal
 from credit_gateway.errors import FieldViolation, GatewayError, InvalidArgument, StorageError
 
 C = grpc.StatusCode
@@ -41,6 +42,7 @@ BRANCHES: dict[type[GatewayError], grpc.StatusCode] = {
 MAKE: dict[type[GatewayError], Callable[[str], GatewayError]] = {
     IdentifierError: lambda message: IdentifierError("check_character", message),
     ConsentTokenError: lambda message: ConsentTokenError(message),
+    WitnessRefusal: lambda message: WitnessRefusal(400, "WITNESS_BAD_REQUEST", message),
 }
 
 
