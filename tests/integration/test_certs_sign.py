@@ -24,8 +24,9 @@ def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_an_agency_with_its_own_key_is_certified_registered_and_answered(
-    harness: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    harness: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str
 ) -> None:
+    name = f"own-key-{backend}"  # the dev CA's directory is the session's, shared by backends
     # The agency's side: its key never leaves this directory.
     own = tmp_path / "agency-side"
     own.mkdir()
@@ -40,7 +41,7 @@ def test_an_agency_with_its_own_key_is_certified_registered_and_answered(
     )
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "own-key-agency")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
         .sign(key, hashes.SHA256())
     )
     csr_path = own / "agency.csr"
@@ -49,8 +50,8 @@ def test_an_agency_with_its_own_key_is_certified_registered_and_answered(
     # The operator's side.
     config = str(harness.write_config(tmp_path / "gateway.toml"))
     sign = ["--config", config, "certs", "sign", str(csr_path)]
-    assert main([*sign, "--name", "own-key-agency", "--kind", "credit-agency"]) == 0
-    cert_path = harness.settings.certs_dir / "participants" / "own-key-agency.pem"
+    assert main([*sign, "--name", name, "--kind", "credit-agency"]) == 0
+    cert_path = harness.settings.certs_dir / "participants" / f"{name}.pem"
     cert_pem = cert_path.read_bytes()
     x5t = pki.x5t_s256_of_der(
         x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
@@ -59,7 +60,7 @@ def test_an_agency_with_its_own_key_is_certified_registered_and_answered(
     until = (harness.clock.now + timedelta(days=365)).date().isoformat()
     added = main(
         [
-            "--config", config, "participants", "add", "--id", "own-key-agency",
+            "--config", config, "participants", "add", "--id", name,
             "--kind", "credit-agency", "--org-code", "91350100M000100Y43",
             "--name", "Own Key Credit", "--cert", str(cert_path),
             "--licence-number", "LIC-OWN", "--licence-valid-until", until,
@@ -74,18 +75,18 @@ def test_an_agency_with_its_own_key_is_certified_registered_and_answered(
         fingerprint_sha256=pki.fingerprint_sha256(cert_pem),
         x5t_s256=x5t,
     )
-    agency = Participant("own-key-agency", "credit-agency", cert, harness.channel(cert))
+    agency = Participant(name, "credit-agency", cert, harness.channel(cert))
     harness.participants[agency.id] = agency  # closed with the harness
     make_agreement(harness, agency, categories=("registration",))
     answer = inquiry_pb2_grpc.InquiryServiceStub(agency.channel).QueryOpen(
         inquiry_pb2.QueryRequest(
-            subject_code=PERSON, purpose="LOAN_APPROVAL", agreement_id="agr-own-key-agency"
+            subject_code=PERSON, purpose="LOAN_APPROVAL", agreement_id=f"agr-{name}"
         ),
         metadata=metadata(harness.token(agency)),
         timeout=10,
     )
     assert answer.inquiry_id
-    assert answer.agreement_id == "agr-own-key-agency"
+    assert answer.agreement_id == f"agr-{name}"
 
 
 def test_signing_a_file_that_is_not_a_csr_is_one_line_and_writes_nothing(
