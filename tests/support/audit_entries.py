@@ -15,6 +15,9 @@ from credit_gateway.adapters.storage.tables import AuditEntryRow
 from credit_gateway.domain.audit import NOT_INQUIRIES, mac_matches
 from credit_gateway.runtime.gateway import Gateway
 
+# `.where(INQUIRIES)`: the inquiries' entries only, not consent changes' or operator actions'.
+INQUIRIES = AuditEntryRow.method.not_in(sorted(NOT_INQUIRIES))
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -49,8 +52,11 @@ def inquiry_ids(db: Database) -> set[str]:
     """The ids of the inquiries' entries (a release's is the inquiry_id its answer carried):
     every entry but consent changes' and operator actions'."""
     with db.transaction(write=False) as session:
-        query = select(AuditEntryRow.id).where(AuditEntryRow.method.not_in(sorted(NOT_INQUIRIES)))
-        return set(session.scalars(query))
+        return set(session.scalars(select(AuditEntryRow.id).where(INQUIRIES)))
+
+
+def inquiry_count(db: Database) -> int:
+    return len(inquiry_ids(db))
 
 
 def integrated(gateway: Gateway) -> list[Stored]:
