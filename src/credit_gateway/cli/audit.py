@@ -112,13 +112,13 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     Path(args.out).write_bytes(evidence.bundle.to_json())
     if added or quarantined:
         print(f"audit: integrated {added} waiting entries first ({quarantined} quarantined)")
-    left_out = f"; {evidence.pruned} pruned past retention left out" if evidence.pruned else ""
+    said = f"; {evidence.pruned} pruned past retention left out" if evidence.pruned else ""
     if settings.witnesses:
         cosigned = _cosigned(evidence.bundle.checkpoint, settings)
-        left_out += f"; cosigned by {cosigned} of the {len(settings.witnesses)} witnesses"
+        said += f"; cosigned by {cosigned} of the {len(settings.witnesses)} witnesses"
     print(
         f"audit: wrote {args.out}: {len(evidence.bundle.entries)} entries of the subject, "
-        f"each proven in the checkpoint of size {evidence.size}{left_out}"
+        f"each proven in the checkpoint of size {evidence.size}{said}"
     )
     return 0
 
