@@ -4,6 +4,7 @@ the server's own integrator, with a MAC the integrator accepts and a proof that 
 from __future__ import annotations
 
 from sqlalchemy import select
+from support.audit_entries import INQUIRIES
 from support.harness import COMPANY, Harness, make_agreement, metadata
 from support.waiting import wait_until
 
@@ -37,7 +38,9 @@ def test_releases_are_integrated_by_the_server_and_proven(harness: Harness) -> N
     assert checkpoint.origin == harness.settings.effective_audit_origin
     with harness.db.transaction(write=False) as session:
         rows = session.execute(
-            select(AuditEntryRow.id, AuditEntryRow.leaf_index, AuditEntryRow.quarantined)
+            select(AuditEntryRow.id, AuditEntryRow.leaf_index, AuditEntryRow.quarantined).where(
+                INQUIRIES
+            )
         ).all()
     assert {r.id for r in rows} == set(ids)
     assert not any(r.quarantined for r in rows)  # the release path's MAC holds

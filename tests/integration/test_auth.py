@@ -26,6 +26,7 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey
 from sqlalchemy import func, select
+from support.audit_entries import INQUIRIES
 from support.harness import (
     COMPANY,
     PERSON,
@@ -77,8 +78,8 @@ def _no_gateway_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def audit_log(h: Harness) -> list[dict[str, Any]]:
     with h.db.transaction(write=False) as session:
-        bodies = session.scalars(select(AuditEntryRow.body).order_by(AuditEntryRow.seq))
-        return [json.loads(body) for body in bodies]
+        query = select(AuditEntryRow.body).where(INQUIRIES).order_by(AuditEntryRow.seq)
+        return [json.loads(body) for body in session.scalars(query)]
 
 
 def count_rows(h: Harness, table: Any) -> int:

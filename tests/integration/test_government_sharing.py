@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from sqlalchemy import select
+from support.audit_entries import INQUIRIES
 from support.government import SEEDS, WITHHELD, World, government_world, share
 from support.harness import COMPANY, PERSON, Harness
 from support.rpc import status_of
@@ -25,8 +26,8 @@ def world(harness: Harness) -> World:
 
 def audit_bodies(h: Harness) -> list[dict[str, Any]]:
     with h.db.transaction(write=False) as session:
-        bodies = session.scalars(select(AuditEntryRow.body).order_by(AuditEntryRow.seq))
-        return [json.loads(body) for body in bodies]
+        query = select(AuditEntryRow.body).where(INQUIRIES).order_by(AuditEntryRow.seq)
+        return [json.loads(body) for body in session.scalars(query)]
 
 
 def everything_but_the_audit_log(h: Harness) -> dict[str, list[Any]]:

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 import pytest
 from sqlalchemy import func, select
+from support.audit_entries import INQUIRIES, inquiry_count
 from support.harness import Harness, metadata
 from support.rpc import refusal
 from support.scenario import AGREEMENT, Consented, consented, count
@@ -50,13 +51,13 @@ def counted(world: Consented) -> tuple[int, int, int, int]:
             )
         )
     db = world.h.db
-    return int(uses or 0), int(calls or 0), count(db, AuditEntryRow), count(db, IdempotencyRow)
+    return int(uses or 0), int(calls or 0), inquiry_count(db), count(db, IdempotencyRow)
 
 
 def outcomes(world: Consented) -> list[tuple[str, list[str]]]:
     with world.h.db.transaction(write=False) as session:
-        bodies = session.scalars(select(AuditEntryRow.body).order_by(AuditEntryRow.seq))
-        return [(e["outcome"], e["reasons"]) for e in map(json.loads, bodies)]
+        query = select(AuditEntryRow.body).where(INQUIRIES).order_by(AuditEntryRow.seq)
+        return [(e["outcome"], e["reasons"]) for e in map(json.loads, session.scalars(query))]
 
 
 def answer(response: common_pb2.QueryResponse) -> tuple[str, list[tuple[str, bytes]]]:

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from sqlalchemy import func, select, update
+from support.audit_entries import INQUIRIES
 from support.harness import (
     COMPANY,
     PERSON,
@@ -56,7 +57,9 @@ class Audited:
 def audit_log(h: Harness) -> list[Audited]:
     with h.db.transaction(write=False) as session:
         rows = session.execute(
-            select(AuditEntryRow.outcome, AuditEntryRow.body).order_by(AuditEntryRow.seq)
+            select(AuditEntryRow.outcome, AuditEntryRow.body)
+            .where(INQUIRIES)
+            .order_by(AuditEntryRow.seq)
         ).all()
     return [Audited(outcome, json.loads(body)) for outcome, body in rows]
 

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from sqlalchemy import func, select
+from support.audit_entries import inquiry_count
 from support.harness import COMPANY, Harness, make_agreement, metadata, signed_record
 from support.rpc import refusal
 from support.scenario import count
@@ -29,7 +30,6 @@ from credit_gateway.adapters.grpc.v1 import (
     submission_pb2_grpc,
 )
 from credit_gateway.adapters.storage.tables import (
-    AuditEntryRow,
     ConsentRequestRow,
     QuotaUsageRow,
     SubjectRow,
@@ -126,7 +126,7 @@ class Parties:
         """Audit entries, subjects, and calls counted on any agreement."""
         with self.h.db.transaction(write=False) as session:
             calls = session.scalar(select(func.coalesce(func.sum(QuotaUsageRow.calls), 0)))
-        return count(self.h.db, AuditEntryRow), count(self.h.db, SubjectRow), int(calls or 0)
+        return inquiry_count(self.h.db), count(self.h.db, SubjectRow), int(calls or 0)
 
     def kinds(self) -> list[str]:
         with self.h.db.transaction(write=False) as session:

@@ -8,6 +8,7 @@ A self-inquiry's caller is `self` now, and no entry holds the number.
 from __future__ import annotations
 
 from sqlalchemy import select
+from support.audit_entries import INQUIRIES
 from support.harness import PERSON
 from support.scenario import Consented
 
@@ -21,6 +22,7 @@ def test_the_entry_of_a_self_inquiry_names_self(world: Consented) -> None:
     )
     assert len(answer.records) == 1
     with world.h.db.transaction(write=False) as session:
-        ((caller, body),) = session.execute(select(AuditEntryRow.caller, AuditEntryRow.body))
+        query = select(AuditEntryRow.caller, AuditEntryRow.body).where(INQUIRIES)
+        ((caller, body),) = session.execute(query)
     assert caller == "self"
     assert PERSON.encode() not in body

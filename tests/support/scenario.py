@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from sqlalchemy import func, select
+from support.audit_entries import inquiry_ids
 from support.harness import PERSON, Harness, Participant, make_agreement, metadata, signed_record
 
 from credit_gateway.adapters.grpc.convert import to_timestamp
@@ -22,7 +23,7 @@ from credit_gateway.adapters.grpc.v1 import (
     submission_pb2_grpc,
 )
 from credit_gateway.adapters.storage.db import Database
-from credit_gateway.adapters.storage.tables import AuditEntryRow, RecordRow, SubjectRow
+from credit_gateway.adapters.storage.tables import RecordRow, SubjectRow
 
 AGREEMENT = "agr-zx-credit"
 # The catalog's purpose with the most uses per consent (50): the loops below need many.
@@ -85,9 +86,9 @@ def stored_record_ids(db: Database) -> list[str]:
 
 
 def audit_ids(db: Database) -> set[str]:
-    """Every audit entry's id (a release's entry has the inquiry_id its answer carried)."""
-    with db.transaction(write=False) as session:
-        return set(session.scalars(select(AuditEntryRow.id)))
+    """The inquiries' audit entries' ids (a release's entry has the inquiry_id its answer
+    carried); consent changes and operator actions are on record too, and left out."""
+    return inquiry_ids(db)
 
 
 @dataclass
