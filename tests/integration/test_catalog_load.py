@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from support.audit_entries import stored as audit_entries
 from support.harness import CATALOG_FILE, Harness
 
 from credit_gateway.adapters.storage import catalog as catalog_store
@@ -117,3 +118,8 @@ def test_a_name_that_only_looks_prohibited_loads(
     assert "catalog: version 2099.2 current" in capsys.readouterr().out
     current, stored = catalogs(harness)
     assert (current, [v for v, _ in stored]) == ("2099.2", sorted([SHIPPED["version"], "2099.2"]))
+    # The operator's load is a decision on record, and a refused one left nothing.
+    entries = audit_entries(harness.db, "catalog.load")
+    assert [(e["caller"], e["outcome"], e["items"]) for e in entries] == [
+        ("operator", "LOADED", ["2099.2"])
+    ]

@@ -99,18 +99,10 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_catalog_load(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_gateway.adapters.storage import catalog as catalog_store
-    from credit_gateway.adapters.storage.db import Database
-    from credit_gateway.runtime.gateway import utcnow
-    from credit_gateway.services.operator import read_json_object
+    from credit_gateway.services import operator
 
-    _, document = read_json_object(Path(args.file))
-    db = Database.connect(settings.effective_database_url)
-    try:
-        with db.transaction() as session:
-            catalog = catalog_store.store_catalog(session, document, utcnow())
-    finally:
-        db.dispose()
+    _, document = operator.read_json_object(Path(args.file))
+    catalog = operator.load_catalog(settings, document)  # with its audit entry
     print(
         f"catalog: version {catalog.version} current, {len(catalog.items)} items, "
         f"{len(catalog.purposes)} purposes"
