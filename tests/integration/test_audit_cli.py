@@ -358,8 +358,14 @@ def test_prune_is_refused_inside_retention_and_past_it_keeps_proofs(
     ran = operator("prune", "--before", before)
     assert ran.code == 0, ran.err
     assert f"pruned {len(stored)} entries" in ran.out
-    after = stored_entries(harness)
+    *after, prune = stored_entries(harness)
     assert [(seq, b"", leaf, index, True) for seq, _, leaf, index, _ in stored] == after
+    # The prune is itself on record: who, when, up to when and how many.
+    entry = json.loads(prune[1])
+    assert (entry["caller"], entry["method"], entry["outcome"]) == (
+        "operator", "audit.prune", "PRUNED",
+    )  # fmt: skip
+    assert entry["items"][1] == str(len(stored))
     held = operator("verify")
     assert held.code == 0, held.err
     assert f"{len(stored)} pruned past retention" in held.out

@@ -93,6 +93,7 @@ OPERATOR_METHODS = frozenset(
         "agreements.suspend",
         "subjects.register-key",
         "catalog.load",
+        "audit.prune",
     }
 )
 NOT_INQUIRIES = CONSENT_METHODS | OPERATOR_METHODS

@@ -16,12 +16,14 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from credit_gateway.adapters.storage import audit as audit_store
 from credit_gateway.adapters.storage import records, tlog
 from credit_gateway.adapters.storage.db import Database
 from credit_gateway.crypto.master import MasterKey
 from credit_gateway.crypto.notes import ED25519, Note, NoteSignature, Signer, Verifier
-from credit_gateway.domain.audit import MAC_LABEL
+from credit_gateway.domain.audit import MAC_LABEL, OPERATOR, decision_entry
 from credit_gateway.domain.evidence import MAX_ENTRIES, Bundle, ProvenEntry
+from credit_gateway.domain.timestamps import canonical_timestamp
 from credit_gateway.errors import FailedPrecondition, NotFound
 
 LOG_KEY_LABEL = "credit-gateway audit log key v1"
@@ -106,8 +108,16 @@ class AuditLog:
             return tlog.verify_log(session, self.verifier)
 
     def prune(self, before: datetime) -> int:
+        """Prunes bodies before ``before``; the prune itself is on record, in its transaction."""
+        now = self.clock()
         with self.db.transaction() as session:
-            return tlog.prune(session, before, self.clock(), self.retention)
+            pruned = tlog.prune(session, before, now, self.retention)
+            entry = decision_entry(
+                at=now, caller=OPERATOR, method="audit.prune", outcome="PRUNED",
+                items=(canonical_timestamp(before, "before"), str(pruned)),
+            )  # fmt: skip
+            audit_store.append(session, self.mac_key, entry)
+        return pruned
 
     def latest_note(self) -> Note:
         return Note.parse(self.checkpoint().note)
