@@ -192,10 +192,6 @@ def test_every_kind_with_a_token_gets_checkpoints_and_proofs(
         assert proof.tree_size == latest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the interceptor still compares rule.principal: it must call MethodRule.admit",
-)
 def test_a_subject_fetches_the_proof_of_its_own_entry(
     harness: Harness, log: tuple[Participant, list[str], int, int]
 ) -> None:

@@ -52,7 +52,7 @@ def _discovery_scope_migrates_both_ways(engine: Engine) -> None:
                      "org_code": "B"},
                 ],
             )  # fmt: skip
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, "0004")
         with engine.begin() as conn:
             scopes = dict(conn.execute(sa.select(participants.c.id, participants.c.scopes)).all())
         assert scopes == {"agency": "discovery.read inquiry.open", "portal": ""}

@@ -24,7 +24,7 @@ from credit_gateway.crypto.notes import ED25519, Note, NoteSignature, Signer, Ve
 from credit_gateway.domain.audit import MAC_LABEL, OPERATOR, decision_entry
 from credit_gateway.domain.evidence import MAX_ENTRIES, Bundle, ProvenEntry
 from credit_gateway.domain.timestamps import canonical_timestamp
-from credit_gateway.errors import FailedPrecondition, NotFound
+from credit_gateway.errors import FailedPrecondition, InvalidArgument, NotFound
 
 LOG_KEY_LABEL = "credit-gateway audit log key v1"
 
@@ -91,9 +91,16 @@ class AuditLog:
                                 self.verifier.vkey())  # fmt: skip
 
     def inclusion(self, leaf_index: int | None, leaf: bytes | None, size: int) -> tlog.Inclusion:
+        """The proof for the entry at ``leaf_index`` or with leaf hash ``leaf`` (one of them)."""
+        if (leaf_index is None) == (leaf is None):
+            raise InvalidArgument.field(
+                "leaf", "give a leaf index or a leaf hash", reason="MISSING_FIELD"
+            )
         with self.db.transaction(write=False) as session:
-            index = leaf_index if leaf is None else tlog.leaf_index_of(session, leaf)
-            return tlog.inclusion(session, index or 0, size)
+            if leaf is not None:
+                leaf_index = tlog.leaf_index_of(session, leaf)
+            assert leaf_index is not None  # one of the two, checked above
+            return tlog.inclusion(session, leaf_index, size)
 
     def consistency(self, old_size: int, new_size: int) -> tuple[int, list[bytes]]:
         with self.db.transaction(write=False) as session:

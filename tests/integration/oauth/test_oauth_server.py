@@ -42,6 +42,7 @@ from credit_gateway.auth.scopes import (
     INQUIRY_AUTHORIZED,
     INQUIRY_OPEN,
     SUBJECT_CONSENT,
+    SUBJECT_SCOPES,
     SUBJECT_SELF,
     SUBMISSION,
     PrincipalKind,
@@ -625,7 +626,7 @@ def test_identity_provider_gets_a_subject_token(world: World) -> None:
     assertion = world.sign(world.pki.idp, world.claims("idp", RESIDENT_ID))
     status, body = world.subject_token_request(assertion)
     assert status == 200, body
-    assert frozenset(body["scope"].split()) == {SUBJECT_SELF, SUBJECT_CONSENT}
+    assert frozenset(body["scope"].split()) == SUBJECT_SCOPES  # its own and audit.proof
     principal = world.verify(body["access_token"], world.pki.idp)
     assert principal.kind is PrincipalKind.SUBJECT
     assert principal.id == RESIDENT_ID.upper()  # normalised

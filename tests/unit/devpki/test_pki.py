@@ -324,6 +324,7 @@ def test_participant_kind_values() -> None:
         "government-department",
         "providing-unit",
         "identity-provider",
+        "auditor",
     ]
     assert ParticipantKind("credit-agency") == "credit-agency"
 

@@ -39,7 +39,7 @@ from credit_gateway.adapters.grpc.errors import internal_status, to_status
 from credit_gateway.adapters.grpc.limits import Limits
 from credit_gateway.adapters.storage.trust import StandingReader
 from credit_gateway.auth.binding import x5t_s256
-from credit_gateway.auth.scopes import METHOD_SCOPES, PUBLIC_METHODS, MethodRule, PrincipalKind
+from credit_gateway.auth.scopes import METHOD_SCOPES, PUBLIC_METHODS, MethodRule
 from credit_gateway.auth.tokens import Principal
 from credit_gateway.caches import BoundedCache
 from credit_gateway.domain.participants import Participant, Standing, check_standing
@@ -295,11 +295,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] 
             except Unauthenticated:
                 gateway.token_verifier.forget(token)
                 raise
-        if principal.kind is not rule.principal:
-            who = "a credit subject" if rule.principal is PrincipalKind.SUBJECT else "a participant"
-            raise PermissionDenied(f"this method is for {who}", reason="WRONG_PRINCIPAL")
-        if rule.scope not in principal.scopes:
-            raise PermissionDenied(f"token lacks scope {rule.scope}", reason="SCOPE_MISSING")
+        rule.admit(principal.kind, principal.scopes)  # auth/scopes.py: the one check
         _current.set(CallContext(method, logs.request_id.get(), principal, standing, client))
 
     def _peer_thumbprint(self, context: _Ctx) -> str:
