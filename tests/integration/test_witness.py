@@ -178,6 +178,21 @@ def test_a_checkpoint_of_a_comes_to_carry_bs_cosignature(pair: Pair) -> None:
     assert pair.stored() == Latest(latest.size, latest.root)
 
 
+def test_a_checkpoint_another_process_signed_reaches_the_witness(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `audit export` (or another replica) integrates and signs; A's server still offers it.
+    release(pair.a, 1)
+    wait_until(lambda: cosigned_size(pair) >= 1, what="for the first cosignature")
+    integrate = pair.a.gateway.audit.integrate
+    monkeypatch.setattr(pair.a.gateway.audit, "integrate", lambda: None)  # A's task: idle
+    release(pair.a, 2)
+    done = integrate()  # as a CLI process on the same database would
+    assert done is not None
+    assert done.added == 2
+    wait_until(lambda: cosigned_size(pair) >= done.size, what="for the other checkpoint's turn")
+
+
 def test_a_witness_down_or_silent_does_not_hold_up_integration(pair: Pair) -> None:
     # The fixture's A has two such witnesses besides B, each with a 1 s timeout: every release
     # reaches a checkpoint within a few integrator periods (50 ms) all the same.

@@ -46,8 +46,8 @@ from credit_gateway.adapters.http.witness import (
     WitnessTransport,
 )
 from credit_gateway.adapters.storage.trust import SqlTrustStore
-from credit_gateway.crypto.notes import NoteSignature
-from credit_gateway.errors import ConfigError, GatewayError
+from credit_gateway.crypto.notes import Note, NoteSignature
+from credit_gateway.errors import ConfigError, GatewayError, NotFound
 from credit_gateway.runtime import logs, tls
 from credit_gateway.runtime.blocking import Blocking
 from credit_gateway.runtime.config import Settings, split_address
@@ -301,12 +301,14 @@ async def _integrate(
     runs per process; the tree row's lock lets one batch through at a time across replicas.
     The newest checkpoint signed is offered to the witnesses, whose senders never hold it up."""
     pause = gateway.settings.audit_integrate_ms / 1000
+    offered = 0
     while True:
         await asyncio.sleep(pause)
         try:
             while (done := await blocking.call(gateway.audit.integrate)) is not None:
                 if done.note is not None and cosigning is not None:
                     cosigning.offer(done.size, done.note)
+                    offered = max(offered, done.size)
                 if done.quarantined:
                     log.error(
                         "audit entries quarantined: no valid MAC or leaf",
@@ -314,6 +316,15 @@ async def _integrate(
                     )
                 if done.added + len(done.quarantined) < gateway.audit.batch:
                     break
+            if cosigning is not None:
+                # A checkpoint this process did not sign (another replica's, `audit export`'s)
+                # reaches the witnesses too.
+                latest = await blocking.call(gateway.audit.checkpoint)
+                if latest.size > offered:
+                    cosigning.offer(latest.size, Note.parse(latest.note))
+                    offered = latest.size
+        except NotFound:
+            pass  # no checkpoint yet: nothing to offer
         except Exception as error:  # a database blip or a racing replica: next time
             log.error("audit integration failed", extra={"fields": {"error": str(error)}})
 
