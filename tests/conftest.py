@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.configured import configured_harness
 from support.databases import backends, empty, fresh_database
 from support.harness import Clock, Harness, start_harness
 
@@ -57,3 +59,21 @@ def harness(tmp_path: Path, certs_dir: Path, database_url: str, clock: Clock) ->
         yield running
     finally:
         running.close()
+
+
+@pytest.fixture
+def paused_harness(
+    tmp_path: Path, certs_dir: Path, database_url: str, clock: Clock
+) -> Iterator[Harness]:
+    """A harness whose own audit integrator waits an hour: the test integrates when it means to."""
+    with configured_harness(
+        tmp_path, certs_dir, database_url, clock, audit_integrate_ms=3_600_000
+    ) as h:
+        yield h
+
+
+@pytest.fixture
+def no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CREDIT_GATEWAY_* variables override --config: none may leak into a CLI run in a test."""
+    for name in [n for n in os.environ if n.startswith("CREDIT_GATEWAY_")]:
+        monkeypatch.delenv(name)

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,8 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select
-from support.configured import configured_harness
-from support.harness import COMPANY, PERSON, Clock, Harness, make_agreement, metadata
+from support.harness import COMPANY, PERSON, Harness, make_agreement, metadata
 
 from credit_gateway.adapters.grpc.v1 import inquiry_pb2, inquiry_pb2_grpc
 from credit_gateway.adapters.storage.tables import AuditEntryRow
@@ -34,23 +32,16 @@ from credit_gateway.domain.evidence import Bundle
 from credit_gateway.errors import FailedPrecondition
 from credit_gateway.services.audit import log_signer
 
+pytestmark = pytest.mark.usefixtures("no_outside_settings")
+
+
 SCRIPT = Path(sys.executable).with_name("credit-gateway")
 RETENTION = timedelta(days=3 * 365)
 
 
 @pytest.fixture
-def harness(tmp_path: Path, certs_dir: Path, database_url: str, clock: Clock) -> Iterator[Harness]:
-    with configured_harness(
-        tmp_path, certs_dir, database_url, clock, audit_integrate_ms=3_600_000
-    ) as h:
-        yield h
-
-
-@pytest.fixture(autouse=True)
-def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    # CREDIT_GATEWAY_* variables override --config; none may leak in from the environment.
-    for name in [n for n in os.environ if n.startswith("CREDIT_GATEWAY_")]:
-        monkeypatch.delenv(name)
+def harness(paused_harness: Harness) -> Harness:
+    return paused_harness  # each test integrates when it means to
 
 
 @dataclass

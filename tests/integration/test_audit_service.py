@@ -7,15 +7,14 @@ and none of them writes anything."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select
-from support.configured import configured_harness
-from support.harness import COMPANY, Clock, Harness, Participant, make_agreement, metadata
+from support.harness import COMPANY, Harness, Participant, make_agreement, metadata
 from support.rpc import refusal
 from support.scenario import audit_ids
 
@@ -45,12 +44,8 @@ PD = grpc.StatusCode.PERMISSION_DENIED
 
 
 @pytest.fixture
-def harness(tmp_path: Path, certs_dir: Path, database_url: str, clock: Clock) -> Iterator[Harness]:
-    # The server's own integrator waits an hour: each test integrates when it means to.
-    with configured_harness(
-        tmp_path, certs_dir, database_url, clock, audit_integrate_ms=3_600_000
-    ) as h:
-        yield h
+def harness(paused_harness: Harness) -> Harness:
+    return paused_harness  # each test integrates when it means to
 
 
 def _audit(channel: grpc.Channel) -> audit_pb2_grpc.AuditServiceStub:

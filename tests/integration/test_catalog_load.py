@@ -19,14 +19,10 @@ from credit_gateway.adapters.storage import catalog as catalog_store
 from credit_gateway.adapters.storage.tables import CatalogRow
 from credit_gateway.cli.main import EXIT_REFUSED, main
 
+pytestmark = pytest.mark.usefixtures("no_outside_settings")
+
+
 SHIPPED: dict[str, Any] = json.loads(CATALOG_FILE.read_text())
-
-
-@pytest.fixture(autouse=True)
-def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    # CREDIT_GATEWAY_* variables override --config; none may leak in from the environment.
-    for name in ("CREDIT_GATEWAY_HOME", "CREDIT_GATEWAY_DATABASE_URL", "CREDIT_GATEWAY_CERTS_DIR"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def catalog_with(item_code: str, schema_edit: dict[str, Any], version: str) -> dict[str, Any]:

@@ -16,11 +16,7 @@ from credit_gateway.adapters.grpc.v1 import inquiry_pb2, inquiry_pb2_grpc
 from credit_gateway.cli.main import main
 from credit_gateway.devpki import pki
 
-
-@pytest.fixture(autouse=True)
-def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CREDIT_GATEWAY_HOME", "CREDIT_GATEWAY_DATABASE_URL", "CREDIT_GATEWAY_CERTS_DIR"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_outside_settings")
 
 
 def test_an_agency_with_its_own_key_is_certified_registered_and_answered(

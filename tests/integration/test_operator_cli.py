@@ -28,12 +28,7 @@ from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.errors import InvalidArgument
 from credit_gateway.services import operator
 
-
-@pytest.fixture(autouse=True)
-def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    # CREDIT_GATEWAY_* variables override --config; none may leak in from the environment.
-    for name in ("CREDIT_GATEWAY_HOME", "CREDIT_GATEWAY_DATABASE_URL", "CREDIT_GATEWAY_CERTS_DIR"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_outside_settings")
 
 
 def test_revoked_licence_stops_the_agency_at_its_next_call(
