@@ -8,6 +8,7 @@ subject no call has named before.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
@@ -58,7 +59,7 @@ from credit_gateway.errors import PermissionDenied, StorageError
 from credit_gateway.exchange import agreements as signing
 from credit_gateway.runtime.config import Settings
 from credit_gateway.runtime.gateway import Gateway
-from credit_gateway.services.release import Inquiry, InquiryService
+from credit_gateway.services.release import Inquiry, InquiryResult, InquiryService
 
 AGENCY, AMR, AGREEMENT = "zx-credit", "hubei-amr", "agr-zx"
 Row = TypeVar("Row", bound=Base)
@@ -472,47 +473,72 @@ def test_each_thread_transacts_on_its_own_connection_replaced_when_old(world: Wo
     assert len(world.audit()) == 5
 
 
-# --- SQLite: the release on the event loop, when it need not wait -------------------------------
+# --- SQLite: the release on the event loop ------------------------------------------------------
 
 
-def test_release_now_is_the_same_release_made_on_the_calling_thread(
+def on_loop(world: World) -> InquiryResult | None:
+    return asyncio.run(world.service.release_on_loop(world.open()))
+
+
+def test_release_on_loop_is_the_same_release_made_on_the_calling_thread(
     world: World, backend: str
 ) -> None:
     if backend != "sqlite":
-        assert world.service.release_now(world.open()) is None  # network I/O: a thread's job
+        assert on_loop(world) is None  # network I/O: a thread's job
         assert world.audit() == []
         return
-    answer = world.service.release_now(world.open())
+    answer = on_loop(world)
     assert answer is not None
     assert [r.item_code for r in answer.released] == ["ADM.PERMIT", "ADM.PUNISHMENT"]
     assert [e.id for e in world.audit()] == [answer.inquiry_id]
     assert world.usage() == (1, 2)
 
 
-def test_release_now_never_waits_for_a_busy_writer_and_writes_nothing(
+def test_release_on_loop_waits_for_a_thread_holding_the_writer_without_a_thread_of_its_own(
+    world: World, backend: str
+) -> None:
+    """While a database thread of this process holds the writer (the integrator), the release
+    waits on the loop, which keeps running other work meanwhile, and writes once it is free."""
+    if backend != "sqlite":
+        pytest.skip("only SQLite's writer runs on the event loop")
+    lock = world.db._writer_lock
+    assert lock is not None
+
+    async def scenario() -> tuple[InquiryResult | None, list[str]]:
+        lock.acquire()
+        release = asyncio.create_task(world.service.release_on_loop(world.open()))
+        await asyncio.sleep(0.05)
+        written_while_held = [e.id for e in world.audit()]  # the loop is not blocked
+        assert not release.done()
+        threading.Thread(target=lock.release).start()  # as the integrator lets go
+        return await asyncio.wait_for(release, 5), written_while_held
+
+    answer, while_held = asyncio.run(scenario())
+    assert while_held == []
+    assert answer is not None
+    assert [e.id for e in world.audit()] == [answer.inquiry_id]
+
+
+def test_release_on_loop_leaves_another_processs_writer_to_a_thread_and_writes_nothing(
     world: World, backend: str, database_url: str
 ) -> None:
-    """Held by this process (the mutex) or by another one (SQLite's own lock): None at once,
-    nothing written, and release() on a database thread then waits its turn as before."""
+    """Another process holding SQLite's lock: None at once (no busy wait on the loop), nothing
+    written; release() on a database thread then waits its turn under the busy timeout."""
     if backend != "sqlite":
         pytest.skip("only SQLite's writer runs on the event loop")
     import sqlite3
 
-    lock = world.db._writer_lock
-    assert lock is not None
-    with lock:
-        assert world.service.release_now(world.open()) is None
     other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # another process's writer
         started = time.monotonic()
-        assert world.service.release_now(world.open()) is None
-        assert time.monotonic() - started < 0.5  # no busy wait on the loop
+        assert on_loop(world) is None
+        assert time.monotonic() - started < 0.5
         other.execute("ROLLBACK")
     finally:
         other.close()
     assert world.audit() == []
-    answer = world.service.release_now(world.open())  # the writer is free again
+    answer = on_loop(world)  # the writer is free again
     assert answer is not None
     assert [e.id for e in world.audit()] == [answer.inquiry_id]
 

@@ -71,18 +71,20 @@ class InquiryService:
         """Synchronous: one call is one job on one database thread."""
         return self._release(inquiry, self.store)
 
-    def release_now(self, inquiry: Inquiry) -> InquiryResult | None:
-        """The release on the calling thread (the event loop), if it can be made without
-        waiting: SQLite only, and only while its writer is free; None: release() it on a
-        database thread instead (nothing was written). A SQLite transaction is local work of
-        a few hundred microseconds; handing it to a thread cost more than that, in GIL
-        hand-offs for every statement while it held the writer."""
-        if self._now_store is None:
-            return None
-        try:
-            return self._release(inquiry, self._now_store)
-        except WriterBusy:
-            return None
+    async def release_on_loop(self, inquiry: Inquiry) -> InquiryResult | None:
+        """The release on the event loop's own thread: SQLite only. While a thread of this
+        process holds the writer, it waits for it on the loop; None if another process holds
+        the database: release() it on a database thread instead (nothing was written). A
+        SQLite transaction is local work of a few hundred microseconds; handing it to a thread
+        cost more than that, in GIL hand-offs for every statement while it held the writer."""
+        while self._now_store is not None:
+            try:
+                return self._release(inquiry, self._now_store)
+            except WriterBusy as busy:
+                if not busy.here:
+                    break
+            await self.gateway.db.writer_released()
+        return None
 
     def _release(self, inquiry: Inquiry, store: SqlReleaseStore) -> InquiryResult:
         gw = self.gateway

@@ -71,8 +71,8 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
         return _response(await self._release(inquiry))
 
     async def _release(self, inquiry: Inquiry) -> InquiryResult:
-        # SQLite: on the loop when its writer is free (no thread, no hand-off); else a thread.
-        result = self.service.release_now(inquiry)
+        # SQLite: on the loop (no thread, no hand-off) unless another process holds the writer.
+        result = await self.service.release_on_loop(inquiry)
         if result is None:
             result = await self.blocking.call(self.service.release, inquiry)
         return result

@@ -8,11 +8,12 @@ such block.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -83,16 +84,60 @@ def _sqlite_setup(engine: Engine, *, transactions: bool = True) -> None:
         )
 
 
-_WRITER_LOCKS: dict[str, threading.Lock] = {}
+class WriterMutex:
+    """SQLite's one writer in this process: a mutex that threads block on and that the event
+    loop can wait for without a thread. The loop's own writes never block it; while a database
+    thread (the integrator, a consent change) holds it they wait here and then write on the
+    loop, rather than each going to a thread and queueing there behind the others, where the
+    writes would stay (the loop finding the mutex always taken) long after the holder let go."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._guard = threading.Lock()  # over _waiters
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def acquire(self, blocking: bool = True) -> bool:
+        return self._lock.acquire(blocking)
+
+    def release(self) -> None:
+        self._lock.release()
+        with self._guard:
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_wake, future)
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    async def released(self) -> None:
+        """Returns once the mutex is free, or at once if it is (someone may take it first)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._guard:
+            if not self._lock.locked():
+                return
+            self._waiters.append((loop, future))
+        await future
 
 
-def _sqlite_writer_lock(engine: Engine) -> threading.Lock | None:
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():  # a waiter cancelled meanwhile
+        future.set_result(None)
+
+
+_WRITER_LOCKS: dict[str, WriterMutex] = {}
+
+
+def _sqlite_writer_lock(engine: Engine) -> WriterMutex | None:
     """SQLite admits one writer; its busy handler makes the others sleep and poll, in steps of
     up to 100 ms. Queueing this process's writers on a mutex instead hands the database over at
     once (other processes still meet the busy timeout)."""
     if engine.dialect.name != "sqlite":
         return None
-    return _WRITER_LOCKS.setdefault(str(engine.url), threading.Lock())
+    return _WRITER_LOCKS.setdefault(str(engine.url), WriterMutex())
 
 
 @contextmanager
@@ -152,7 +197,12 @@ def driver_error(orig: BaseException | None) -> StorageError:
 
 
 class WriterBusy(Exception):  # control flow, never an answer
-    """A no-wait write transaction found the writer taken: nothing was written."""
+    """A no-wait write transaction found the writer taken: nothing was written. ``here``: by
+    this process (`Database.writer_released` says when it is free), else by another one."""
+
+    def __init__(self, message: str, *, here: bool) -> None:
+        super().__init__(message)
+        self.here = here
 
 
 def _locked(exc: BaseException) -> bool:
@@ -208,10 +258,10 @@ class Database:
         before anything is written, and the caller goes to a database thread instead. Such a
         connection leaves checkpoints (which fsync) to the database threads."""
         if not wait and not self._sqlite:
-            raise WriterBusy("only SQLite's writer runs on the caller's thread")
+            raise WriterBusy("only SQLite's writer runs on the caller's thread", here=False)
         lock = self._writer_lock
         if lock is not None and not lock.acquire(blocking=wait):
-            raise WriterBusy("the writer is busy")
+            raise WriterBusy("the writer is busy", here=True)
         try:
             with translated_errors():
                 connection: Any = self._writers.get().connection.driver_connection
@@ -227,7 +277,9 @@ class Database:
                         except self._driver_errors as exc:
                             if wait or not _locked(exc):
                                 raise
-                            raise WriterBusy("another process holds the database") from exc
+                            raise WriterBusy(
+                                "another process holds the database", here=False
+                            ) from exc
                     # PostgreSQL and MariaDB begin with the first statement (psycopg: BEGIN).
                     yield cursor
                     connection.commit()
@@ -242,6 +294,11 @@ class Database:
         finally:
             if lock is not None:
                 lock.release()
+
+    async def writer_released(self) -> None:
+        """Waits, on the event loop, until this process's SQLite writer is free."""
+        if self._writer_lock is not None:
+            await self._writer_lock.released()
 
     def checkpoint(self) -> None:
         """SQLite: copy the write-ahead log into the database, without waiting for readers
@@ -272,6 +329,16 @@ class Database:
         connection the server dropped is replaced and the read made once more (it changes
         nothing, so repeating it is safe). Each calling thread keeps its connection until
         dispose(): call this from the server's long-lived database threads."""
+        rows = self._read_driver(sql, params, lambda cursor: cursor.fetchmany(1))
+        return rows[0] if rows else None
+
+    def read_all_driver(self, sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Every row of a one-statement read, as read_driver reads its first."""
+        return self._read_driver(sql, params, lambda cursor: cursor.fetchall())
+
+    def _read_driver(
+        self, sql: str, params: Mapping[str, Any], fetch: Callable[[Any], list[Sequence[Any]]]
+    ) -> list[Sequence[Any]]:
         with translated_errors():
             for attempt in (1, 2):
                 connection: Any = self._pinned.get().connection.driver_connection
@@ -279,8 +346,7 @@ class Database:
                     cursor = connection.cursor()
                     try:
                         cursor.execute(sql, params)
-                        row: Sequence[Any] | None = cursor.fetchone()
-                        return row
+                        return fetch(cursor)
                     finally:
                         cursor.close()
                 except self._driver_errors as exc:
