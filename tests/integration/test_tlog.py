@@ -66,7 +66,7 @@ def test_batches_make_signed_checkpoints_every_proof_verifies_against(db: Databa
         checkpoint = open_checkpoint(Note.parse(bytes(latest.note)), SIGNER.verifier)
         assert (checkpoint.size, checkpoint.root) == (140, bytes(latest.root))
         for index in (0, 1, 39, 77, 139):
-            proof = tlog.inclusion(session, index, 0)
+            proof = tlog.inclusion(tlog.session_read(session), index, 0)
             verify_inclusion(proof.leaf_hash, index, 140, proof.hashes, checkpoint.root)
         stored = tlog.entries(session, 0, 140)
         assert [e.leaf_index for e in stored] == list(range(140))
@@ -74,7 +74,7 @@ def test_batches_make_signed_checkpoints_every_proof_verifies_against(db: Databa
         assert tlog.leaf_index_of(session, stored[77].leaf_hash) == 77
         for old in sizes[:-1]:
             old_root = bytes(tlog.checkpoint_at(session, old).root)
-            new, proof_hashes = tlog.consistency(session, old, 0)
+            new, proof_hashes = tlog.consistency(tlog.session_read(session), old, 0)
             verify_consistency(old, new, old_root, checkpoint.root, proof_hashes)
         assert tlog.verify_log(session, SIGNER.verifier) == []
 
@@ -176,7 +176,7 @@ def test_retention_prunes_bodies_but_proofs_still_verify(db: Database) -> None:
         stored = tlog.entries(session, 0, 10)
         assert [e.pruned for e in stored] == [True] * 5 + [False] * 5
         latest = tlog.latest_checkpoint(session)
-        proof = tlog.inclusion(session, 2, 0)
+        proof = tlog.inclusion(tlog.session_read(session), 2, 0)
         verify_inclusion(proof.leaf_hash, 2, 10, proof.hashes, bytes(latest.root))
         assert tlog.verify_log(session, SIGNER.verifier) == []
 
@@ -187,7 +187,7 @@ def test_a_missing_node_is_an_error_not_a_wrong_proof(db: Database) -> None:
     with db.transaction() as session:
         session.execute(delete(AuditNodeRow).where(AuditNodeRow.level == 1, AuditNodeRow.idx == 1))
     with db.transaction(write=False) as session, pytest.raises(FailedPrecondition) as refused:
-        tlog.inclusion(session, 0, 0)
+        tlog.inclusion(tlog.session_read(session), 0, 0)
     assert refused.value.reason == "LOG_INCONSISTENT"
 
 

@@ -96,15 +96,14 @@ class AuditLog:
             raise InvalidArgument.field(
                 "leaf", "give a leaf index or a leaf hash", reason="MISSING_FIELD"
             )
-        with self.db.transaction(write=False) as session:
-            if leaf is not None:
+        if leaf is not None:
+            with self.db.transaction(write=False) as session:
                 leaf_index = tlog.leaf_index_of(session, leaf)
-            assert leaf_index is not None  # one of the two, checked above
-            return tlog.inclusion(session, leaf_index, size)
+        assert leaf_index is not None  # one of the two, checked above
+        return tlog.inclusion(tlog.driver_read(self.db), leaf_index, size)
 
     def consistency(self, old_size: int, new_size: int) -> tuple[int, list[bytes]]:
-        with self.db.transaction(write=False) as session:
-            return tlog.consistency(session, old_size, new_size)
+        return tlog.consistency(tlog.driver_read(self.db), old_size, new_size)
 
     def entries(self, start: int, end: int) -> list[tlog.StoredEntry]:
         with self.db.transaction(write=False) as session:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from credit_gateway.adapters.storage.db import Database
 from credit_gateway.adapters.storage.tables import (
     AuditCheckpointRow,
     AuditEntryRow,
@@ -83,8 +84,25 @@ class _Known:
             ) from None
 
 
+Read = Callable[[str], Iterable[Sequence[Any]]]
+"""Runs one statement of SQL text (no placeholders: every value in it is our own int) and
+returns its rows: a session's, or the driver's own cursor (`driver_read`)."""
+
+
+def session_read(session: Session) -> Read:
+    return lambda sql: session.execute(text(sql))
+
+
+def driver_read(db: Database) -> Read:
+    """On the calling thread's own autocommit connection (Database.read_all_driver): a proof is
+    one or two statements, without a session or a transaction around them. Nothing they read
+    ever changes (nodes and checkpoints are written once), so they need no common snapshot:
+    a checkpoint found has all its nodes."""
+    return lambda sql: db.read_all_driver(sql, {})
+
+
 def with_nodes(
-    session: Session,
+    read: Read,
     compute: Callable[[Nodes], T],
     made: Iterable[tuple[int, int, bytes]] = (),
 ) -> T:
@@ -104,7 +122,7 @@ def with_nodes(
             f"(level = {int(level)} AND idx IN ({','.join(str(int(i)) for i in indexes)}))"
             for level, indexes in by_level.items()
         )
-        rows = session.execute(text(f"SELECT level, idx, hash FROM audit_nodes WHERE {terms}"))  # noqa: S608
+        rows = read(f"SELECT level, idx, hash FROM audit_nodes WHERE {terms}")  # noqa: S608
         known.update({(int(level), int(index)): bytes(value) for level, index, value in rows})
     return compute(_Known(known))
 
@@ -154,9 +172,10 @@ def integrate(
     if not good:
         return Integrated(size, bytes(tree.root), None, 0, tuple(refused))
     leaves = [leaf for _, leaf in good]
-    made = with_nodes(session, lambda nodes: appended_nodes(nodes, size, leaves))
+    read = session_read(session)
+    made = with_nodes(read, lambda nodes: appended_nodes(nodes, size, leaves))
     new_size = size + len(leaves)
-    new_root = with_nodes(session, lambda nodes: root(nodes, new_size), made)
+    new_root = with_nodes(read, lambda nodes: root(nodes, new_size), made)
     note = sign_checkpoint(Checkpoint(signer.name, new_size, new_root), signer)
     session.execute(
         core(AuditNodeRow).insert(),
@@ -248,24 +267,41 @@ class Inclusion:
     hashes: list[bytes]
 
 
-def inclusion(session: Session, leaf_index: int, tree_size: int) -> Inclusion:
-    size = int(checkpoint_at(session, tree_size).size)
+def signed_size(read: Read, size: int) -> int:
+    """``size`` if a checkpoint of that size exists, or the latest checkpoint's size for 0."""
+    found = list(
+        read(
+            "SELECT size FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
+            if size == 0
+            else f"SELECT size FROM audit_checkpoints WHERE size = {int(size)}"  # noqa: S608
+        )
+    )
+    if not found:
+        raise NotFound(
+            "the log has no checkpoint yet" if size == 0 else f"no checkpoint of size {size}",
+            reason="CHECKPOINT_NOT_FOUND",
+        )
+    return int(found[0][0])
+
+
+def inclusion(read: Read, leaf_index: int, tree_size: int) -> Inclusion:
+    size = signed_size(read, tree_size)
     if not 0 <= leaf_index < size:
         raise InvalidArgument.field(
             "leaf_index", f"not in the tree of {size}", reason="LEAF_OUT_OF_RANGE"
         )
     leaf, proof = with_nodes(
-        session,
+        read,
         lambda nodes: (nodes.node(0, leaf_index), inclusion_proof(nodes, leaf_index, size)),
     )
     return Inclusion(leaf_index, size, leaf, proof)
 
 
-def consistency(session: Session, old_size: int, new_size: int) -> tuple[int, list[bytes]]:
-    new = int(checkpoint_at(session, new_size).size)
+def consistency(read: Read, old_size: int, new_size: int) -> tuple[int, list[bytes]]:
+    new = signed_size(read, new_size)
     if not 0 < old_size <= new:
         raise InvalidArgument.field("old_size", f"between 1 and {new}", reason="SIZE_OUT_OF_RANGE")
-    return new, with_nodes(session, lambda nodes: consistency_proof(nodes, old_size, new))
+    return new, with_nodes(read, lambda nodes: consistency_proof(nodes, old_size, new))
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,7 +500,7 @@ def inclusions(
 
     proofs: list[list[bytes]] = []
     for start in range(0, len(indexes), chunk):
-        proofs += with_nodes(session, proofs_of(indexes[start : start + chunk]))
+        proofs += with_nodes(session_read(session), proofs_of(indexes[start : start + chunk]))
     return proofs
 
 
