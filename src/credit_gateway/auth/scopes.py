@@ -57,14 +57,20 @@ DISCOVERY = "discovery.read"
 # callers, purposes and subjects' keyed hashes: auditors only.
 AUDIT_PROOF = "audit.proof"
 AUDIT_READ = "audit.read"
+# ExchangeService, for the national and provincial platforms (Art 20 para 3, 21): each under an
+# exchange agreement that names its operation (push, bulk_pull, change_feed).
+EXCHANGE_PUSH = "exchange.push"
+EXCHANGE_PULL = "exchange.pull"
+EXCHANGE_FEED = "exchange.feed"
+_EXCHANGE = frozenset({EXCHANGE_PUSH, EXCHANGE_PULL, EXCHANGE_FEED})
 
 SUBJECT_SCOPES = frozenset({SUBJECT_SELF, SUBJECT_CONSENT, AUDIT_PROOF})
 
 # Scopes each kind of participant may be registered with (DESIGN "Who calls it").
 _EVERY = frozenset({DISCOVERY, AUDIT_PROOF})
 SCOPES_BY_KIND: Mapping[PK, frozenset[str]] = {
-    PK.NATIONAL_PLATFORM: _EVERY | {INQUIRY_OPEN, SUBMISSION},
-    PK.PROVINCIAL_PLATFORM: _EVERY | {INQUIRY_OPEN, SUBMISSION},
+    PK.NATIONAL_PLATFORM: _EVERY | _EXCHANGE | {INQUIRY_OPEN, SUBMISSION},
+    PK.PROVINCIAL_PLATFORM: _EVERY | _EXCHANGE | {INQUIRY_OPEN, SUBMISSION},
     PK.CREDIT_AGENCY: _EVERY | {INQUIRY_OPEN, INQUIRY_AUTHORIZED, CONSENT_GRANTEE},
     PK.INDUSTRY_ASSOCIATION: _EVERY | {INQUIRY_OPEN, INQUIRY_AUTHORIZED, CONSENT_GRANTEE},
     PK.GOVERNMENT_DEPARTMENT: _EVERY | {INQUIRY_OPEN, SHARING_GOVERNMENT},
@@ -83,6 +89,7 @@ _SUB = "/credit_gateway.v1.SubmissionService/"
 _CON = "/credit_gateway.v1.ConsentService/"
 _DIS = "/credit_gateway.v1.DiscoveryService/"
 _AUD = "/credit_gateway.v1.AuditService/"
+_EXC = "/credit_gateway.v1.ExchangeService/"
 
 METHOD_SCOPES: Mapping[str, MethodRule] = {
     _INQ + "QueryOpen": MethodRule(INQUIRY_OPEN, _P),
@@ -100,6 +107,9 @@ METHOD_SCOPES: Mapping[str, MethodRule] = {
         for name in ("GetCheckpoint", "GetInclusionProof", "GetConsistencyProof")
     },
     _AUD + "GetEntries": MethodRule(AUDIT_READ, _P),
+    _EXC + "PushRecords": MethodRule(EXCHANGE_PUSH, _P),
+    _EXC + "PullRecords": MethodRule(EXCHANGE_PULL, _P),
+    _EXC + "SubscribeChanges": MethodRule(EXCHANGE_FEED, _P),
     **{
         _CON + name: MethodRule(SUBJECT_CONSENT, _S)
         for name in (

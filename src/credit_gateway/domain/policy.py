@@ -1,15 +1,17 @@
-"""The single release decision. Every read path (inquiry, sharing, self-inquiry, and later pull
-and feed) builds a ReleaseRequest from state read in its release transaction and calls decide();
-nothing else decides what leaves. Pure: no I/O, the clock is an argument.
+"""The single release decision. Every read path (inquiry, sharing, self-inquiry, the platforms'
+pull and change feed, outbound delivery) builds a ReleaseRequest from state read in its release
+transaction and calls decide(); nothing else decides what leaves. Pure: no I/O, the clock is an
+argument.
 
 Steps, in order (the first refusal ends the request; later steps withhold items or records):
   1. the caller's kind may use the channel                      (Art 17, 20)
   2. an agreement with the caller, active and in force, that allows the operation, purpose and
-     subject kind; the day's call quota is not used up          (Art 20, 36)
+     subject kind; the day's call quota is not used up (the feed excepted: _UNCOUNTED)
+                                                                (Art 20, 36)
   3. on the authorized channel: a consent of this subject to this caller, active, in its window,
      with uses left, for this purpose                           (Art 19, 20 para 2)
-  4. per item: in the catalog; (government sharing) public credit information that needs no
-     written consent; covered by the agreement, its disclosure level for the subject's kind
+  4. per item: in the catalog; (government sharing, exchange) public credit information that
+     needs no written consent; covered by the agreement, its disclosure level for the subject's kind
      open to the channel and agreed, and (authorized channel) covered by the consent;
      Art 16 written-consent items only when named one by one    (Art 9-10, 16-20)
   5. per record: in service, not suspended under objection (labelled while pending), inside the
@@ -64,13 +66,31 @@ class Channel(enum.Enum):
     AUTHORIZED_INQUIRY = "authorized_inquiry"
     GOVERNMENT_SHARING = "government_sharing"
     SELF_INQUIRY = "self_inquiry"
+    # Exchange with the national and provincial platforms (Art 20 para 3, 21): PullRecords;
+    # SubscribeChanges; and our delivery to a peer platform (the push operation, outbound),
+    # the last two handing over records nobody asked for one by one.
+    EXCHANGE_PULL = "exchange_pull"
+    EXCHANGE_FEED = "exchange_feed"
+    EXCHANGE_DELIVERY = "exchange_delivery"
 
 
 _OPERATION: Mapping[Channel, Operation] = {
     Channel.OPEN_INQUIRY: Operation.INQUIRY,
     Channel.AUTHORIZED_INQUIRY: Operation.INQUIRY,
     Channel.GOVERNMENT_SHARING: Operation.GOVERNMENT_SHARING,
+    Channel.EXCHANGE_PULL: Operation.BULK_PULL,
+    Channel.EXCHANGE_FEED: Operation.CHANGE_FEED,
+    Channel.EXCHANGE_DELIVERY: Operation.PUSH,
 }
+_PLATFORMS = frozenset({PK.NATIONAL_PLATFORM, PK.PROVINCIAL_PLATFORM})
+# What the platforms exchange is the public credit information the centers aggregate, at the
+# levels their agreement names, without consent: never market information or an Art 16
+# written-consent item, as in government sharing (Art 20 para 1 and 3).
+_EXCHANGE = frozenset({Channel.EXCHANGE_PULL, Channel.EXCHANGE_FEED, Channel.EXCHANGE_DELIVERY})
+_PUBLIC_ONLY = _EXCHANGE | {Channel.GOVERNMENT_SHARING}
+# The feed and the delivery hand each change over once, in order: a daily quota would open a gap
+# in what promises none. What they carry is bounded by the agreement's items; pulls count.
+_UNCOUNTED = frozenset({Channel.EXCHANGE_FEED, Channel.EXCHANGE_DELIVERY})
 _CALLERS: Mapping[Channel, frozenset[PK]] = {
     Channel.OPEN_INQUIRY: frozenset(
         {
@@ -85,13 +105,16 @@ _CALLERS: Mapping[Channel, frozenset[PK]] = {
         {PK.CREDIT_AGENCY, PK.INDUSTRY_ASSOCIATION}
     ),  # Art 20 para 2
     Channel.GOVERNMENT_SHARING: frozenset({PK.GOVERNMENT_DEPARTMENT}),  # Art 20 para 1
+    **dict.fromkeys(_EXCHANGE, _PLATFORMS),  # Art 20 para 3
 }
+_SHARED_LEVELS = frozenset(
+    {DisclosureLevel.OPEN, DisclosureLevel.AUTHORIZED, DisclosureLevel.GOVERNMENT}
+)
 _LEVELS: Mapping[Channel, frozenset[DisclosureLevel]] = {
     Channel.OPEN_INQUIRY: frozenset({DisclosureLevel.OPEN}),
     Channel.AUTHORIZED_INQUIRY: frozenset({DisclosureLevel.OPEN, DisclosureLevel.AUTHORIZED}),
-    Channel.GOVERNMENT_SHARING: frozenset(
-        {DisclosureLevel.OPEN, DisclosureLevel.AUTHORIZED, DisclosureLevel.GOVERNMENT}
-    ),
+    Channel.GOVERNMENT_SHARING: _SHARED_LEVELS,
+    **dict.fromkeys(_EXCHANGE, _SHARED_LEVELS),
     Channel.SELF_INQUIRY: frozenset(DisclosureLevel),
 }
 _CONSENT_REFUSALS: Mapping[ConsentStatus, Reason] = {
@@ -221,7 +244,11 @@ def _refuse_agreement(request: ReleaseRequest, now: datetime) -> Reason | None:
     checks = (
         (request.purpose not in agreement.purposes, Reason.PURPOSE_NOT_AGREED),
         (request.subject_kind not in agreement.subject_kinds, Reason.SUBJECT_KIND_NOT_AGREED),
-        (state.calls_today >= agreement.quotas.calls_per_day, Reason.QUOTA_CALLS_EXHAUSTED),
+        (
+            request.channel not in _UNCOUNTED
+            and state.calls_today >= agreement.quotas.calls_per_day,
+            Reason.QUOTA_CALLS_EXHAUSTED,
+        ),
     )
     refusal = not_in_force(state, _OPERATION[request.channel], now)
     return refusal or next((reason for failed, reason in checks if failed), None)
@@ -255,7 +282,7 @@ def _items_in_question(request: ReleaseRequest, catalog: Catalog) -> list[str]:
 
 
 def _refuse_item(request: ReleaseRequest, item: CatalogItem) -> Reason | None:
-    if request.channel is Channel.GOVERNMENT_SHARING:
+    if request.channel in _PUBLIC_ONLY:
         # Before the level and the agreement: no agreement or level makes these shareable.
         if item.info_kind is not InfoKind.PUBLIC:
             return Reason.NOT_PUBLIC_CREDIT_INFORMATION
@@ -304,7 +331,7 @@ def _judge_record(
 
 
 def _record_budget(request: ReleaseRequest) -> int:
-    if request.agreement is None:
+    if request.agreement is None or request.channel in _UNCOUNTED:
         return len(request.records)
     return max(
         0, request.agreement.agreement.quotas.records_per_day - request.agreement.records_today

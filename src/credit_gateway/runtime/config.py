@@ -90,6 +90,26 @@ class Settings:
     witnessed_logs: tuple[str, ...] = ()
     witnesses: tuple[WitnessPeer, ...] = ()
     witness_timeout_seconds: int = 5
+    # Exchange (ExchangeService). The change feed is read every feed_poll_ms, at most feed_batch
+    # changes a message; a subscriber with nothing new gets a heartbeat every
+    # feed_heartbeat_seconds; changes are kept feed_retention_days (an older cursor is refused:
+    # resynchronise with PullRecords). A pull names at most pull_max_subjects subjects.
+    feed_poll_ms: int = 200
+    feed_batch: int = 500
+    feed_heartbeat_seconds: int = 10
+    feed_retention_days: int = 30
+    pull_max_subjects: int = 100
+    # Outbound delivery to peers: an entry is tried outbox_max_attempts times, the waits
+    # between growing from outbox_backoff_ms to outbox_backoff_max_ms (doubling, with jitter),
+    # then dead-lettered (`outbox retry` sends it again). A worker holds its partition's lease
+    # outbox_lease_seconds, renewing it while it works; each send waits peer_timeout_seconds.
+    outbox_max_attempts: int = 8
+    outbox_backoff_ms: int = 500
+    outbox_backoff_max_ms: int = 60_000
+    outbox_lease_seconds: int = 15
+    outbox_poll_ms: int = 500
+    outbox_batch: int = 200
+    peer_timeout_seconds: int = 10
 
     # Derived paths ---------------------------------------------------------------------------
     @property
@@ -215,6 +235,18 @@ class Settings:
             "audit_batch",
             "audit_retention_days",
             "witness_timeout_seconds",
+            "feed_poll_ms",
+            "feed_batch",
+            "feed_heartbeat_seconds",
+            "feed_retention_days",
+            "pull_max_subjects",
+            "outbox_max_attempts",
+            "outbox_backoff_ms",
+            "outbox_backoff_max_ms",
+            "outbox_lease_seconds",
+            "outbox_poll_ms",
+            "outbox_batch",
+            "peer_timeout_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

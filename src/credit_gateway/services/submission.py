@@ -309,7 +309,7 @@ class SubmissionService:
             # Non-open items are sealed at rest; open ones are public anyway.
             seal=any(level is not DisclosureLevel.OPEN for level in c.item.disclosure.values()),
         )
-        return record_store.Submitted(subject, record)
+        return record_store.Submitted(subject, record, c.item)
 
 
 def reject(reason: str, path: str = "", description: str = "") -> Violation:

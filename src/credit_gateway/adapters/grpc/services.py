@@ -7,12 +7,14 @@ import grpc
 from credit_gateway.adapters.grpc.audit import AuditServicer
 from credit_gateway.adapters.grpc.consent import ConsentServicer
 from credit_gateway.adapters.grpc.discovery import DiscoveryServicer
+from credit_gateway.adapters.grpc.exchange import ExchangeServicer
 from credit_gateway.adapters.grpc.inquiry import InquiryServicer
 from credit_gateway.adapters.grpc.submission import SubmissionServicer
 from credit_gateway.adapters.grpc.v1 import (
     audit_pb2_grpc,
     consent_pb2_grpc,
     discovery_pb2_grpc,
+    exchange_pb2_grpc,
     inquiry_pb2_grpc,
     submission_pb2_grpc,
 )
@@ -28,8 +30,9 @@ def register_services(
     server: grpc.aio.Server, gateway: Gateway, blocking: Blocking, hub: ConsentEventHub
 ) -> tuple[str, ...]:
     """Adds every servicer to the server; returns their full service names."""
+    inquiry = InquiryService(gateway)
     inquiry_pb2_grpc.add_InquiryServiceServicer_to_server(
-        InquiryServicer(InquiryService(gateway), blocking), server
+        InquiryServicer(inquiry, blocking), server
     )
     submission_pb2_grpc.add_SubmissionServiceServicer_to_server(
         SubmissionServicer(
@@ -46,10 +49,14 @@ def register_services(
     audit_pb2_grpc.add_AuditServiceServicer_to_server(
         AuditServicer(gateway.audit, blocking), server
     )
+    exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
+        ExchangeServicer(gateway, blocking, inquiry), server
+    )
     return (
         "credit_gateway.v1.InquiryService",
         "credit_gateway.v1.SubmissionService",
         "credit_gateway.v1.ConsentService",
         "credit_gateway.v1.DiscoveryService",
         "credit_gateway.v1.AuditService",
+        "credit_gateway.v1.ExchangeService",
     )

@@ -11,9 +11,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from credit_gateway.adapters.storage import feed, outbox
 from credit_gateway.adapters.storage.db import Database
 from credit_gateway.adapters.storage.tables import RecordRow, SubjectRow, core
 from credit_gateway.crypto.envelope import Envelope
+from credit_gateway.domain.catalog import CatalogItem
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.ids import new_id
 from credit_gateway.domain.records import WrittenNotice, record_aad, subject_aad
@@ -105,6 +107,18 @@ class NewRecord:
     signer_kid: str
     notice: WrittenNotice | None  # Art 22, stored as its number and delivery time
     seal: bool
+    origin: Origin | None = None  # a platform's push: what it vouched for
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """A pushed record's origin (RecordRow's origin columns): the providing unit at the origin,
+    the keys its signature verifies under, and the origin platform's signature over them."""
+
+    provider_code: str
+    provider_jwks: str
+    signature: bytes
+    key_id: str
 
 
 def existing_digest(
@@ -149,6 +163,11 @@ def insert_record(
         state="active",
         labels="",
     )
+    if record.origin is not None:
+        row.origin_provider_code = record.origin.provider_code
+        row.provider_jwks = record.origin.provider_jwks
+        row.origin_signature = record.origin.signature
+        row.origin_kid = record.origin.key_id
     if not careful:
         session.add(row)
         return record_id
@@ -170,6 +189,7 @@ class Submitted:
 
     subject: NamedSubject
     record: NewRecord
+    item: CatalogItem  # what the outbox asks of the peers' agreements
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +202,7 @@ class Stored:
     digest: str
     new: bool
     stored_kind: SubjectKind | None = None
+    subject_id: str = ""  # of a record stored now
 
 
 class _Abandoned(Exception):
@@ -209,6 +230,14 @@ def store_submission(
                 session.flush()
             except IntegrityError as exc:
                 raise Conflict("a concurrent submission stored one of these first") from exc
+            new = [(b.item, s) for b, s in zip(batch, stored, strict=True) if s.new]
+            outbox.enqueue(session, [(s.record_id, s.subject_id, item) for item, s in new], now)
+            # Last, so that the feed's counter row is locked for as short a time as can be.
+            feed.append(
+                session,
+                [feed.Change(s.record_id, i.code, s.subject_id, "new") for i, s in new],
+                now,
+            )
             if abandoned():
                 raise _Abandoned  # leaving the block rolls every record back
     except _Abandoned:
@@ -251,7 +280,7 @@ def _store(
             record_id = insert_record(session, envelope, record, now, careful=careful)
             if record_id is not None:
                 seen[key] = (record_id, record.digest)
-                stored.append(Stored(record_id, record.digest, new=True))
+                stored.append(Stored(record_id, record.digest, new=True, subject_id=subject.id))
                 continue
             known = existing_digest(session, *key, current=True)
             assert known is not None  # the insert lost to exactly this row

@@ -166,9 +166,93 @@ class RecordRow(Base):
     notice_delivered_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(16))  # active; later: objected, suspended, archived
     labels: Mapped[str] = mapped_column(String(200), default="")
+    # A record a platform pushed (ExchangeService.PushRecords): provider_id is that platform and
+    # provider_record_id its origin_record_id; signature and signer_kid are the providing
+    # unit's, by a key of provider_jwks, which the origin's signature vouches for.
+    origin_provider_code: Mapped[str | None] = mapped_column(String(64))
+    provider_jwks: Mapped[str | None] = mapped_column(Text)
+    origin_signature: Mapped[bytes | None] = mapped_column(Blob)
+    origin_kid: Mapped[str | None] = mapped_column(String(128))
 
 
 Index("ix_records_subject_item", RecordRow.subject_id, RecordRow.item_code)
+
+
+# --- exchange ----------------------------------------------------------------------------------
+
+
+class RecordChangeRow(Base):
+    """The change feed: a record's change, written in the change's own transaction. `seq` comes
+    from feed_head's counter, taken under its row lock, so changes commit in seq order and a
+    subscriber reading past the highest seq it saw never skips one that commits later."""
+
+    __tablename__ = "record_changes"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id"))
+    item_code: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(Id)
+    kind: Mapped[str] = mapped_column(String(16))  # new, corrected, suspended, restored, deleted
+    replaces: Mapped[str | None] = mapped_column(Id)
+    at: Mapped[datetime]
+
+
+class FeedHeadRow(Base):
+    """The one row: the last seq given to a change, and the floor below which changes were
+    pruned (a cursor under it is refused: resynchronise with PullRecords)."""
+
+    __tablename__ = "feed_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    floor: Mapped[int] = mapped_column(BigInteger)
+
+
+class PeerRow(Base):
+    """A platform this gateway delivers to: its gRPC and token endpoints, its CA, and the client
+    certificate (and key, sealed) that it issued us. `participant_id`: the platform as
+    registered here, whose agreement says what is delivered."""
+
+    __tablename__ = "peers"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), unique=True)
+    grpc_address: Mapped[str] = mapped_column(String(255))
+    token_url: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(64))  # who we are at the peer
+    purpose: Mapped[str] = mapped_column(String(64))  # what the delivery is for (the agreement's)
+    ca_pem: Mapped[str] = mapped_column(Text)
+    cert_pem: Mapped[str] = mapped_column(Text)
+    key_key_id: Mapped[str] = mapped_column(String(64))
+    key_sealed: Mapped[bytes] = mapped_column(Blob)
+    created_at: Mapped[datetime]
+
+
+class OutboxRow(Base):
+    """A record to deliver to a peer, written in the record's own transaction (a transactional
+    outbox). pending -> delivered, or -> dead after the configured attempts (`outbox retry`)."""
+
+    __tablename__ = "outbox"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    peer: Mapped[str] = mapped_column(ForeignKey("peers.name"))
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id"))
+    partition: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+Index("ix_outbox_due", OutboxRow.state, OutboxRow.partition, OutboxRow.next_at)
+
+
+class OutboxLeaseRow(Base):
+    """Who delivers a partition of the outbox: one holder at a time across replicas, until its
+    lease runs out (renewed while it works)."""
+
+    __tablename__ = "outbox_leases"
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    holder: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime]
 
 
 # --- consent -----------------------------------------------------------------------------------
