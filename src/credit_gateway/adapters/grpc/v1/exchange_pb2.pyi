@@ -67,12 +67,14 @@ class PulledSubject(_message.Message):
     def __init__(self, index: _Optional[int] = ..., subject_code: _Optional[str] = ..., inquiry_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[_common_pb2.ReleasedRecord, _Mapping]]] = ..., withheld: _Optional[_Iterable[_Union[_common_pb2.Withheld, _Mapping]]] = ..., refused_reason: _Optional[str] = ..., refused_message: _Optional[str] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("agreement_id", "cursor")
+    __slots__ = ("agreement_id", "cursor", "purpose")
     AGREEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     agreement_id: str
     cursor: str
-    def __init__(self, agreement_id: _Optional[str] = ..., cursor: _Optional[str] = ...) -> None: ...
+    purpose: str
+    def __init__(self, agreement_id: _Optional[str] = ..., cursor: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class ChangeBatch(_message.Message):
     __slots__ = ("cursor", "changes", "inquiry_ids")
