@@ -74,9 +74,14 @@ class AuditLog:
         return self.signer.verifier
 
     def integrate(self) -> tlog.Integrated | None:
-        """One batch; None when nothing was waiting."""
+        """One batch, planned in a read transaction and written in a short write one; None when
+        nothing was waiting, or another replica's integrator got there first (next time)."""
+        with self.db.transaction(write=False) as session:
+            planned = tlog.plan(session, self.signer, self.mac_key, self.batch)
+        if planned is None:
+            return None
         with self.db.transaction() as session:
-            return tlog.integrate(session, self.signer, self.mac_key, self.clock(), self.batch)
+            return tlog.apply(session, planned, self.clock())
 
     def add_cosignatures(self, size: int, signatures: list[NoteSignature]) -> None:
         with self.db.transaction() as session:

@@ -1,11 +1,14 @@
 """The audit log's Merkle tree in storage: integration, checkpoints, proofs, checks, retention.
 
 The release transaction appends an entry (`audit_entries`) with its RFC 9162 leaf hash. The
-integrator then gives committed entries their leaf indexes, in batches. It holds the one
-`audit_tree` row locked (SELECT ... FOR UPDATE; on SQLite the write lock), so one integrator
-works at a time whichever replica runs it. It writes the complete-subtree nodes the batch creates
-(`audit_nodes`; none is ever changed) and a checkpoint signed with the log key
-(`audit_checkpoints`), all in one transaction. A proof reads O(log n) stored nodes in one query.
+integrator then gives committed entries their leaf indexes, in batches: it reads a batch and
+computes its nodes and signed checkpoint without a lock (`plan`), then writes them (`apply`)
+holding the one `audit_tree` row locked (SELECT ... FOR UPDATE; on SQLite the write lock) if
+the tree is still where the plan found it, so one integrator works at a time whichever replica
+runs it and the writer's lock is held only for the writes. It writes the complete-subtree
+nodes the batch creates (`audit_nodes`; none is ever changed), the leaf indexes and a
+checkpoint signed with the log key (`audit_checkpoints`) in one transaction. A proof reads
+O(log n) stored nodes in one query.
 
 `verify_log` recomputes the tree from the stored entries and checks it against every signed
 checkpoint, so a row changed, deleted, inserted or reordered behind the gateway's back is named.
@@ -139,16 +142,39 @@ class Integrated:
     quarantined: tuple[int, ...]  # seqs of rows refused: no valid MAC, or a leaf not their own
 
 
-def integrate(
-    session: Session, signer: Signer, mac_key: bytes, now: datetime, batch: int
-) -> Integrated | None:
-    """Give up to ``batch`` committed, unintegrated entries their leaf indexes, store the nodes
-    they make and sign the new checkpoint. None when there is nothing to integrate.
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A batch read and computed, not yet written: what `apply` writes if the tree is still of
+    ``size`` then."""
+
+    size: int
+    root: bytes  # the tree's root before the batch
+    good: tuple[tuple[int, bytes], ...]  # (seq, leaf) in order
+    refused: tuple[int, ...]
+    made: tuple[tuple[int, int, bytes], ...]  # the nodes the batch creates
+    new_root: bytes
+    note: Note | None
+
+    @property
+    def new_size(self) -> int:
+        return self.size + len(self.good)
+
+
+def plan(session: Session, signer: Signer, mac_key: bytes, batch: int) -> Plan | None:
+    """Up to ``batch`` committed, unintegrated entries, checked, with the nodes they make and
+    the signed checkpoint; None when there is nothing to integrate. Takes no lock: the CPU work
+    of a batch (hashes, MACs, the signature) is done here, outside the writer's lock, which
+    on SQLite every release also waits for.
 
     Each leaf is recomputed from the body, and each body must carry the gateway's MAC (rows older
     than MACs, up to the tree's legacy_seq, excepted): a row that fails either is quarantined,
     never integrated, and kept for `audit verify` to name."""
-    tree = _locked_tree(session, now)
+    tree = session.execute(
+        select(AuditTreeRow.size, AuditTreeRow.root, AuditTreeRow.legacy_seq).where(
+            AuditTreeRow.id == TREE_ROW
+        )
+    ).one_or_none()
+    size, old_root, legacy = (0, EMPTY_ROOT, 0) if tree is None else tree
     pending = session.execute(
         select(AuditEntryRow.seq, AuditEntryRow.body, AuditEntryRow.leaf_hash, AuditEntryRow.mac)
         .where(AuditEntryRow.leaf_index.is_(None), AuditEntryRow.quarantined.is_(False))
@@ -160,36 +186,61 @@ def integrate(
     good: list[tuple[int, bytes]] = []
     refused: list[int] = []
     for seq, body, stored_leaf, mac in pending:
-        if _sealed(mac_key, int(tree.legacy_seq), seq, bytes(body), bytes(stored_leaf), mac):
+        if _sealed(mac_key, int(legacy), seq, bytes(body), bytes(stored_leaf), mac):
             good.append((seq, bytes(stored_leaf)))
         else:
             refused.append(seq)
-    if refused:
-        session.execute(
-            update(AuditEntryRow).where(AuditEntryRow.seq.in_(refused)).values(quarantined=True)
-        )
-    size = int(tree.size)
+    size = int(size)
     if not good:
-        return Integrated(size, bytes(tree.root), None, 0, tuple(refused))
-    leaves = [leaf for _, leaf in good]
+        return Plan(size, bytes(old_root), (), tuple(refused), (), bytes(old_root), None)
     read = session_read(session)
+    leaves = [leaf for _, leaf in good]
     made = with_nodes(read, lambda nodes: appended_nodes(nodes, size, leaves))
     new_size = size + len(leaves)
     new_root = with_nodes(read, lambda nodes: root(nodes, new_size), made)
     note = sign_checkpoint(Checkpoint(signer.name, new_size, new_root), signer)
+    return Plan(size, bytes(old_root), tuple(good), tuple(refused), tuple(made), new_root, note)
+
+
+def apply(session: Session, planned: Plan, now: datetime) -> Integrated | None:
+    """Writes ``planned`` under the tree row's lock (SELECT ... FOR UPDATE; on SQLite the write
+    lock), so one integrator works at a time whichever replica runs it. None, writing nothing,
+    if another integrator extended the tree since the plan was made: plan again."""
+    tree = _locked_tree(session, now)
+    if int(tree.size) != planned.size or bytes(tree.root) != planned.root:
+        return None
+    if planned.refused:
+        session.execute(
+            update(AuditEntryRow)
+            .where(AuditEntryRow.seq.in_(planned.refused))
+            .values(quarantined=True)
+        )
+    if planned.note is None:
+        return Integrated(planned.size, planned.root, None, 0, planned.refused)
     session.execute(
         core(AuditNodeRow).insert(),
-        [{"level": level, "idx": index, "hash": value} for level, index, value in made],
+        [{"level": level, "idx": index, "hash": value} for level, index, value in planned.made],
     )
     session.execute(
         update(AuditEntryRow),
-        [{"seq": seq, "leaf_index": size + i} for i, (seq, _) in enumerate(good)],
+        [{"seq": seq, "leaf_index": planned.size + i} for i, (seq, _) in enumerate(planned.good)],
     )
+    new_size, new_root = planned.new_size, planned.new_root
     session.add(
-        AuditCheckpointRow(size=new_size, root=new_root, note=note.encode(), created_at=now)
+        AuditCheckpointRow(size=new_size, root=new_root, note=planned.note.encode(), created_at=now)
     )
     tree.size, tree.root, tree.updated_at = new_size, new_root, now
-    return Integrated(new_size, new_root, note, len(leaves), tuple(refused))
+    return Integrated(new_size, new_root, planned.note, len(planned.good), planned.refused)
+
+
+def integrate(
+    session: Session, signer: Signer, mac_key: bytes, now: datetime, batch: int
+) -> Integrated | None:
+    """`plan` and `apply` in one transaction (the caller's), the tree locked (or made) first:
+    None when nothing waits."""
+    _locked_tree(session, now)
+    planned = plan(session, signer, mac_key, batch)
+    return None if planned is None else apply(session, planned, now)
 
 
 def _sealed(
