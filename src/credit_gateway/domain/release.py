@@ -570,12 +570,19 @@ class ReleaseFlow:
         return NewSubject(new_id("sbj"), s.lookup, s.kind, key_id, sealed, self.now)
 
     def _open(self, record: StoredRecord, labels: tuple[str, ...]) -> Released:
-        payload = record.payload
-        if record.payload_key_id is not None:
-            payload = self._sealer.open(record.payload_key_id, payload, record_aad(record.id))
-        return Released(
-            record.id, record.item_code, record.provider_id, payload, record.occurred_at, labels
-        )
+        return open_record(self._sealer, record, labels)
+
+
+def open_record(sealer: Sealer, record: StoredRecord, labels: tuple[str, ...]) -> Released:
+    """A released record with its payload opened (sealed payloads are bound to their record's
+    id); raises if it does not open, so a payload that does not open releases nothing. The
+    release flow's and the change feed's one way to open what they release."""
+    payload = record.payload
+    if record.payload_key_id is not None:
+        payload = sealer.open(record.payload_key_id, payload, record_aad(record.id))
+    return Released(
+        record.id, record.item_code, record.provider_id, payload, record.occurred_at, labels
+    )
 
 
 def run(flow: ReleaseFlow, store: ReleaseStore) -> InquiryResult:

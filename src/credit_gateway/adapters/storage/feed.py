@@ -10,24 +10,30 @@ do: its numbers are taken at insert, and commit in any order.)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from credit_gateway.adapters.storage.agreements import parse_document
 from credit_gateway.adapters.storage.tables import (
+    AgreementRow,
     FeedHeadRow,
     RecordChangeRow,
     RecordRow,
     SubjectRow,
     core,
 )
+from credit_gateway.crypto.envelope import Envelope
+from credit_gateway.domain.agreements import AgreementStatus
 from credit_gateway.domain.exchange import ChangeKind, PendingChange
 from credit_gateway.domain.identifiers import SubjectKind
-from credit_gateway.domain.policy import RecordState
+from credit_gateway.domain.policy import AgreementState, RecordState
+from credit_gateway.domain.records import subject_aad
 from credit_gateway.domain.release import StoredRecord
 
 HEAD_ROW = 1
@@ -154,3 +160,62 @@ def head(session: Session) -> tuple[int, int]:
         select(FeedHeadRow.floor, FeedHeadRow.seq).where(FeedHeadRow.id == HEAD_ROW)
     ).one_or_none()
     return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+# --------------------------------------------------------------------------- for the feed
+
+
+def agreement_state(session: Session, agreement_id: str) -> AgreementState | None:
+    """The agreement as registered, with its status; the feed is not counted against quotas
+    (policy._UNCOUNTED), so no usage is read."""
+    row = session.execute(
+        select(AgreementRow.document, AgreementRow.status).where(AgreementRow.id == agreement_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    return AgreementState(parse_document(bytes(row[0])), AgreementStatus(row[1]))
+
+
+def subject_codes(
+    session: Session, envelope: Envelope, subject_ids: Iterable[str]
+) -> dict[str, str]:
+    """The subjects' codes, opened, in one read (records.subject_code opens one)."""
+    ids = sorted(set(subject_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            SubjectRow.id, SubjectRow.lookup, SubjectRow.code_key_id, SubjectRow.code_sealed
+        ).where(SubjectRow.id.in_(ids))
+    )
+    return {
+        sid: envelope.open(key_id, bytes(sealed), subject_aad(lookup)).decode()
+        for sid, lookup, key_id, sealed in rows
+    }
+
+
+def prune(session: Session, before: datetime, limit: int) -> tuple[int, int]:
+    """Deletes the oldest changes made before ``before``, at most ``limit`` of them, and raises
+    the floor over them: (the floor now, how many were deleted). Only a prefix of the feed goes,
+    up to its first change at or after ``before`` (a replica's clock a little behind never has
+    a newer change deleted under an older one). feed_head's lock is held, so no change is
+    appended meanwhile; call it again while it deletes ``limit``."""
+    head_row = session.execute(
+        select(FeedHeadRow).where(FeedHeadRow.id == HEAD_ROW).with_for_update()
+    ).scalar_one_or_none()
+    if head_row is None:
+        return 0, 0
+    floor = int(head_row.floor)
+    rows = session.execute(
+        select(RecordChangeRow.seq, RecordChangeRow.at)
+        .where(RecordChangeRow.seq > floor)
+        .order_by(RecordChangeRow.seq)
+        .limit(limit)
+    ).all()
+    pruned = list(itertools.takewhile(lambda row: row[1] < before, rows))
+    if not pruned:
+        return floor, 0
+    new_floor = int(pruned[-1][0])
+    session.execute(delete(RecordChangeRow).where(RecordChangeRow.seq <= new_floor))
+    head_row.floor = new_floor
+    return new_floor, len(pruned)
