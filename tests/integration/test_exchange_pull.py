@@ -10,7 +10,7 @@ import grpc
 import pytest
 from sqlalchemy import func, select
 from support.feed import AGREEMENT, OTHER_COMPANY, Exchange, entries, exchange_world
-from support.harness import COMPANY, PERSON, Harness
+from support.harness import COMPANY, PERSON, Harness, make_agreement
 from support.rpc import refusal
 
 from credit_gateway.adapters.storage.tables import AuditEntryRow, QuotaUsageRow
@@ -83,6 +83,18 @@ def test_items_named_are_all_a_pull_looks_at(world: Exchange) -> None:
     }
 
 
+def test_asking_only_for_what_the_law_withholds_refuses_each_subject_on_record(
+    world: Exchange,
+) -> None:
+    answers = world.pull(COMPANY, PERSON, items=["MKT.LOAN_REPAYMENT"])
+
+    assert [(a.refused_reason, len(a.records)) for a in answers] == [
+        ("NOT_PUBLIC_CREDIT_INFORMATION", 0),
+        ("NOT_PUBLIC_CREDIT_INFORMATION", 0),
+    ]
+    assert [e["outcome"] for e in entries(world.h, "PullRecords")] == ["REFUSED", "REFUSED"]
+
+
 def test_more_subjects_than_the_bound_is_refused_and_nothing_is_on_record(
     world: Exchange,
 ) -> None:
@@ -118,20 +130,17 @@ def test_the_quota_refuses_the_subjects_past_it_and_the_stream_goes_on(harness: 
     h = harness
     x = exchange_world(h)
     x.submit(("c_reg", "REG.ENTERPRISE", COMPANY))
-    operator_agreement = "agr-quota"
-    from support.harness import make_agreement
-
     make_agreement(
         h,
         x.platform,
-        agreement_id=operator_agreement,
+        agreement_id="agr-quota",
         operations=("bulk_pull",),
         categories=("registration",),
         purposes=("SUPERVISION",),
         calls_per_day=2,
     )
 
-    answers = x.pull(COMPANY, COMPANY, COMPANY, agreement_id=operator_agreement)
+    answers = x.pull(COMPANY, COMPANY, COMPANY, agreement_id="agr-quota")
 
     assert [a.refused_reason for a in answers] == ["", "", "QUOTA_CALLS_EXHAUSTED"]
     assert [e["outcome"] for e in entries(h, "PullRecords")] == ["RELEASED", "RELEASED", "REFUSED"]

@@ -51,22 +51,30 @@ FEED_METHOD = "SubscribeChanges"
 
 # --------------------------------------------------------------------------- pull
 
-# Refusals of the caller or of its agreement: every later subject would be refused alike, so the
-# stream ends with the first one's status (on record by then). Any other refusal (a bad code,
-# the subject's kind not agreed, a quota, an item the law withholds) is that subject's alone.
-WHOLE_PULL_REFUSALS = frozenset(
+# Refusals that are one subject's alone: the stream goes on to the next. A bad code (any
+# InvalidArgument), the subject's kind not agreed, the day's quota, or items that none may be
+# had of this subject (their level depends on its kind). Any other refusal, of the caller (its
+# kind, its standing) or of its agreement, would refuse every later subject alike: the stream
+# ends with the first one's status, once it is on record (and so does an unknown one).
+SUBJECT_REFUSALS = frozenset(
     {
-        Reason.CALLER_KIND_NOT_ALLOWED,
-        Reason.AGREEMENT_REQUIRED,
-        Reason.AGREEMENT_OTHER_PARTY,
-        Reason.AGREEMENT_SUSPENDED,
-        Reason.AGREEMENT_EXPIRED,
-        Reason.AGREEMENT_NOT_YET_VALID,
-        Reason.OPERATION_NOT_AGREED,
-        Reason.PURPOSE_NOT_AGREED,
+        Reason.SUBJECT_KIND_NOT_AGREED,
+        Reason.QUOTA_CALLS_EXHAUSTED,
+        Reason.NOT_IN_CATALOG,
+        Reason.ITEM_NOT_AGREED,
+        Reason.LEVEL_NOT_AGREED,
+        Reason.NOT_DISCLOSABLE_ON_CHANNEL,
+        Reason.NOT_PUBLIC_CREDIT_INFORMATION,
+        Reason.WRITTEN_CONSENT_REQUIRED,
     }
 )
-_SUBJECT_REFUSALS = (InvalidArgument, PermissionDenied, ResourceExhausted)
+_REFUSED = (InvalidArgument, PermissionDenied, ResourceExhausted)
+
+
+def subject_refusal(error: Exception) -> bool:
+    if isinstance(error, InvalidArgument):
+        return True
+    return isinstance(error, _REFUSED) and error.reason in SUBJECT_REFUSALS
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +136,8 @@ class Pull:
         for index, inquiry in enumerate(inquiries):
             try:
                 result = await self._release(inquiry)
-            except _SUBJECT_REFUSALS as refused:
-                if refused.reason in WHOLE_PULL_REFUSALS:
+            except _REFUSED as refused:
+                if not subject_refusal(refused):
                     raise
                 yield PullAnswer(index, inquiry.subject_code, None, refused)
             else:

@@ -32,7 +32,6 @@ from credit_gateway.adapters.grpc.inquiry import _response
 from credit_gateway.adapters.grpc.interceptor import StandingCheck, current_call
 from credit_gateway.adapters.grpc.v1 import common_pb2, exchange_pb2
 from credit_gateway.domain.exchange import ChangeKind
-from credit_gateway.errors import InvalidArgument
 from credit_gateway.runtime.blocking import Blocking
 from credit_gateway.runtime.gateway import Gateway
 from credit_gateway.services.feed import (
@@ -47,7 +46,6 @@ from credit_gateway.services.release import InquiryResult, InquiryService, Relea
 
 _Ctx = grpc.aio.ServicerContext[Any, Any]
 log = logging.getLogger("credit_gateway.feed")
-MAX_CURSOR = 256  # characters read of a cursor at all (a real one is 34)
 
 _KINDS = {
     ChangeKind.NEW: exchange_pb2.RecordChange.KIND_NEW,
@@ -138,8 +136,6 @@ class Feed:
     ) -> AsyncIterator[exchange_pb2.ChangeBatch]:
         call = current_call()
         assert call.checked is not None  # the interceptor read the standing of this method
-        if len(request.cursor) > MAX_CURSOR:
-            raise InvalidArgument.field("cursor", "not a cursor", reason="CURSOR_INVALID")
         subscriber = Subscriber(
             call.checked.id,
             call.checked.kind,
