@@ -303,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     from credit_gateway.cli.audit import add_audit_commands
 
     add_audit_commands(sub)
+    from credit_gateway.cli.peers import add_peer_commands
+
+    add_peer_commands(sub)
+    from credit_gateway.cli.outbox import add_outbox_commands
+
+    add_outbox_commands(sub)
     return parser
 
 

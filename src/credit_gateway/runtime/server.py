@@ -48,7 +48,7 @@ from credit_gateway.adapters.http.witness import (
 from credit_gateway.adapters.storage.trust import SqlTrustStore
 from credit_gateway.crypto.notes import Note, NoteSignature
 from credit_gateway.errors import ConfigError, GatewayError, NotFound
-from credit_gateway.runtime import logs, tls
+from credit_gateway.runtime import delivery, logs, tls
 from credit_gateway.runtime.blocking import Blocking
 from credit_gateway.runtime.config import Settings, split_address
 from credit_gateway.runtime.gateway import Gateway
@@ -168,6 +168,7 @@ async def serve(
     served.tasks.append(asyncio.create_task(_follow_keys(gateway, blocking)))
     served.cosigning, served.witness_transport = _cosigning(settings, gateway, blocking)
     served.tasks.append(asyncio.create_task(_integrate(gateway, blocking, served.cosigning)))
+    served.tasks.extend(delivery.start(gateway, blocking))  # the outbox's, to peer platforms
     if gateway.db.dialect == "sqlite":
         served.tasks.append(asyncio.create_task(_checkpoint(gateway, blocking)))
     # What startup made (modules, the catalog, keys) lives as long as the process: kept out of

@@ -1,0 +1,200 @@
+"""Outbound delivery (issue 12): records that a push agreement shares with a peer platform
+leave through the outbox, decided by the policy, to the peer's PushRecords, exactly once in
+effect; with the peer killed mid-delivery, staying down, or two replicas delivering."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.databases import fresh_database
+from support.harness import free_port, start_harness
+from support.serving import serve
+from support.two_gateways import (
+    DELIVERY,
+    NATIONAL,
+    PROVINCIAL,
+    Pair,
+    add_peer,
+    count_pushed,
+    outbox_rows,
+    outbox_states,
+    pushed_from,
+    released_by_delivery,
+    two_gateways,
+)
+from support.waiting import wait_until
+
+from credit_gateway.adapters.storage import outbox
+from credit_gateway.services.delivery import client_key_id
+
+pytestmark = pytest.mark.usefixtures("no_outside_settings")
+
+
+@pytest.fixture(scope="session")
+def national_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The national platform's own database, on the same backend as the provincial one's."""
+    with fresh_database(backend, tmp_path_factory.mktemp(f"national-{backend}")) as url:
+        yield url
+
+
+@pytest.fixture
+def pair(tmp_path: Path, database_url: str, national_url: str) -> Iterator[Pair]:
+    with two_gateways(tmp_path, database_url, national_url) as linked:
+        yield linked
+
+
+def settled(db: Any) -> bool:
+    return outbox.PENDING not in outbox_states(db)
+
+
+def test_records_flow_both_ways_once_and_never_back(pair: Pair) -> None:
+    prov, nat = pair.provincial, pair.national
+    prov.submit(prov.records(6, subjects=3))
+    nat.submit(nat.records(2, subjects=1, prefix="n"))
+    wait_until(lambda: count_pushed(nat.db, PROVINCIAL) == 6, 20, "for the national platform")
+    wait_until(lambda: count_pushed(prov.db, NATIONAL) == 2, 20, "for the provincial center")
+    wait_until(lambda: settled(prov.db) and settled(nat.db), 20, "for both outboxes")
+    arrived = pushed_from(nat.db, PROVINCIAL)
+    # Each keeps its origin: our record id, our key id there, the providing unit here.
+    our_kid = client_key_id(pair.provincial_at_national.cert.cert_path.read_bytes())
+    assert {(kid, unit) for _, kid, unit in arrived} == {(our_kid, "hubei-amr")}
+    assert [rid for rid, _, _ in arrived] == sorted(r.record_id for r in outbox_rows(prov.db))
+    assert outbox_states(prov.db) == {outbox.DELIVERED: 6}
+    # What a platform was pushed is not pushed on, nor back: no echo.
+    assert outbox_states(nat.db) == {outbox.DELIVERED: 2}
+    assert count_pushed(prov.db, NATIONAL) == 2
+    assert count_pushed(nat.db, PROVINCIAL) == 6
+    # Every release is on record at the sender, once, under the delivery's method.
+    assert Counter(released_by_delivery(prov.db, "national")) == {
+        r.record_id: 1 for r in outbox_rows(prov.db)
+    }
+
+
+def test_what_the_agreement_does_not_share_or_the_policy_withholds_is_never_sent(
+    pair: Pair,
+) -> None:
+    prov, nat = pair.provincial, pair.national
+    fresh = prov.records(1, subjects=1, prefix="fresh")
+    # Queued (the item is shared) but past ADM.PUNISHMENT's 1,095-day disclosure period.
+    stale = prov.records(1, subjects=1, prefix="stale", days_ago=1200)
+    # REG.ENTERPRISE: no push agreement covers it, so it is never queued.
+    prov.submit([*fresh, *stale, prov.registration("reg-1")])
+    wait_until(lambda: settled(prov.db), 20, "for the delivery")
+    rows = {r.state: r for r in outbox_rows(prov.db)}
+    assert sorted(rows) == [outbox.DELIVERED, outbox.WITHHELD]
+    assert rows[outbox.WITHHELD].last_error == "withheld by the policy"
+    assert [rid for rid, _, _ in pushed_from(nat.db, PROVINCIAL)] == [
+        rows[outbox.DELIVERED].record_id
+    ]
+    # The withheld one's decision is on record too, releasing nothing.
+    assert released_by_delivery(prov.db, "national") == [rows[outbox.DELIVERED].record_id]
+
+
+def test_the_receiver_killed_mid_delivery_gets_every_record_exactly_once(
+    tmp_path: Path, database_url: str, national_url: str
+) -> None:
+    n = 40
+    with two_gateways(
+        tmp_path, database_url, national_url, peers=False,
+        # Small batches, so the kill falls mid-delivery; retries for as long as a restart takes.
+        provincial={"outbox_batch": 2, "outbox_backoff_max_ms": 500, "outbox_max_attempts": 1000},
+    ) as pair:  # fmt: skip
+        prov, nat = pair.provincial, pair.national
+        ports = {
+            "grpc_address": f"127.0.0.1:{free_port()}",
+            "oauth_address": f"127.0.0.1:{(oauth := free_port())}",
+        }
+        receiver_settings = {**ports, "issuer": f"https://127.0.0.1:{oauth}"}
+        receiver = serve(nat.harness, tmp_path, **receiver_settings)
+        try:
+            receiver.wait_serving(nat.provider)
+            target = f"localhost:{ports['grpc_address'].rsplit(':', 1)[1]}"
+            add_peer(prov, nat, pair.provincial_at_national, grpc_target=target, oauth_port=oauth)
+            for start in range(0, n, 10):
+                prov.submit(prov.records(10, subjects=5, prefix=f"k{start}"))
+            wait_until(lambda: count_pushed(nat.db, PROVINCIAL) >= 1, 30, "for a first arrival")
+            os.killpg(receiver.process.pid, signal.SIGKILL)  # mid-delivery, no goodbye
+            receiver.process.wait(timeout=10)
+            at_kill = count_pushed(nat.db, PROVINCIAL)
+            print(f"records at the national platform when it was killed: {at_kill} of {n}")
+            assert at_kill < n, "delivery ended before the kill: nothing was interrupted"
+            receiver.close()
+            receiver = serve(nat.harness, tmp_path, **receiver_settings)
+            receiver.wait_serving(nat.provider)
+            wait_until(lambda: settled(prov.db), 60, "for delivery after the restart")
+        finally:
+            receiver.close()
+        assert outbox_states(prov.db) == {outbox.DELIVERED: n}
+        arrived = [rid for rid, _, _ in pushed_from(nat.db, PROVINCIAL)]
+        assert sorted(arrived) == sorted(r.record_id for r in outbox_rows(prov.db))
+        assert len(set(arrived)) == n
+
+
+def test_a_peer_that_stays_down_goes_to_dead_letters_and_retry_sends_them(
+    tmp_path: Path, database_url: str, national_url: str
+) -> None:
+    attempts = 3
+    with two_gateways(
+        tmp_path, database_url, national_url, peers=False,
+        provincial={"outbox_max_attempts": attempts},
+    ) as pair:  # fmt: skip
+        prov, nat = pair.provincial, pair.national
+        grpc_port, oauth = free_port(), free_port()  # nothing listens there yet
+        target = f"localhost:{grpc_port}"
+        assert (
+            add_peer(prov, nat, pair.provincial_at_national, grpc_target=target, oauth_port=oauth)
+            == 0
+        )
+        prov.submit(prov.records(5, subjects=2))
+        wait_until(lambda: settled(prov.db), 30, "for the entries to die")
+        dead = outbox_rows(prov.db, outbox.DEAD)
+        assert len(dead) == 5
+        assert all(r.attempts == attempts for r in dead)
+        assert all(
+            r.last_error.startswith(f"after {attempts} attempts: token endpoint") for r in dead
+        )
+        assert count_pushed(nat.db, PROVINCIAL) == 0
+        receiver = serve(
+            nat.harness, tmp_path,
+            grpc_address=f"127.0.0.1:{grpc_port}", oauth_address=f"127.0.0.1:{oauth}",
+            issuer=f"https://127.0.0.1:{oauth}",
+        )  # fmt: skip
+        try:
+            receiver.wait_serving(nat.provider)
+            assert prov.outbox("retry", "--peer", "national") == 0
+            wait_until(lambda: settled(prov.db), 30, "for the retried entries")
+        finally:
+            receiver.close()
+        assert outbox_states(prov.db) == {outbox.DELIVERED: 5}
+        assert count_pushed(nat.db, PROVINCIAL) == 5
+
+
+def test_two_replicas_deliver_every_record_once(
+    tmp_path: Path, database_url: str, national_url: str
+) -> None:
+    n = 60
+    with two_gateways(tmp_path, database_url, national_url, provincial={"outbox_batch": 5}) as pair:
+        prov, nat = pair.provincial, pair.national
+        first = prov.harness
+        # A second replica of the provincial gateway: the same home, certificates and database.
+        second = start_harness(
+            tmp_path / PROVINCIAL, prov.certs, first.settings.database_url, pair.clock,
+            **{**DELIVERY, "outbox_batch": 5},
+        )  # fmt: skip
+        try:
+            for start in range(0, n, 20):
+                prov.submit(prov.records(20, subjects=8, prefix=f"p{start}"))
+            wait_until(lambda: settled(prov.db), 60, "for the delivery")
+        finally:
+            second.close()
+        assert outbox_states(prov.db) == {outbox.DELIVERED: n}
+        assert count_pushed(nat.db, PROVINCIAL) == n
+        # No record was sent twice: each is named released by exactly one delivery entry.
+        released = Counter(released_by_delivery(prov.db, "national"))
+        assert released == {r.record_id: 1 for r in outbox_rows(prov.db)}
