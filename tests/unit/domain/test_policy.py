@@ -72,6 +72,14 @@ OPEN_INQ, AUTH_INQ, GOV_SHARE, SELF_INQ = (
     Channel.GOVERNMENT_SHARING,
     Channel.SELF_INQUIRY,
 )
+PULL, FEED, DELIVERY = Channel.EXCHANGE_PULL, Channel.EXCHANGE_FEED, Channel.EXCHANGE_DELIVERY
+EXCHANGE = (PULL, FEED, DELIVERY)  # Art 20 para 3: with the national and provincial platforms
+PLATFORMS = frozenset({PK.NATIONAL_PLATFORM, PK.PROVINCIAL_PLATFORM})
+# Public credit information alone, never market information or an Art 16 written-consent item
+# (Art 20 para 1 and 3).
+PUBLIC_ONLY = frozenset({GOV_SHARE, *EXCHANGE})
+# The feed and the delivery hand each change over once: no daily call or record quota.
+UNCOUNTED = frozenset({FEED, DELIVERY})
 
 # Art 17-18, written out here rather than imported so the tests state the rule independently.
 ALLOWED_LEVELS: dict[Channel, frozenset[DisclosureLevel]] = {
@@ -79,6 +87,7 @@ ALLOWED_LEVELS: dict[Channel, frozenset[DisclosureLevel]] = {
     AUTH_INQ: frozenset({OPEN, AUTH}),
     GOV_SHARE: frozenset({OPEN, AUTH, GOV}),
     SELF_INQ: frozenset(DisclosureLevel),
+    **dict.fromkeys(EXCHANGE, frozenset({OPEN, AUTH, GOV})),
 }
 # Art 20: who may use which channel (the self channel has no participant kind).
 ALLOWED_CALLERS: dict[Channel, frozenset[PK]] = {
@@ -94,11 +103,15 @@ ALLOWED_CALLERS: dict[Channel, frozenset[PK]] = {
     AUTH_INQ: frozenset({PK.CREDIT_AGENCY, PK.INDUSTRY_ASSOCIATION}),
     GOV_SHARE: frozenset({PK.GOVERNMENT_DEPARTMENT}),
     SELF_INQ: frozenset(),
+    **dict.fromkeys(EXCHANGE, PLATFORMS),
 }
 OPERATION_OF: dict[Channel, Operation] = {
     OPEN_INQ: Operation.INQUIRY,
     AUTH_INQ: Operation.INQUIRY,
     GOV_SHARE: Operation.GOVERNMENT_SHARING,
+    PULL: Operation.BULK_PULL,
+    FEED: Operation.CHANGE_FEED,
+    DELIVERY: Operation.PUSH,  # our delivery to a peer platform is the agreement's push
 }
 
 
@@ -271,6 +284,16 @@ def baseline(channel: Channel) -> ReleaseRequest:
             requested_items=(JUD, PUN),
             agreement=_agreement("dept-market", Operation.GOVERNMENT_SHARING),
             records=RECORDS,
+        )
+    if channel in EXCHANGE:
+        # What government sharing asks (public credit information at the government and the
+        # authorized level, for supervision), asked by the national platform under its agreement.
+        return dataclasses.replace(
+            baseline(GOV_SHARE),
+            channel=channel,
+            caller_id="platform-n",
+            caller_kind=PK.NATIONAL_PLATFORM,
+            agreement=_agreement("platform-n", OPERATION_OF[channel]),
         )
     return ReleaseRequest(
         channel=channel,
@@ -480,6 +503,8 @@ FIFTEEN_DAYS = 15 * DAY
 
 
 def _caller_article(channel: Channel, kind: PK) -> str:
+    if channel in EXCHANGE:
+        return "20.3"  # the exchange channels are the platforms' alone
     if channel is GOV_SHARE:
         return "20.1"  # government departments, for their duties
     if channel is AUTH_INQ:
@@ -492,7 +517,7 @@ def _caller_article(channel: Channel, kind: PK) -> str:
 def _caller_rows() -> list[Row]:
     """Art 18 and 20 paras 1-3: every participant kind on every participant channel."""
     rows = []
-    for channel in (OPEN_INQ, AUTH_INQ, GOV_SHARE):
+    for channel in (OPEN_INQ, AUTH_INQ, GOV_SHARE, *EXCHANGE):
         for kind in PK:
             allowed = kind in ALLOWED_CALLERS[channel]
             article = _caller_article(channel, kind)
@@ -516,6 +541,232 @@ def _caller_rows() -> list[Row]:
             )
         )
     return rows
+
+
+def _public_only_rows(ch: Channel) -> list[Row]:
+    """Art 20 para 1 (government sharing) and para 3 (exchange with the platforms) share public
+    credit information, at every level but SELF, with no consent: market information (Art 3) is
+    not public credit information, and Art 16 para 2 (2) items leave only with the person's
+    written consent, which neither carries (a consent in the request changes nothing)."""
+    article = "20.1" if ch is GOV_SHARE else "20.3"
+    prefix = "art20p1" if ch is GOV_SHARE else f"art20p3-{ch.value}"
+
+    def r(name: str, mutate: Mutation, *expect: Expect) -> Row:
+        return row(f"{prefix}-{name}", article, ch, mutate, *expect)
+
+    partial = OutcomeIs(Outcome.PARTIAL)
+    not_public, written = R.NOT_PUBLIC_CREDIT_INFORMATION, R.WRITTEN_CONSENT_REQUIRED
+    revoked = dataclasses.replace(CONSENT, status=ConsentStatus.REVOKED)
+    consented = both(
+        change(consent=CONSENT), terms(grantee=baseline(ch).caller_id, item_codes=frozenset({INC}))
+    )
+    return [
+        r("needs-no-consent", change(consent=revoked), AllReleased()),
+        *[
+            r(
+                f"gets-{lv}-public-information-{k.value}",
+                both(subject(k, c), asking(i)),
+                AllReleased(),
+            )
+            for lv, i, k, c in (
+                ("open", REG, LP, COMPANY),
+                ("authorized", PUN, NP, PERSON),
+                ("government", JUD, OO, COMPANY_2),
+            )
+        ],
+        r(
+            "never-gets-self-level",
+            both(subject(NP, PERSON), asking(JUD, VOL)),
+            ItemOut(VOL, R.NOT_DISCLOSABLE_ON_CHANNEL),
+            RecordIn(rid(JUD)),
+        ),
+        *[
+            r(
+                f"market-information-at-{lv}-level-withheld-{k.value}",
+                both(subject(k, c), asking(MKT, JUD)),
+                ItemOut(MKT, not_public),
+                RecordIn(rid(JUD)),
+                partial,
+            )
+            for lv, k, c in (
+                ("open", OO, COMPANY_2),
+                ("authorized", NP, PERSON),
+                ("government", LP, COMPANY),
+            )
+        ],
+        *[
+            r(
+                f"written-consent-item-at-{lv}-level-withheld-{k.value}",
+                both(subject(k, c), asking(TAX, JUD)),
+                ItemOut(TAX, written),
+                RecordIn(rid(JUD)),
+                partial,
+            )
+            for lv, k, c in (("authorized", NP, PERSON), ("government", LP, COMPANY))
+        ],
+        r(
+            "market-reason-before-written-consent",
+            both(subject(NP, PERSON), asking(INC, JUD)),
+            ItemOut(INC, not_public),
+            RecordIn(rid(JUD)),
+        ),
+        r(
+            "written-consent-in-the-request-changes-nothing",
+            both(subject(NP, PERSON), asking(INC, TAX, PUN), consented),
+            ItemOut(INC, not_public),
+            ItemOut(TAX, written),
+            RecordIn(rid(PUN)),
+        ),
+        r(
+            "law-before-the-agreement",
+            both(asking(MKT, TAX, JUD), agreement(categories=frozenset({Category.JUDICIAL}))),
+            ItemOut(MKT, not_public),
+            ItemOut(TAX, written),
+            RecordIn(rid(JUD)),
+        ),
+        r("only-market-and-written-consent-asked-refused", asking(MKT, TAX), Refused(not_public)),
+        r(
+            "default-request-names-what-the-law-withholds",
+            asking(),
+            ItemOut(MKT, not_public),
+            ItemOut(INC, not_public),
+            ItemOut(TAX, written),
+            ItemOut(VOL, R.NOT_DISCLOSABLE_ON_CHANNEL),
+            *(RecordIn(rid(code)) for code in (JUD, PUN, REG, LST)),
+            partial,
+        ),
+    ]
+
+
+def _exchange_rows(ch: Channel) -> list[Row]:
+    """Art 20 para 3 on one exchange channel, beyond what it shares with government sharing: the
+    platforms alone, under an agreement naming the channel's operation, at the levels it names;
+    each record judged as on every channel. Pulls count against the agreement's daily quotas;
+    the feed and the delivery do not."""
+
+    def r(name: str, mutate: Mutation, *expect: Expect) -> Row:
+        return row(f"art20p3-{ch.value}-{name}", "20.3", ch, mutate, *expect)
+
+    def quota(*when_counted: Expect) -> tuple[Expect, ...]:
+        return when_counted if ch not in UNCOUNTED else (AllReleased(),)
+
+    def out(code: str, reason: Reason) -> RecordOut:
+        return RecordOut(rid(code), reason)
+
+    provincial = both(
+        caller(PK.PROVINCIAL_PLATFORM),
+        change(caller_id="platform-p"),
+        agreement(counterparty="platform-p"),
+    )
+    extra = adding(*(RecordState(f"extra-{i}", PUN, NOW - i * DAY) for i in range(1, 5)))
+    one_a_day = both(
+        agreement(quotas=Quotas(calls_per_day=1, records_per_day=1)),
+        agreement_state(calls_today=0, records_today=0),
+        extra,
+    )
+    all_shared = agreement(levels=frozenset({OPEN, AUTH, GOV}))
+    calls_used = R.QUOTA_CALLS_EXHAUSTED
+    records_used = R.QUOTA_RECORDS_EXHAUSTED
+    objection = record(JUD, objection_filed_at=NOW - FIFTEEN_DAYS)
+    pending = record(JUD, objection_filed_at=NOW - FIFTEEN_DAYS + TICK)
+    return [
+        r("baseline", same, AllReleased()),
+        r("provincial-platform-released", provincial, AllReleased()),
+        r("levels-the-agreement-names", all_shared, AllReleased()),
+        # ---------------------------------------------------- the agreement
+        r(
+            "operation-not-agreed",
+            agreement(operations=frozenset(Operation) - {OPERATION_OF[ch]}),
+            Refused(R.OPERATION_NOT_AGREED),
+        ),
+        r(
+            "agreement-suspended",
+            agreement_state(status=AgreementStatus.SUSPENDED),
+            Refused(R.AGREEMENT_SUSPENDED),
+        ),
+        r("agreement-expired", agreement(valid_until=NOW), Refused(R.AGREEMENT_EXPIRED)),
+        r(
+            "agreement-other-party",
+            agreement(counterparty="platform-p"),
+            Refused(R.AGREEMENT_OTHER_PARTY),
+        ),
+        r(
+            "purpose-not-agreed",
+            agreement(purposes=frozenset({"LOAN"})),
+            Refused(R.PURPOSE_NOT_AGREED),
+        ),
+        r(
+            "subject-kind-not-agreed",
+            agreement(subject_kinds=frozenset({NP, OO})),
+            Refused(R.SUBJECT_KIND_NOT_AGREED),
+        ),
+        r(
+            "item-not-agreed",
+            agreement(categories=frozenset({Category.JUDICIAL})),
+            ItemOut(PUN, R.ITEM_NOT_AGREED),
+            RecordIn(rid(JUD)),
+        ),
+        r(
+            "government-level-not-agreed",
+            agreement(levels=frozenset({OPEN, AUTH})),
+            ItemOut(JUD, R.LEVEL_NOT_AGREED),
+            RecordIn(rid(PUN)),
+        ),
+        r(
+            "default-request-skips-unagreed-items",
+            both(asking(), agreement(categories=frozenset({Category.JUDICIAL}))),
+            RecordIn(rid(JUD)),
+            NeverLeaves(rid(PUN)),
+            NeverLeaves(rid(REG)),
+            OutcomeIs(Outcome.RELEASED),
+        ),
+        # ---------------------------------------------------- the daily quotas
+        r("calls-quota-used-up", agreement_state(calls_today=100), *quota(Refused(calls_used))),
+        r("calls-quota-overdrawn", agreement_state(calls_today=5000), *quota(Refused(calls_used))),
+        r(
+            "records-quota-used-up",
+            agreement_state(records_today=1000),
+            *quota(out(JUD, records_used), out(PUN, records_used), OutcomeIs(Outcome.WITHHELD)),
+        ),
+        r(
+            "records-quota-runs-out-mid-request",
+            agreement_state(records_today=999),
+            # ADM.PUNISHMENT sorts first
+            *quota(RecordIn(rid(PUN)), out(JUD, records_used), OutcomeIs(Outcome.PARTIAL)),
+        ),
+        r(
+            "more-records-than-the-quota",
+            one_a_day,
+            # the oldest record of the first item
+            *quota(RecordIn(rid(PUN)), RecordOut("extra-1", records_used), out(JUD, records_used)),
+        ),
+        # ---------------------------------------------------- each record (Art 9, 29-31)
+        r(
+            "disclosure-period-ended",
+            record(JUD, occurred_at=NOW - 1825 * DAY),
+            out(JUD, R.DISCLOSURE_PERIOD_ENDED),
+            RecordIn(rid(PUN)),
+            OutcomeIs(Outcome.PARTIAL),
+        ),
+        r(
+            "disclosure-period-last-instant",
+            record(JUD, occurred_at=NOW - 1825 * DAY + TICK),
+            AllReleased(),
+        ),
+        r(
+            "record-out-of-service-withheld",
+            record(PUN, in_service=False),
+            out(PUN, R.NOT_IN_SERVICE),
+            RecordIn(rid(JUD)),
+        ),
+        r("objection-suspended-withheld", objection, out(JUD, R.OBJECTION_SUSPENDED)),
+        r("objection-pending-labelled", pending, RecordIn(rid(JUD), OBJECTION), RecordIn(rid(PUN))),
+        r(
+            "out-of-service-before-objection",
+            record(JUD, in_service=False, objection_filed_at=NOW - 200 * DAY),
+            out(JUD, R.NOT_IN_SERVICE),
+        ),
+    ]
 
 
 ROWS: list[Row] = [
@@ -906,104 +1157,7 @@ ROWS: list[Row] = [
         change(consent=dataclasses.replace(CONSENT, status=ConsentStatus.REVOKED)),
         AllReleased(),
     ),
-    row(
-        "art20p1-government-channel-needs-no-consent",
-        "20.1",
-        GOV_SHARE,
-        change(consent=None),
-        AllReleased(),
-    ),
-    # Art 20 para 1 shares public credit information, at every level but SELF, with no consent;
-    # market information (Art 3) is not public credit information, and Art 16 para 2 (2) items
-    # leave only with the person's written consent, which government sharing never carries.
-    *[
-        row(
-            f"art20p1-government-gets-{level}-public-information-{kind.value}",
-            "20.1",
-            GOV_SHARE,
-            both(subject(kind, code), asking(item)),
-            AllReleased(),
-        )
-        for level, item, kind, code in (
-            ("open", REG, LP, COMPANY),
-            ("authorized", PUN, NP, PERSON),
-            ("government", JUD, OO, COMPANY_2),
-        )
-    ],
-    row(
-        "art20p1-government-never-gets-self-level",
-        "20.1",
-        GOV_SHARE,
-        both(subject(NP, PERSON), asking(JUD, VOL)),
-        ItemOut(VOL, R.NOT_DISCLOSABLE_ON_CHANNEL),
-        RecordIn(rid(JUD)),
-    ),
-    *[
-        row(
-            f"art20p1-market-information-at-{level}-level-withheld-{kind.value}",
-            "20.1",
-            GOV_SHARE,
-            both(subject(kind, code), asking(MKT, JUD)),
-            ItemOut(MKT, R.NOT_PUBLIC_CREDIT_INFORMATION),
-            RecordIn(rid(JUD)),
-            OutcomeIs(Outcome.PARTIAL),
-        )
-        for level, kind, code in (
-            ("open", OO, COMPANY_2),
-            ("authorized", NP, PERSON),
-            ("government", LP, COMPANY),
-        )
-    ],
-    *[
-        row(
-            f"art20p1-written-consent-item-at-{level}-level-withheld-{kind.value}",
-            "20.1",
-            GOV_SHARE,
-            both(subject(kind, code), asking(TAX, JUD)),
-            ItemOut(TAX, R.WRITTEN_CONSENT_REQUIRED),
-            RecordIn(rid(JUD)),
-            OutcomeIs(Outcome.PARTIAL),
-        )
-        for level, kind, code in (("authorized", NP, PERSON), ("government", LP, COMPANY))
-    ],
-    row(
-        "art20p1-market-reason-before-written-consent",
-        "20.1",
-        GOV_SHARE,
-        both(subject(NP, PERSON), asking(INC, JUD)),
-        ItemOut(INC, R.NOT_PUBLIC_CREDIT_INFORMATION),
-        RecordIn(rid(JUD)),
-    ),
-    row(
-        "art20p1-law-before-the-agreement",
-        "20.1",
-        GOV_SHARE,
-        both(asking(MKT, TAX, JUD), agreement(categories=frozenset({Category.JUDICIAL}))),
-        ItemOut(MKT, R.NOT_PUBLIC_CREDIT_INFORMATION),
-        ItemOut(TAX, R.WRITTEN_CONSENT_REQUIRED),
-        RecordIn(rid(JUD)),
-    ),
-    row(
-        "art20p1-only-market-and-written-consent-asked-refused",
-        "20.1",
-        GOV_SHARE,
-        asking(MKT, TAX),
-        Refused(R.NOT_PUBLIC_CREDIT_INFORMATION),
-    ),
-    row(
-        "art20p1-default-request-names-what-the-law-withholds",
-        "20.1",
-        GOV_SHARE,
-        asking(),
-        ItemOut(MKT, R.NOT_PUBLIC_CREDIT_INFORMATION),
-        ItemOut(INC, R.NOT_PUBLIC_CREDIT_INFORMATION),
-        ItemOut(TAX, R.WRITTEN_CONSENT_REQUIRED),
-        ItemOut(VOL, R.NOT_DISCLOSABLE_ON_CHANNEL),
-        RecordIn(rid(JUD)),
-        RecordIn(rid(PUN)),
-        RecordIn(rid(REG)),
-        OutcomeIs(Outcome.PARTIAL),
-    ),
+    *_public_only_rows(GOV_SHARE),
     row(
         "art16-written-consent-public-item-named-one-by-one-released-authorized",
         "16",
@@ -1020,6 +1174,7 @@ ROWS: list[Row] = [
     ),
     # ---------------------------------------------------------------- Art 20: agreements
     *_caller_rows(),
+    *(r for ch in EXCHANGE for r in (*_public_only_rows(ch), *_exchange_rows(ch))),
     row(
         "art20-self-channel-caller-kind-refused",
         "20",
@@ -1042,7 +1197,7 @@ ROWS: list[Row] = [
             change(agreement=None),
             Refused(R.AGREEMENT_REQUIRED),
         )
-        for ch in (OPEN_INQ, AUTH_INQ, GOV_SHARE)
+        for ch in (OPEN_INQ, AUTH_INQ, GOV_SHARE, *EXCHANGE)
     ],
     row(
         "art20p2-agreement-other-party",
@@ -1379,13 +1534,12 @@ def test_baselines_are_released_in_full(channel: Channel) -> None:
     decision.raise_if_refused()
 
 
-@pytest.mark.parametrize(
-    ("channel", "uses"),
-    [(OPEN_INQ, False), (AUTH_INQ, True), (GOV_SHARE, False), (SELF_INQ, False)],
-    ids=lambda v: v.value if isinstance(v, Channel) else str(v),
-)
-def test_only_the_authorized_channel_uses_the_consent(channel: Channel, uses: bool) -> None:
+@pytest.mark.parametrize("channel", list(Channel), ids=lambda c: c.value)
+def test_only_the_authorized_channel_uses_the_consent(channel: Channel) -> None:
+    with_consent = dataclasses.replace(baseline(channel), consent=CONSENT)
+    uses = channel is AUTH_INQ
     assert decide(baseline(channel), CATALOG, NOW).uses_consent is uses
+    assert decide(with_consent, CATALOG, NOW).uses_consent is uses
 
 
 def test_releases_are_in_a_stable_order() -> None:
@@ -1540,8 +1694,8 @@ def _check_release_allowed(
         assert request.caller_id == request.subject_id
         return
     assert request.caller_kind in ALLOWED_CALLERS[request.channel]
-    if request.channel is GOV_SHARE:  # Art 20 para 1: public credit information, no consent
-        assert item.info_kind is InfoKind.PUBLIC, "shared market information with a department"
+    if request.channel in PUBLIC_ONLY:  # Art 20 para 1 and 3: public credit information only
+        assert item.info_kind is InfoKind.PUBLIC, "shared market information"
         assert item.art16 is not Art16Class.WRITTEN_CONSENT, "shared a written-consent item"
     state = request.agreement
     assert state is not None
@@ -1554,7 +1708,8 @@ def _check_release_allowed(
     assert OPERATION_OF[request.channel] in a.operations
     assert request.purpose in a.purposes
     assert request.subject_kind in a.subject_kinds
-    assert state.calls_today < a.quotas.calls_per_day
+    if request.channel not in UNCOUNTED:
+        assert state.calls_today < a.quotas.calls_per_day
     assert rec.occurred_at + timedelta(days=item.disclosure_period_days) > NOW
     if rec.objection_filed_at is not None:
         assert rec.objection_filed_at + FIFTEEN_DAYS > NOW
@@ -1575,7 +1730,7 @@ def _subsets(values: Iterable[Any]) -> st.SearchStrategy[frozenset[Any]]:
 
 
 _OFFSET = st.integers(min_value=-400, max_value=40).map(lambda d: NOW + d * DAY)
-_CALLER_IDS = st.sampled_from(["agency-a", "agency-a", "agency-b", PERSON])
+_CALLER_IDS = st.sampled_from(["agency-a", "agency-a", "agency-b", "platform-n", PERSON])
 _PURPOSES = st.sampled_from(["LOAN", "LEASE"])
 
 _AGREEMENTS = st.builds(
@@ -1586,7 +1741,7 @@ _AGREEMENTS = st.builds(
         days=st.integers(1, 800),
         id=st.just("agr"),
         counterparty=_CALLER_IDS,
-        operations=_subsets([Operation.INQUIRY, Operation.GOVERNMENT_SHARING, Operation.PUSH]),
+        operations=_subsets(Operation),
         items=_subsets([*CODES, UNKNOWN]),
         categories=_subsets(Category),
         purposes=_subsets(["LOAN", "LEASE"]),
@@ -1730,11 +1885,47 @@ def test_property_nothing_leaves_that_the_rules_forbid(request: ReleaseRequest) 
     _check_invariants(request, decision)
     if decision.refusal is not None:
         assert decision.outcome is Outcome.REFUSED
-    if request.agreement is not None and request.channel is not SELF_INQ:
+    if request.agreement is not None and request.channel not in UNCOUNTED | {SELF_INQ}:
         a = request.agreement
         assert len(decision.releases) <= max(
             0, a.agreement.quotas.records_per_day - a.records_today
         )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    _allowed_requests(st.sampled_from(sorted(UNCOUNTED, key=lambda c: c.value))),
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
+)
+def test_property_feed_and_delivery_ignore_the_daily_quotas(
+    request: ReleaseRequest, calls: int, records: int
+) -> None:
+    """The feed and the delivery hand each change over once: whatever the day's calls and
+    records, the decision is the same, and nothing is refused or withheld for a quota."""
+    assert request.agreement is not None
+    used = dataclasses.replace(
+        request,
+        agreement=dataclasses.replace(request.agreement, calls_today=calls, records_today=records),
+    )
+    decision = decide(used, CATALOG, NOW)
+    assert decision == decide(request, CATALOG, NOW)
+    assert R.QUOTA_CALLS_EXHAUSTED.value not in decision.reasons
+    assert R.QUOTA_RECORDS_EXHAUSTED.value not in decision.reasons
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ANY_REQUEST, st.none() | _CONSENTS)
+def test_property_only_the_authorized_channel_reads_a_consent(
+    request: ReleaseRequest, other: Consent | None
+) -> None:
+    """Every other channel decides the same with any consent or none (Art 20 paras 1 and 3:
+    government sharing and exchange carry none)."""
+    if request.channel is AUTH_INQ:
+        return
+    decision = decide(dataclasses.replace(request, consent=other), CATALOG, NOW)
+    assert decision == decide(request, CATALOG, NOW)
+    assert decision.uses_consent is False
 
 
 @settings(max_examples=150, deadline=None)
@@ -1778,18 +1969,18 @@ def test_property_every_record_in_question_is_accounted_for(request: ReleaseRequ
             assert not request.agreement.agreement.covers_item(item)
 
 
-def _shared_with_government(request: ReleaseRequest) -> ReleaseRequest:
-    return dataclasses.replace(request, channel=GOV_SHARE)
+def _public_only_requests(channel: Channel) -> st.SearchStrategy[ReleaseRequest]:
+    return st.one_of(
+        _allowed_requests(st.just(channel)),
+        _allowed_requests(st.just(channel)).map(
+            lambda r: dataclasses.replace(r, subject_kind=NP, subject_id=PERSON)
+        ),
+        _requests().map(lambda r: dataclasses.replace(r, channel=channel)),
+    )
 
 
-_GOVERNMENT_REQUESTS = st.one_of(
-    _allowed_requests(st.just(GOV_SHARE)),
-    _allowed_requests(st.just(GOV_SHARE)).map(
-        lambda r: dataclasses.replace(r, subject_kind=NP, subject_id=PERSON)
-    ),
-    _requests().map(_shared_with_government),
-)
-_NOT_FOR_GOVERNMENT = {
+_EXCHANGE_REQUESTS = st.sampled_from(EXCHANGE).flatmap(_public_only_requests)
+_PUBLIC_ONLY_WITHHOLDS = {
     code: (
         R.NOT_PUBLIC_CREDIT_INFORMATION
         if item.info_kind is not InfoKind.PUBLIC
@@ -1801,25 +1992,39 @@ _NOT_FOR_GOVERNMENT = {
 
 
 def test_the_catalog_has_what_government_sharing_must_withhold() -> None:
-    assert set(_NOT_FOR_GOVERNMENT.values()) == {
+    assert set(_PUBLIC_ONLY_WITHHOLDS.values()) == {
         R.NOT_PUBLIC_CREDIT_INFORMATION,
         R.WRITTEN_CONSENT_REQUIRED,
     }
 
 
-@settings(max_examples=300, deadline=None)
-@given(_GOVERNMENT_REQUESTS)
-def test_property_government_sharing_never_releases_market_or_written_consent_items(
-    request: ReleaseRequest,
-) -> None:
-    """Art 20 para 1: whatever the agreement, levels, subject or records, a government
-    department is never given market information or an Art 16 written-consent item, and each
-    one in question is named withheld with its reason."""
+def _check_public_information_only(request: ReleaseRequest) -> None:
+    """Whatever the agreement, levels, subject or records, no market information or Art 16
+    written-consent item leaves, and each one in question is named withheld with its reason."""
     decision = decide(request, CATALOG, NOW)
-    assert not {x.item_code for x in decision.releases} & set(_NOT_FOR_GOVERNMENT)
-    assert not {x.item_code for x in decision.withheld_records} & set(_NOT_FOR_GOVERNMENT)
+    assert not {x.item_code for x in decision.releases} & set(_PUBLIC_ONLY_WITHHOLDS)
+    assert not {x.item_code for x in decision.withheld_records} & set(_PUBLIC_ONLY_WITHHOLDS)
     if decision.refusal is not None and not decision.withheld_items:
         return  # refused before any item was looked at
     for code in request.requested_items:
-        if code in _NOT_FOR_GOVERNMENT:
-            assert ItemWithheld(code, _NOT_FOR_GOVERNMENT[code]) in decision.withheld_items
+        if code in _PUBLIC_ONLY_WITHHOLDS:
+            assert ItemWithheld(code, _PUBLIC_ONLY_WITHHOLDS[code]) in decision.withheld_items
+
+
+@settings(max_examples=300, deadline=None)
+@given(_public_only_requests(GOV_SHARE))
+def test_property_government_sharing_never_releases_market_or_written_consent_items(
+    request: ReleaseRequest,
+) -> None:
+    """Art 20 para 1: a government department is given public credit information only."""
+    _check_public_information_only(request)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EXCHANGE_REQUESTS)
+def test_property_exchange_never_releases_market_or_written_consent_items(
+    request: ReleaseRequest,
+) -> None:
+    """Art 20 para 3: a platform, on a pull, the feed or our delivery, is given public credit
+    information only, as a government department is."""
+    _check_public_information_only(request)
