@@ -22,6 +22,7 @@ from credit_gateway.domain.consent import (
     RequestStatus,
 )
 from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.domain.release import InquiryResult, Released
 from credit_gateway.errors import FieldViolation, InvalidArgument
 
 MAX_TERMS_ITEMS = 100
@@ -199,3 +200,28 @@ def subject_kind(value: int, field: str = "subject_kind") -> SubjectKind | None:
         return _SUBJECT_KINDS[value]
     except KeyError as exc:  # proto3 enums are open: a newer client's value arrives as a number
         raise InvalidArgument.field(field, f"unknown subject kind {value}") from exc
+
+
+def released_record(r: Released) -> common_pb2.ReleasedRecord:
+    return common_pb2.ReleasedRecord(
+        record_id=r.record_id,
+        item_code=r.item_code,
+        provider_code=r.provider_id,
+        payload_json=r.payload,
+        occurred_at=to_timestamp(r.occurred_at),
+        labels=list(r.labels),
+    )
+
+
+def query_response(result: InquiryResult) -> common_pb2.QueryResponse:
+    return common_pb2.QueryResponse(
+        inquiry_id=result.inquiry_id,
+        records=[released_record(r) for r in result.released],
+        withheld=[
+            common_pb2.Withheld(item_code=w.item_code, reason=w.reason, count=w.count)
+            for w in result.withheld
+        ],
+        conditions=list(result.conditions),
+        consent_id=result.consent_id or "",
+        agreement_id=result.agreement_id or "",
+    )

@@ -25,12 +25,13 @@ import grpc
 from credit_gateway.adapters.grpc.convert import (
     identifier,
     item_codes,
+    query_response,
+    released_record,
     subject_kind,
     to_timestamp,
 )
-from credit_gateway.adapters.grpc.inquiry import _response
 from credit_gateway.adapters.grpc.interceptor import StandingCheck, current_call
-from credit_gateway.adapters.grpc.v1 import common_pb2, exchange_pb2
+from credit_gateway.adapters.grpc.v1 import exchange_pb2
 from credit_gateway.domain.exchange import ChangeKind
 from credit_gateway.runtime.blocking import Blocking
 from credit_gateway.runtime.gateway import Gateway
@@ -42,7 +43,7 @@ from credit_gateway.services.feed import (
     SentChange,
     Subscriber,
 )
-from credit_gateway.services.release import InquiryResult, InquiryService, Released
+from credit_gateway.services.release import InquiryService
 
 _Ctx = grpc.aio.ServicerContext[Any, Any]
 log = logging.getLogger("credit_gateway.feed")
@@ -186,17 +187,11 @@ def _pulled(answer: PullAnswer) -> exchange_pb2.PulledSubject:
         pulled.refused_reason = answer.refusal.reason
         pulled.refused_message = answer.refusal.message
     if answer.result is not None:
-        response = _response(answer.result)  # the inquiry's conversion, records and withheld
+        response = query_response(answer.result)  # the inquiry's conversion, records and withheld
         pulled.inquiry_id = response.inquiry_id
         pulled.records.extend(response.records)
         pulled.withheld.extend(response.withheld)
     return pulled
-
-
-def _released(record: Released) -> common_pb2.ReleasedRecord:
-    """The inquiry's conversion of one released record."""
-    (converted,) = _response(InquiryResult("", (record,), (), (), None, None)).records
-    return converted
 
 
 def _change(sent: SentChange) -> exchange_pb2.RecordChange:
@@ -209,5 +204,5 @@ def _change(sent: SentChange) -> exchange_pb2.RecordChange:
         changed_at=to_timestamp(sent.at),
     )
     if sent.record is not None:
-        change.record.CopyFrom(_released(sent.record))
+        change.record.CopyFrom(released_record(sent.record))
     return change

@@ -6,7 +6,12 @@ from typing import Any
 
 import grpc
 
-from credit_gateway.adapters.grpc.convert import identifier, item_codes, subject_kind, to_timestamp
+from credit_gateway.adapters.grpc.convert import (
+    identifier,
+    item_codes,
+    query_response,
+    subject_kind,
+)
 from credit_gateway.adapters.grpc.interceptor import current_call
 from credit_gateway.adapters.grpc.v1 import common_pb2, inquiry_pb2, inquiry_pb2_grpc
 from credit_gateway.domain import idempotency
@@ -68,7 +73,7 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             subject_kind=SubjectKind.NATURAL_PERSON,
             standing=call.standing,  # the portal's, read in the release transaction
         )
-        return _response(await self._release(inquiry))
+        return query_response(await self._release(inquiry))
 
     async def _release(self, inquiry: Inquiry) -> InquiryResult:
         # SQLite: on the loop (no thread, no hand-off) unless another process holds the writer.
@@ -112,28 +117,4 @@ class InquiryServicer(inquiry_pb2_grpc.InquiryServiceServicer):
             idempotency_key=key,
             standing=call.standing,
         )
-        return _response(await self._release(inquiry))
-
-
-def _response(result: InquiryResult) -> common_pb2.QueryResponse:
-    return common_pb2.QueryResponse(
-        inquiry_id=result.inquiry_id,
-        records=[
-            common_pb2.ReleasedRecord(
-                record_id=r.record_id,
-                item_code=r.item_code,
-                provider_code=r.provider_id,
-                payload_json=r.payload,
-                occurred_at=to_timestamp(r.occurred_at),
-                labels=list(r.labels),
-            )
-            for r in result.released
-        ],
-        withheld=[
-            common_pb2.Withheld(item_code=w.item_code, reason=w.reason, count=w.count)
-            for w in result.withheld
-        ],
-        conditions=list(result.conditions),
-        consent_id=result.consent_id or "",
-        agreement_id=result.agreement_id or "",
-    )
+        return query_response(await self._release(inquiry))
