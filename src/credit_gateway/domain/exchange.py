@@ -16,7 +16,8 @@ refuses the batch: nothing is sent and the cursor does not move past it. A refus
 subject (its kind not agreed) skips that subject's changes.
 
 Each subject with anything sent or refused is one audit entry (`entries`), so the subject's
-ListInquiries shows which platform got what, as for an inquiry.
+ListInquiries shows which platform got what, as for an inquiry; its withheld count is of the
+subject's changes not sent.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def decide_batch(
     caller: Caller, changes: Sequence[PendingChange], catalog: Catalog, now: datetime
 ) -> BatchDecision:
     by_subject: dict[str, list[PendingChange]] = {}
-    for change in changes:
+    for change in sorted(changes, key=lambda c: c.seq):
         by_subject.setdefault(change.subject_id, []).append(change)
     outgoing: list[Outgoing] = []
     entries: list[AuditEntry] = []
