@@ -16,7 +16,7 @@ resubmission idempotent (same content: DUPLICATE; other content: refused, Art 14
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -89,15 +89,62 @@ class RecordOutcome:
     violations: tuple[Violation, ...] = ()
 
 
-@dataclass
-class _Checked:
+@dataclass(frozen=True, slots=True)
+class StoredAs:
+    """Where a checked record is stored: a submission's under its provider and the provider's
+    own id; a pushed record's under the origin platform and the origin's id, with its origin
+    (services/push.py). `id_field` and `kind_field` are the request's fields that the store's
+    own rejections (CONFLICTING_RESUBMISSION, SUBJECT_KIND_MISMATCH) name."""
+
+    provider_id: str
+    record_id: str
+    origin: record_store.Origin | None = None
+    id_field: str = "provider_record_id"
+    kind_field: str = "subject_kind"
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """A record whose content passed every check: what its provider's signature must cover."""
+
     index: int
     submission: Submission
     item: CatalogItem
     subject_kind: SubjectKind
-    digest: str
+    signed_bytes: bytes  # the canonical bytes of the record's signing document
+    digest: str  # their SHA-256, hex
+
+    @property
+    def occurred_at_signed(self) -> str:
+        return str(self.submission.signing_document()["occurred_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A record ready to store: its content checked and its provider's signature verified."""
+
+    content: Content
     signature: bytes
     key_id: str
+    stored_as: StoredAs
+
+
+@dataclass
+class Tally:
+    """What a stream's checks found so far: its records' rejections, and the records to store
+    (a submission's and a push's alike)."""
+
+    count: int = 0
+    outcomes: list[RecordOutcome] = field(default_factory=list)
+    pending: list[Checked] = field(default_factory=list)
+
+    def add(self, record_id: str, checked: Checked | Violation) -> None:
+        """The next record's result: rejected (under `record_id`), or checked to store."""
+        if isinstance(checked, Violation):
+            self.outcomes.append(rejected(self.count, record_id, checked))
+        else:
+            self.pending.append(checked)
+        self.count += 1
 
 
 @dataclass
@@ -108,9 +155,7 @@ class Batch:
     provider_id: str
     catalog: Catalog
     keys: dict[str, ec.EllipticCurvePublicKey]
-    count: int = 0
-    outcomes: list[RecordOutcome] = field(default_factory=list)
-    pending: list[_Checked] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
 
 
 class Abandoned(Exception):
@@ -140,15 +185,15 @@ class SubmissionService:
     def check(self, batch: Batch, records: Iterable[Incoming]) -> None:
         """Checks records as they arrive (the stream's reader hands them over in chunks)."""
         now = self.gateway.clock()
+        provider = batch.provider_id
+        may_submit = _provides(provider)
+        tally = batch.tally
         for incoming in records:
-            checked = self._check(
-                batch.count, batch.provider_id, incoming, batch.catalog, batch.keys, now
+            content = self.content(tally.count, incoming, provider, may_submit, batch.catalog, now)
+            checked = (
+                content if isinstance(content, Violation) else signed(content, incoming, batch.keys)
             )
-            if isinstance(checked, Violation):
-                batch.outcomes.append(_rejected(batch.count, incoming.provider_record_id, checked))
-            else:
-                batch.pending.append(checked)
-            batch.count += 1
+            tally.add(incoming.provider_record_id, checked)
 
     def finish(
         self, batch: Batch, abandoned: Callable[[], bool] = lambda: False
@@ -156,19 +201,22 @@ class SubmissionService:
         """Writes the accepted records in ONE transaction, after the whole stream was read and
         checked: a stream that breaks a limit midway, or whose client goes away before it is
         answered (`abandoned()` is asked just before the commit), leaves no trace."""
-        stored = self._store(batch.pending, abandoned)
-        return sorted(batch.outcomes + stored, key=lambda o: o.index)
+        stored = self.store(batch.tally.pending, abandoned)
+        return sorted(batch.tally.outcomes + stored, key=lambda o: o.index)
 
-    def _check(
+    def content(
         self,
         index: int,
-        provider_id: str,
         incoming: Incoming,
+        provider: str,
+        may_submit: Callable[[CatalogItem], Violation | None],
         catalog: Catalog,
-        keys: dict[str, ec.EllipticCurvePublicKey],
         now: datetime,
-    ) -> _Checked | Violation:
-        """The record checked, or the first thing wrong with it."""
+    ) -> Content | Violation:
+        """The record's content checked, or the first thing wrong with it: every check but the
+        signature's (`signed`). `provider` is who its signing document names as "provider";
+        `may_submit` says why that provider may not submit an item, or None when it may (a
+        providing unit: the catalog names it; a push: the platform's agreement covers it)."""
         if incoming.wire_problem is not None:
             return incoming.wire_problem
         unstorable = _unstorable_text(incoming)
@@ -188,12 +236,9 @@ class SubmissionService:
             return reject(
                 "NOT_IN_CATALOG", "item_code", f"{incoming.item_code!r} is not a catalog item"
             )
-        if provider_id not in item.providers:
-            return reject(
-                "PROVIDER_NOT_AUTHORISED",
-                "item_code",
-                f"{provider_id} does not provide {item.code}",
-            )
+        refused = may_submit(item)
+        if refused is not None:
+            return refused
         try:
             subject_kind, parsed = parse_subject_code(
                 incoming.subject_code, today=now.date(), kind=incoming.subject_kind
@@ -232,7 +277,7 @@ class SubmissionService:
                 return checked_notice
             notice = checked_notice
         submission = Submission(
-            provider_id,
+            provider,
             incoming.provider_record_id,
             item.code,
             parsed.value,
@@ -241,29 +286,9 @@ class SubmissionService:
             notice,
             incoming.subject_kind,
         )
-        document = submission.signing_document()
-        data = canonical_bytes(document)
-        key = keys.get(incoming.key_id)
-        if key is None:
-            return reject("BAD_SIGNATURE", "key_id", "not a key the provider registered")
-        try:
-            verify_es256(key, data, incoming.signature, what="record")
-        except PeerError:
-            # The usual cause is a timestamp rendered otherwise: say which form was verified.
-            return reject(
-                "BAD_SIGNATURE",
-                "signature",
-                "does not verify over the record's canonical bytes (docs/canonical.md), "
-                f"with occurred_at as {document['occurred_at']}",
-            )
-        return _Checked(
-            index,
-            submission,
-            item,
-            subject_kind,
-            hashlib.sha256(data).hexdigest(),
-            incoming.signature,
-            incoming.key_id,
+        data = submission.signing_bytes()
+        return Content(
+            index, submission, item, subject_kind, data, hashlib.sha256(data).hexdigest()
         )
 
     def _validator(self, catalog: Catalog, item: CatalogItem) -> Draft202012Validator:
@@ -271,7 +296,9 @@ class SubmissionService:
             (catalog.version, item.code), lambda: Draft202012Validator(dict(item.schema))
         )
 
-    def _store(self, batch: list[_Checked], abandoned: Callable[[], bool]) -> list[RecordOutcome]:
+    def store(self, batch: list[Checked], abandoned: Callable[[], bool]) -> list[RecordOutcome]:
+        """The checked records in one transaction, each its outcome; Abandoned, with nothing
+        stored, if `abandoned()` says so just before the commit."""
         if not batch:
             return []
         gw = self.gateway
@@ -290,26 +317,65 @@ class SubmissionService:
             raise Abandoned  # nothing was stored
         return [_outcome(c, s) for c, s in zip(batch, stored, strict=True)]
 
-    def _submitted(self, c: _Checked) -> record_store.Submitted:
-        s = c.submission
+    def _submitted(self, c: Checked) -> record_store.Submitted:
+        content, s, at = c.content, c.content.submission, c.stored_as
         subject = NamedSubject(
-            c.subject_kind, s.subject_code, self.gateway.subject_lookup(s.subject_code)
+            content.subject_kind, s.subject_code, self.gateway.subject_lookup(s.subject_code)
         )
         record = record_store.NewRecord(
-            provider_id=s.provider_id,
-            provider_record_id=s.provider_record_id,
+            provider_id=at.provider_id,
+            provider_record_id=at.record_id,
             item_code=s.item_code,
             subject_id="",  # the store's: the subject's id once looked up or added
             occurred_at=s.occurred_at,
-            digest=c.digest,
+            digest=content.digest,
             payload=canonical_bytes(s.payload),
             signature=c.signature,
             signer_kid=c.key_id,
             notice=s.notice,
             # Non-open items are sealed at rest; open ones are public anyway.
-            seal=any(level is not DisclosureLevel.OPEN for level in c.item.disclosure.values()),
+            seal=any(
+                level is not DisclosureLevel.OPEN for level in content.item.disclosure.values()
+            ),
+            origin=at.origin,
         )
-        return record_store.Submitted(subject, record, c.item)
+        return record_store.Submitted(subject, record, content.item)
+
+
+def _provides(provider_id: str) -> Callable[[CatalogItem], Violation | None]:
+    """A providing unit submits the items the catalog names it a provider of."""
+
+    def refused(item: CatalogItem) -> Violation | None:
+        if provider_id in item.providers:
+            return None
+        return reject(
+            "PROVIDER_NOT_AUTHORISED", "item_code", f"{provider_id} does not provide {item.code}"
+        )
+
+    return refused
+
+
+def signed(
+    content: Content, incoming: Incoming, keys: Mapping[str, ec.EllipticCurvePublicKey]
+) -> Checked | Violation:
+    """The record, its provider's signature verified under `keys` (by `incoming.key_id`)."""
+    key = keys.get(incoming.key_id)
+    if key is None:
+        return reject("BAD_SIGNATURE", "key_id", "not a key the provider registered")
+    try:
+        verify_es256(key, content.signed_bytes, incoming.signature, what="record")
+    except PeerError:
+        # The usual cause is a timestamp rendered otherwise: say which form was verified.
+        return reject(
+            "BAD_SIGNATURE",
+            "signature",
+            "does not verify over the record's canonical bytes (docs/canonical.md), "
+            f"with occurred_at as {content.occurred_at_signed}",
+        )
+    s = content.submission
+    return Checked(
+        content, incoming.signature, incoming.key_id, StoredAs(s.provider_id, s.provider_record_id)
+    )
 
 
 def reject(reason: str, path: str = "", description: str = "") -> Violation:
@@ -330,22 +396,22 @@ def unknown_subject_kind(description: str) -> Violation:
     )
 
 
-def _rejected(index: int, provider_record_id: str, violation: Violation) -> RecordOutcome:
+def rejected(index: int, provider_record_id: str, violation: Violation) -> RecordOutcome:
     return RecordOutcome(index, provider_record_id, "REJECTED", violations=(violation,))
 
 
-def _outcome(c: _Checked, s: record_store.Stored) -> RecordOutcome:
-    rid = c.submission.provider_record_id
+def _outcome(c: Checked, s: record_store.Stored) -> RecordOutcome:
+    rid = c.stored_as.record_id
     if s.stored_kind is not None:
         violation = reject(
             "SUBJECT_KIND_MISMATCH",
-            "subject_kind",
-            f"this subject is held as {s.stored_kind.value}, not {c.subject_kind.value}; "
+            c.stored_as.kind_field,
+            f"this subject is held as {s.stored_kind.value}, not {c.content.subject_kind.value}; "
             "a subject is one kind",
         )
-        return _rejected(c.index, rid, violation)
+        return rejected(c.content.index, rid, violation)
     if s.new:
-        return RecordOutcome(c.index, rid, "ACCEPTED", s.record_id)
+        return RecordOutcome(c.content.index, rid, "ACCEPTED", s.record_id)
     return _resubmission(c, s.record_id, s.digest)
 
 
@@ -385,17 +451,17 @@ def _notice(incoming: IncomingNotice, now: datetime) -> WrittenNotice | Violatio
     return WrittenNotice(incoming.number, incoming.delivered_at)
 
 
-def _resubmission(c: _Checked, record_id: str, digest: str) -> RecordOutcome:
+def _resubmission(c: Checked, record_id: str, digest: str) -> RecordOutcome:
     """The same provider id again: the same content is a duplicate, other content is refused."""
-    rid = c.submission.provider_record_id
-    if digest == c.digest:
-        return RecordOutcome(c.index, rid, "DUPLICATE", record_id)
+    rid, index = c.stored_as.record_id, c.content.index
+    if digest == c.content.digest:
+        return RecordOutcome(index, rid, "DUPLICATE", record_id)
     violation = reject(
         "CONFLICTING_RESUBMISSION",
-        "provider_record_id",
+        c.stored_as.id_field,
         "this id came before with other content; records are not altered (Art 14)",
     )
-    return _rejected(c.index, rid, violation)
+    return rejected(index, rid, violation)
 
 
 def _field_path(error: ValidationError) -> str:

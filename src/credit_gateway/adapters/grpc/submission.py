@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -30,6 +31,9 @@ from credit_gateway.services.submission import (
 )
 
 _Ctx = grpc.aio.ServicerContext[Any, Any]
+M = TypeVar("M")  # a stream's message
+R = TypeVar("R")  # a record as the service checks it
+T = TypeVar("T")
 log = logging.getLogger("credit_gateway.calls")
 
 _OUTCOMES = {
@@ -53,30 +57,63 @@ class SubmissionServicer(submission_pb2_grpc.SubmissionServiceServicer):
     ) -> submission_pb2.SubmissionResult:
         call = current_call()
         batch = await self.blocking.stream(self.service.begin, call.client.id)
-        chunk: list[Incoming] = []
-        async for pb in request_iterator:
-            if batch.count + len(chunk) >= self.max_records:
-                raise InvalidArgument(
-                    f"a submission stream carries at most {self.max_records} records",
-                    reason="STREAM_TOO_LONG",
-                )
-            chunk.append(incoming(pb))
-            if len(chunk) >= CHUNK:
-                await self.blocking.stream(self.service.check, batch, chunk)
-                chunk = []
-        await self.blocking.stream(self.service.check, batch, chunk)
-        await _half_closed(context)
-        # If the call is cancelled from here on (client gone, deadline, shutdown), the write is
-        # rolled back before its commit.
-        gone = threading.Event()
-        job = asyncio.ensure_future(self.blocking.stream(self.service.finish, batch, gone.is_set))
-        try:
-            outcomes = await asyncio.shield(job)
-        except asyncio.CancelledError:
-            gone.set()
-            job.add_done_callback(_settled)
-            raise
-        return _result(outcomes)
+        await read_in_chunks(
+            self.blocking,
+            request_iterator,
+            incoming,
+            functools.partial(self.service.check, batch),
+            self.max_records,
+        )
+        outcomes = await finish_unless_gone(
+            self.blocking, context, functools.partial(self.service.finish, batch)
+        )
+        return submission_result(outcomes)
+
+
+# What the record streams (SubmitRecords, ExchangeService.PushRecords) share: the stream read
+# and checked in chunks on a stream thread, then one write that a client gone rolls back.
+
+
+async def read_in_chunks(
+    blocking: Blocking,
+    messages: AsyncIterator[M],
+    convert: Callable[[M], R],
+    check: Callable[[list[R]], None],
+    max_records: int,
+) -> None:
+    """Reads the stream to its end, handing its records to `check` CHUNK at a time on a stream
+    thread, so the loop never runs the checks; more than `max_records` refuses the stream."""
+    read = 0
+    chunk: list[R] = []
+    async for pb in messages:
+        if read >= max_records:
+            raise InvalidArgument(
+                f"a submission stream carries at most {max_records} records",
+                reason="STREAM_TOO_LONG",
+            )
+        chunk.append(convert(pb))
+        read += 1
+        if len(chunk) >= CHUNK:
+            await blocking.stream(check, chunk)
+            chunk = []
+    await blocking.stream(check, chunk)
+
+
+async def finish_unless_gone(
+    blocking: Blocking, context: _Ctx, finish: Callable[[Callable[[], bool]], T]
+) -> T:
+    """`finish(abandoned)` on a stream thread once the client half-closed the stream; if the
+    call is cancelled from then on (client gone, deadline, shutdown), `abandoned()` turns true
+    and the write is rolled back before its commit."""
+    await _half_closed(context)
+    gone = threading.Event()
+    job = asyncio.ensure_future(blocking.stream(finish, gone.is_set))
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        gone.set()
+        job.add_done_callback(_settled)
+        raise
 
 
 async def _half_closed(context: _Ctx) -> None:
@@ -90,7 +127,7 @@ async def _half_closed(context: _Ctx) -> None:
         raise asyncio.CancelledError("the call ended before its stream did") from failed
 
 
-def _settled(job: asyncio.Future[list[RecordOutcome]]) -> None:
+def _settled(job: asyncio.Future[Any]) -> None:
     """The write of a call that went away ends on its thread: rolled back (Abandoned), or
     failed. Nobody waits for it any more; its exception is taken here so that asyncio does not
     report it as never retrieved."""
@@ -138,7 +175,7 @@ def incoming(pb: submission_pb2.SubmittedRecord) -> Incoming:
     )
 
 
-def _result(outcomes: list[RecordOutcome]) -> submission_pb2.SubmissionResult:
+def submission_result(outcomes: list[RecordOutcome]) -> submission_pb2.SubmissionResult:
     result = submission_pb2.SubmissionResult(
         results=[
             submission_pb2.RecordResult(
