@@ -13,7 +13,8 @@ the code spells it:
   reason-shaped strings of that module's constant tables (``_REFUSALS``, ``_RULE_REASONS``);
 * the release decision's reasons (domain/decisions.Reason): request-level ones refuse the call,
   item- and record-level ones are reported in ``QueryResponse.withheld``;
-* a submission's per-record rejections (``reject("X", ...)`` in services/submission.py).
+* a submission's and a push's per-record rejections (``reject("X", ...)`` in services/submission.py
+  and services/push.py).
 
 `python scripts/gen_reasons.py` rewrites the tables between the markers in docs/clients.md;
 `--check` exits 1 when they are stale (tests/unit/test_reasons_doc.py runs it).
@@ -227,9 +228,13 @@ def decision_reasons() -> dict[str, list[str]]:
 
 
 def submission_rejections() -> list[tuple[str, str]]:
-    tree = ast.parse((SRC / "services" / "submission.py").read_text(encoding="utf-8"))
+    """Per-record rejections of a submission and of a push (which adds its own)."""
     found: dict[str, str] = {}
-    for node in ast.walk(tree):
+    trees = [
+        ast.parse((SRC / "services" / name).read_text(encoding="utf-8"))
+        for name in ("submission.py", "push.py")
+    ]
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
@@ -279,7 +284,7 @@ def render() -> str:
         out += [f"| `{reason}` | {level} |" for reason in levels[level]]
     out += [
         "",
-        "Per-record rejections of a submission (`RecordResult.violations[].reason`):",
+        "Per-record rejections of a submission or a push (`RecordResult.violations[].reason`):",
         "",
         "| reason | description |",
         "|---|---|",

@@ -230,12 +230,18 @@ def store_submission(
                 session.flush()
             except IntegrityError as exc:
                 raise Conflict("a concurrent submission stored one of these first") from exc
-            new = [(b.item, s) for b, s in zip(batch, stored, strict=True) if s.new]
-            outbox.enqueue(session, [(s.record_id, s.subject_id, item) for item, s in new], now)
+            new = [(b, s) for b, s in zip(batch, stored, strict=True) if s.new]
+            # Only records submitted here leave for peers: a pushed one came from a platform,
+            # which the national one (the usual peer) holds already.
+            outbox.enqueue(
+                session,
+                [(s.record_id, s.subject_id, b.item) for b, s in new if b.record.origin is None],
+                now,
+            )
             # Last, so that the feed's counter row is locked for as short a time as can be.
             feed.append(
                 session,
-                [feed.Change(s.record_id, i.code, s.subject_id, "new") for i, s in new],
+                [feed.Change(s.record_id, b.item.code, s.subject_id, "new") for b, s in new],
                 now,
             )
             if abandoned():
