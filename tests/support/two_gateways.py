@@ -12,6 +12,7 @@ delivery's backoff must pass without a test moving a clock.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,14 +20,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
-from support.databases import empty
+from support.databases import empty, fresh_database
 from support.harness import Clock, Harness, Participant, _org_code, make_agreement, signed_record
 from support.scenario import submit
+from support.serving import ServeProcess, serve
 
 from credit_gateway.adapters.storage import outbox
 from credit_gateway.adapters.storage.db import make_engine
-from credit_gateway.adapters.storage.tables import AuditEntryRow, OutboxRow, RecordRow
+from credit_gateway.adapters.storage.tables import AuditEntryRow, FeedHeadRow, OutboxRow, RecordRow
 from credit_gateway.cli.main import main
 from credit_gateway.devpki import pki
 
@@ -42,6 +45,14 @@ DELIVERY = {
     "outbox_lease_seconds": 2,
     "peer_timeout_seconds": 5,
 }
+
+
+@pytest.fixture(scope="session", name="national_url")
+def national_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The national platform's own database, on the same backend as the provincial one's (a
+    test module that uses two_gateways imports this fixture)."""
+    with fresh_database(backend, tmp_path_factory.mktemp(f"national-{backend}")) as url:
+        yield url
 
 
 class WallClock(Clock):
@@ -134,6 +145,9 @@ def start_platform(
 
     engine = make_engine(database_url)
     empty(engine)
+    with engine.begin() as conn:  # the row the migration makes, which emptying deleted (the
+        # feed's first appenders would race to make it: two pushes at once, one refused)
+        conn.execute(FeedHeadRow.__table__.insert(), [{"id": 1, "seq": 0, "floor": 0}])
     engine.dispose()
     certs = tmp / f"{name}-certs"
     pki.init_pki(certs)
@@ -182,6 +196,22 @@ def add_peer(
         "--cert", str(credential.cert.cert_path),
         "--key", str(credential.cert.key_path),
     )  # fmt: skip
+
+
+def serve_platform(platform: Platform, tmp: Path, grpc_port: int, oauth_port: int) -> ServeProcess:
+    """The platform's gateway as a `credit-gateway serve` subprocess (its home, certificates
+    and database) on the given ports, its issuer its own token endpoint's; serving on return."""
+    process = serve(
+        platform.harness, tmp,
+        grpc_address=f"127.0.0.1:{grpc_port}", oauth_address=f"127.0.0.1:{oauth_port}",
+        issuer=f"https://127.0.0.1:{oauth_port}",
+    )  # fmt: skip
+    try:
+        process.wait_serving(platform.provider)
+    except BaseException:
+        process.close()
+        raise
+    return process
 
 
 @dataclass
@@ -256,6 +286,15 @@ def outbox_rows(db: Any, state: str | None = None) -> list[Any]:
         if state is not None:
             query = query.where(OutboxRow.state == state)
         return list(session.scalars(query))
+
+
+def sent_once_per_attempt(db: Any, peer: str) -> None:
+    """Each delivered entry was released once per attempt, on record: its failed attempts
+    (each a release, its send then failing) and the one that was acknowledged. A record sent
+    by two replicas at once would be released once more than its attempts say."""
+    released = Counter(released_by_delivery(db, peer))
+    delivered = outbox_rows(db, outbox.DELIVERED)
+    assert {r.record_id: r.attempts + 1 for r in delivered} == dict(released)
 
 
 def released_by_delivery(db: Any, peer: str) -> list[str]:

@@ -5,33 +5,21 @@ on record, each an audit entry in its own transaction."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from credit_gateway.adapters.storage import outbox
-from credit_gateway.adapters.storage.db import Database
 from credit_gateway.cli.audit import _instant
-from credit_gateway.crypto.master import MasterKey
-from credit_gateway.domain.audit import MAC_LABEL
 from credit_gateway.runtime.config import Settings
 from credit_gateway.runtime.gateway import utcnow
+from credit_gateway.services.operator import _database, _mac_key
 
 T = TypeVar("T")
 
 
-@contextmanager
-def _database(settings: Settings) -> Iterator[Database]:
-    db = Database.connect(settings.effective_database_url)
-    try:
-        yield db
-    finally:
-        db.dispose()
-
-
 def _action(settings: Settings, act: Callable[[Any, bytes], T]) -> T:
     """`act(session, mac_key)` in one write transaction: the change and its entry together."""
-    mac_key = MasterKey.load(settings.master_key_file).derive(MAC_LABEL)
+    mac_key = _mac_key(settings)
     with _database(settings) as db, db.transaction() as session:
         return act(session, mac_key)
 

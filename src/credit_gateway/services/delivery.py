@@ -275,6 +275,7 @@ class Delivery:
         self.lease_time = timedelta(seconds=s.outbox_lease_seconds)
         self.timeout = float(s.peer_timeout_seconds)
         self._senders: dict[str, Sender] = {}
+        self._busy: set[int] = set()  # partitions this worker is delivering now
 
     # ---- on the loop
 
@@ -282,17 +283,32 @@ class Delivery:
         """Delivers what is due in every partition whose lease this worker holds or takes;
         returns how many entries were settled."""
         due = await run(self.due_partitions)
-        done = await asyncio.gather(*(self._partition(p, run) for p in due))
-        return sum(done)
+        # A partition still being delivered by this worker is left to that delivery: the lease
+        # keeps other replicas out, not this worker's own next poll.
+        started = [p for p in due if p not in self._busy]
+        done = await asyncio.gather(
+            *(self._partition(p, run) for p in started), return_exceptions=True
+        )
+        for partition, result in zip(started, done, strict=True):
+            if isinstance(result, BaseException):  # the others' deliveries went on regardless
+                log.error(
+                    "delivery failed",
+                    extra={"fields": {"partition": partition, "error": str(result)}},
+                )
+        return sum(r for r in done if isinstance(r, int))
 
     async def _partition(self, partition: int, run: Run) -> int:
+        self._busy.add(partition)
         settled = 0
-        while await run(self.lease, partition):
-            claimed: Claimed = await run(self.prepare, partition)
-            sent = await asyncio.gather(*(self._send(b, run) for b in claimed.batches))
-            settled += sum(sent)
-            if claimed.claimed < self.batch:
-                break
+        try:
+            while await run(self.lease, partition):
+                claimed: Claimed = await run(self.prepare, partition)
+                sent = await asyncio.gather(*(self._send(b, run) for b in claimed.batches))
+                settled += sum(sent)
+                if claimed.claimed < self.batch:
+                    break
+        finally:
+            self._busy.discard(partition)
         return settled
 
     async def _send(self, batch: PeerBatch, run: Run) -> int:

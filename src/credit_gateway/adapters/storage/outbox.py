@@ -161,8 +161,22 @@ def take_lease(
     session: Session, partition: int, holder: str, now: datetime, until: datetime
 ) -> bool:
     """Takes or renews the partition's lease until `until`: True if `holder` holds it now.
-    One conditional UPDATE (free, expired, or ours already), or the first INSERT of its row;
-    a concurrent taker waits on the row's lock and then finds it held."""
+    The first taker makes the partition's row; then one conditional UPDATE takes it (free,
+    expired, or ours already), and a concurrent taker waits on the row's lock, then finds it
+    held. The row is made before any UPDATE looks for it: an UPDATE that finds no row would
+    lock the gap (InnoDB), and two such takers inserting into one gap deadlock."""
+    if (
+        session.scalar(
+            select(OutboxLeaseRow.partition).where(OutboxLeaseRow.partition == partition)
+        )
+        is None
+    ):
+        try:
+            with session.begin_nested():
+                session.add(OutboxLeaseRow(partition=partition, holder=holder, until=until))
+            return True
+        except IntegrityError:
+            pass  # made meanwhile by another replica: take it as an existing one
     taken = session.execute(
         update(OutboxLeaseRow)
         .where(
@@ -171,16 +185,7 @@ def take_lease(
         )
         .values(holder=holder, until=until)
     )
-    if taken.rowcount == 1:  # type: ignore[attr-defined]
-        return True
-    if session.get(OutboxLeaseRow, partition) is not None:
-        return False  # another holder's, and in force
-    try:
-        with session.begin_nested():
-            session.add(OutboxLeaseRow(partition=partition, holder=holder, until=until))
-    except IntegrityError:
-        return False  # made meanwhile by another replica, which holds it
-    return True
+    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def release_leases(session: Session, holder: str, now: datetime) -> None:
