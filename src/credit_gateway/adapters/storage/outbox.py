@@ -5,8 +5,8 @@ nor a delivery queued for a record that was not stored.
 A record is queued for a peer when the peer's platform holds an active exchange agreement, in
 force now, that names the push operation and covers the record's item. Whether the record
 leaves is decided again at delivery, by policy.decide: by then it may be withheld. A record a
-platform pushed to us is not queued: each platform delivers the records its own providing
-units gave it (relaying would send a record back where it came from, and round again).
+platform pushed to us is not queued (records.store_submission passes only records submitted
+here): relaying it would send it back where it came from, and round again.
 
 An entry's life: pending -> delivered (the peer acknowledged it: ACCEPTED or DUPLICATE), or
 withheld (the policy refused it at delivery: never sent), or dead (the peer rejected it, or
@@ -71,8 +71,6 @@ def enqueue(
     ).all()
     if not rows:
         return
-    pushed = _pushed(session, [record_id for record_id, _, _ in records])
-    records = [r for r in records if r[0] not in pushed]
     sharing = [
         (peer, agreement)
         for peer, document in rows
@@ -102,20 +100,6 @@ def enqueue(
 def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(ids), _CHUNK):
         yield ids[start : start + _CHUNK]
-
-
-def _pushed(session: Session, record_ids: Sequence[str]) -> set[str]:
-    """Of these (flushed) records, those a platform pushed to us."""
-    found: set[str] = set()
-    for chunk in _chunks(record_ids):
-        found.update(
-            session.scalars(
-                select(RecordRow.id).where(
-                    RecordRow.id.in_(chunk), RecordRow.origin_provider_code.is_not(None)
-                )
-            )
-        )
-    return found
 
 
 # --------------------------------------------------------------------------- the worker's
