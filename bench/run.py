@@ -15,17 +15,20 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import audit_log  # bench/audit_log.py, beside this file
+import exchange  # bench/exchange.py, beside this file
 import grpc
 from sqlalchemy import create_engine, text
 
@@ -133,11 +136,13 @@ class Load:
         client: pki.IssuedCert | None = None,
         concurrency: int = 64,
         target: str = "",
+        options: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         path = self.workdir / f"request-{secrets.token_hex(4)}"
         path.write_bytes(request) if isinstance(request, bytes) else path.write_text(request)
         args = self._args(mode, target or f"localhost:{port}", client)
         args += ["--method", method, "--request", str(path), "--concurrency", str(concurrency)]
+        args += options
         if token:
             args += ["--token", token]
         result = subprocess.run(args, capture_output=True, text=True, check=False)
@@ -204,6 +209,7 @@ def prepare_gateway(
         "bench-agency": ("credit-agency", "91420100000000019Q"),
         "bench-amr": ("providing-unit", "91420100000000027K"),
         "bench-portal": ("identity-provider", "91420100000000035E"),
+        exchange.NATIONAL: ("national-platform", exchange.NATIONAL_CODE),
     }.items():
         registry.add_participant(
             settings,
@@ -231,22 +237,29 @@ def prepare_gateway(
         now - timedelta(days=1),
         now + timedelta(days=2),
     )
-    document = signing.sign(
-        signing.draft(agreement), "center", signing.load_private_key(settings.operator_key_file)
-    )
-    document = signing.sign(
-        document, "bench-agency", signing.load_private_key(parties["bench-agency"].key_path)
-    )
+    register_agreement(settings, gateway, agreement, parties["bench-agency"], now)
+    national = exchange.agreement(now)
+    register_agreement(settings, gateway, national, parties[exchange.NATIONAL], now)
+    gateway.close()
+    return config
+
+
+def register_agreement(
+    settings: Settings, gateway: Gateway, agreement: Any, party: pki.IssuedCert, now: datetime
+) -> None:
+    """The agreement signed by the center and its counterparty (`party`'s key), registered."""
+    operator_key = signing.load_private_key(settings.operator_key_file)
+    document = signing.sign(signing.draft(agreement), "center", operator_key)
+    counterparty = agreement.counterparty
+    document = signing.sign(document, counterparty, signing.load_private_key(party.key_path))
     with gateway.db.transaction() as session:
         verified = signing.verify(
             document,
-            signing.load_private_key(settings.operator_key_file).public_key(),
-            trust.participant_jwks(session, "bench-agency"),
+            operator_key.public_key(),
+            trust.participant_jwks(session, counterparty),
             now,
         )
         agreement_store.register_agreement(session, verified, json.dumps(document).encode(), now)
-    gateway.close()
-    return config
 
 
 def tokens(config: Path, parties: dict[str, pki.IssuedCert]) -> dict[str, str]:
@@ -256,6 +269,7 @@ def tokens(config: Path, parties: dict[str, pki.IssuedCert]) -> dict[str, str]:
     for name, scopes in {
         "bench-agency": ["inquiry.open", "inquiry.authorized"],
         "bench-amr": ["submission.write"],
+        exchange.NATIONAL: exchange.SCOPES,
     }.items():
         out[name] = gateway.token_issuer.issue(
             client_id=name,
@@ -378,6 +392,16 @@ def main() -> int:
     parser.add_argument(
         "--audit-entries", type=int, default=1_000_000, help="entries in the audit log's run"
     )
+    parser.add_argument(
+        "--only",
+        choices=["exchange"],
+        help="exchange: only the bare baselines and the exchange's rows, on SQLite",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="a directory: py-spy records the gateway there during PushRecords and the feed",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cg-bench-"))
     try:
@@ -387,6 +411,8 @@ def main() -> int:
 
 
 ECHO_REQUEST = b"x" * 64
+PROFILE_RATE = 1000  # py-spy samples a second
+BARE_REPEATS = 5  # the bare server stream lasts milliseconds: the median of this many calls
 WATCH_STREAMS = 2000
 WATCH_CERTS = 250  # 8 streams a certificate: the per-certificate limit (streams_per_caller)
 TOKEN_REQUESTS = 2000
@@ -395,13 +421,14 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def bench_pki(work: Path) -> tuple[Path, dict[str, pki.IssuedCert]]:
-    """A dev CA in work/certs and the bench's three parties' certificates."""
+    """A dev CA in work/certs and the bench's four parties' certificates."""
     certs = work / "certs"
     pki.init_pki(certs)
     kinds = {
         "bench-agency": "credit-agency",
         "bench-amr": "providing-unit",
         "bench-portal": "identity-provider",
+        exchange.NATIONAL: "national-platform",
     }
     return certs, {name: pki.issue_participant(certs, name, kind) for name, kind in kinds.items()}
 
@@ -410,12 +437,11 @@ def run(work: Path, args: argparse.Namespace) -> int:
     certs, parties = bench_pki(work)
     load = Load(certs, parties["bench-agency"], args.seconds, work)
     rows: list[tuple[str, dict[str, Any]]] = []
+    if args.only == "exchange":
+        return run_exchange(work, certs, parties, load, args, rows)
     with server("bare-threaded", certs) as (port, _):
         rows.append(("bare grpcio threaded mTLS echo", load.run("unary", port, ECHO, ECHO_REQUEST)))
-    with server("bare-aio", certs) as (port, _):
-        bare = load.run("unary", port, ECHO, ECHO_REQUEST)
-        one = load.run("unary", port, ECHO, ECHO_REQUEST, concurrency=1)
-    rows += [("bare grpc.aio mTLS echo (the baseline)", bare), ("  ... 1 call in flight", one)]
+    bare = bare_echo(load, certs, rows)
     with server("https-hello", certs) as (port, _):
         hello = load.run(
             "http",
@@ -428,13 +454,13 @@ def run(work: Path, args: argparse.Namespace) -> int:
     rows.append(("bare HTTPS hello, the token endpoint's server", hello))
     targets: dict[str, float] = {}
     with postgres_database() as pg_url:
-        backends = [("sqlite", f"sqlite:///{work / 'sqlite' / 'gateway.db'}")]
+        backends = [("sqlite", sqlite_url(work))]
         if pg_url:
             backends.append(("postgresql", pg_url))
         for backend, url in backends:
-            (work / backend).mkdir()
-            config = prepare_gateway(work / backend, certs, url, parties)
+            config = prepare_backend(work, certs, url, parties, backend)
             consent = gateway_rows(load, work, certs, parties, config, backend, args, rows, targets)
+            exchange_rows(Bench(load, certs, parties, args, rows, targets), config, backend)
         processes_rows(load, work, parties, backends[-1][0], consent, rows, targets)
     log = audit_log.measure(work, args.audit_entries)
     targets.update(
@@ -445,6 +471,150 @@ def run(work: Path, args: argparse.Namespace) -> int:
     rows.append((f"audit log: integrate {log['entries']} entries [sqlite]", log))
     report(rows, bare, targets, hello)
     return 0
+
+
+def bare_echo(load: Load, certs: Path, rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The bare grpc.aio echo, the baseline of every call (and its rate with one in flight)."""
+    with server("bare-aio", certs) as (port, _):
+        bare = load.run("unary", port, ECHO, ECHO_REQUEST)
+        one = load.run("unary", port, ECHO, ECHO_REQUEST, concurrency=1)
+    rows += [("bare grpc.aio mTLS echo (the baseline)", bare), ("  ... 1 call in flight", one)]
+    return bare
+
+
+def sqlite_url(work: Path) -> str:
+    return f"sqlite:///{work / 'sqlite' / 'gateway.db'}"
+
+
+def prepare_backend(
+    work: Path, certs: Path, url: str, parties: dict[str, pki.IssuedCert], backend: str
+) -> Path:
+    """work/backend, with a gateway prepared on `url` (see prepare_gateway); its config."""
+    (work / backend).mkdir()
+    return prepare_gateway(work / backend, certs, url, parties)
+
+
+def run_exchange(
+    work: Path,
+    certs: Path,
+    parties: dict[str, pki.IssuedCert],
+    load: Load,
+    args: argparse.Namespace,
+    rows: list[tuple[str, dict[str, Any]]],
+) -> int:
+    """`--only exchange`: the bare echo (the table's "vs bare") and the exchange's rows, SQLite."""
+    bare = bare_echo(load, certs, rows)
+    targets: dict[str, float] = {}
+    config = prepare_backend(work, certs, sqlite_url(work), parties, "sqlite")
+    exchange_rows(Bench(load, certs, parties, args, rows, targets), config, "sqlite")
+    report(rows, bare, targets, None)
+    return 0
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every part of the run measures with, and where it puts its rows and ratios."""
+
+    load: Load
+    certs: Path
+    parties: dict[str, pki.IssuedCert]
+    args: argparse.Namespace
+    rows: list[tuple[str, dict[str, Any]]]
+    targets: dict[str, float]
+
+
+def exchange_rows(bench: Bench, config: Path, backend: str) -> None:
+    """PushRecords of `--records` signed records in one stream, then SubscribeChanges from the
+    cursor taken before the push until every one of them arrived; then the bare grpc.aio
+    client stream of the same messages and server stream of the same bytes."""
+    load, certs, parties, args = bench.load, bench.certs, bench.parties, bench.args
+    national = parties[exchange.NATIONAL]
+    token = tokens(config, parties)[exchange.NATIONAL]
+    # About the subject nobody queries, as the submission stream's (see gateway_rows).
+    pushed = exchange.pushed_records(national, args.records, f"p{backend}", OTHER)
+    stream = "\n".join(r.hex() for r in pushed)
+    with server("gateway", config) as (port, stats):
+        with channel(port, certs, national) as ch:
+            cursor = exchange.first_cursor(ch, token)
+        with profiled(args.profile, stats["pid"], f"push-{backend}"):
+            push = load.run("stream", port, exchange.PUSH, stream, token, national)
+        all_accepted(
+            submission_pb2.SubmissionResult.FromString(bytes.fromhex(push.pop("response_hex"))),
+            args.records,
+        )
+        with profiled(args.profile, stats["pid"], f"feed-{backend}"):
+            feed = load.run(
+                "feed",
+                port,
+                exchange.SUBSCRIBE,
+                exchange.subscribe_request(cursor),
+                token,
+                national,
+                options=("--expect", str(args.records), "--changes"),
+            )
+    if feed["records"] != args.records:
+        raise SystemExit(f"the feed sent {feed['records']} changes, not {args.records}")
+    with server("bare-aio", certs) as (port, _):
+        counted = load.run("stream", port, exchange.COUNT, stream, client=national)
+        if bytes.fromhex(counted.pop("response_hex")) != str(args.records).encode():
+            raise SystemExit("the bare client stream did not count every message")
+        # The gateway's messages again, bytes for bytes: as many, each of their mean size.
+        size = feed["bytes"] // feed["messages"]
+        spray = load.run(
+            "feed",
+            port,
+            exchange.SPRAY,
+            f"{feed['messages']} {size}",
+            client=national,
+            options=("--expect", str(feed["messages"]), "--repeat", str(BARE_REPEATS)),
+        )
+        # For scale (not the target's baseline): the same bytes, a message a change.
+        n = args.records
+        each = load.run(
+            "feed",
+            port,
+            exchange.SPRAY,
+            f"{n} {feed['bytes'] // n}",
+            client=national,
+            options=("--expect", str(n), "--repeat", str(BARE_REPEATS)),
+        )
+    spray["records_per_s"] = round(exchange.bare_feed_records_per_s(feed, spray), 1)
+    bench.rows.extend(
+        [
+            (f"gateway PushRecords, {n} pushed records [{backend}]", push),
+            (f"  bare grpc.aio client stream, the same {n} messages", counted),
+            (f"gateway SubscribeChanges, {n} changes [{backend}]", feed),
+            (
+                f"  bare grpc.aio server stream, {feed['messages']} messages of {size} bytes",
+                spray,
+            ),
+            (f"  ... one message a change, {n} messages of {feed['bytes'] // n} bytes", each),
+        ]
+    )
+    bench.targets[f"push_{backend}"] = push["records_per_s"] / counted["records_per_s"]
+    bench.targets[f"feed_{backend}"] = feed["records_per_s"] / spray["records_per_s"]
+    bench.targets[f"feed_each_{backend}"] = feed["records_per_s"] / each["records_per_s"]
+
+
+@contextmanager
+def profiled(directory: Path | None, pid: int, name: str) -> Iterator[None]:
+    """py-spy recording `pid` (raw, every thread) into directory/name.txt while the block runs;
+    nothing without a directory."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    spy = ROOT / ".venv" / "bin" / "py-spy"
+    out = directory / f"{name}.txt"
+    args = [str(spy), "record", "-p", str(pid), "-o", str(out), "-f", "raw", "--threads"]
+    args += ["--rate", str(PROFILE_RATE), "--nonblocking"]  # the feed's run is short
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1)  # attached before the measured call starts
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        process.communicate(timeout=60)
 
 
 def gateway_rows(
@@ -685,8 +855,9 @@ def report(
     rows: list[tuple[str, dict[str, Any]]],
     bare: dict[str, Any],
     targets: dict[str, float],
-    hello: dict[str, Any],
+    hello: dict[str, Any] | None,
 ) -> None:
+    """The table and the ratios; with no `hello` (`--only exchange`), the exchange's alone."""
     print(
         f"\ncredit_gateway benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         "64 calls in flight unless said\n"
@@ -712,6 +883,17 @@ def report(
                 print(f"  ... {proof} proof at that size, one transaction  "
                       f"mean {t['mean']:.3f} ms, p99 {t['p99']:.3f} ms")  # fmt: skip
     print("\nratios against the targets of the issues (same run):")
+    exchange_checks: list[tuple[str, float, str]] = []
+    for db in ("sqlite", "postgresql"):
+        if f"push_{db}" in targets:
+            exchange_checks += [
+                (f"PushRecords [{db}] / bare client stream", targets[f"push_{db}"], ">= 0.5"),
+                (f"SubscribeChanges [{db}] / bare server stream", targets[f"feed_{db}"], ">= 0.5"),
+                ("  ... / the bare stream of a message a change", targets[f"feed_each_{db}"], ""),
+            ]
+    if hello is None:
+        _print_checks(exchange_checks)
+        return
     b = bare["calls_per_s"]
     checks = [
         (
@@ -750,6 +932,10 @@ def report(
             ">= 0.9",
         ),
     ]
+    _print_checks(checks + exchange_checks)
+
+
+def _print_checks(checks: list[tuple[str, float, str]]) -> None:
     for name, value, target in checks:
         print(f"  {name:<66} {value:>7.2f}  {target}")
 

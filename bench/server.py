@@ -1,7 +1,10 @@
 """A server process for the benchmark. Modes:
 
 - `bare-threaded CERTS`: grpcio's threaded server, an mTLS echo (the stack the gateway left);
-- `bare-aio CERTS`: grpc.aio, the same echo (the baseline every gateway figure is a ratio to);
+- `bare-aio CERTS`: grpc.aio, the same echo (the baseline every gateway figure is a ratio to),
+  and the exchange's streaming baselines: `bench.Stream/Count`, a client stream answered with
+  its message count, and `bench.Stream/Spray`, which answers "N SIZE" with N messages of SIZE
+  bytes (bytes in, bytes out: no protobuf on either side);
 - `gateway CONFIG`: the real gateway, plus an echo method behind its interceptor (the auth layer
   alone), served like `credit-gateway serve` serves it;
 - `raw-release CONFIG`: the bare grpc.aio server whose echo runs the release path's own
@@ -20,7 +23,7 @@ import json
 import resource
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -53,9 +56,35 @@ def serve_bare_threaded(certs: Path) -> None:
     server.stop(1).wait()
 
 
-async def _bare_aio(certs: Path, behaviour: Callable[..., Awaitable[bytes]]) -> None:
+def _stream_handler() -> grpc.GenericRpcHandler:
+    async def count(requests: AsyncIterator[bytes], _context: object) -> bytes:
+        n = 0
+        async for _ in requests:
+            n += 1
+        return str(n).encode()
+
+    async def spray(request: bytes, _context: object) -> AsyncIterator[bytes]:
+        n, size = (int(x) for x in request.split())
+        message = b"x" * size
+        for _ in range(n):
+            yield message
+
+    return grpc.method_handlers_generic_handler(
+        "bench.Stream",
+        {
+            "Count": grpc.stream_unary_rpc_method_handler(count),
+            "Spray": grpc.unary_stream_rpc_method_handler(spray),
+        },
+    )
+
+
+async def _bare_aio(
+    certs: Path, behaviour: Callable[..., Awaitable[bytes]], streams: bool = False
+) -> None:
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((_echo_handler(behaviour),))
+    if streams:
+        server.add_generic_rpc_handlers((_stream_handler(),))
     port = server.add_secure_port("127.0.0.1:0", _credentials(certs))
     await server.start()
     print(f"READY {port}", flush=True)
@@ -153,7 +182,7 @@ def main() -> int:
     if mode == "bare-threaded":
         serve_bare_threaded(arg)
     elif mode == "bare-aio":
-        asyncio.run(_bare_aio(arg, _echo))
+        asyncio.run(_bare_aio(arg, _echo, streams=True))
     elif mode == "gateway":
         asyncio.run(_gateway(arg))
     elif mode == "raw-release":
