@@ -79,7 +79,7 @@ def test_what_the_agreement_does_not_share_or_the_policy_withholds_is_never_sent
     wait_until(lambda: settled(prov.db), 20, "for the delivery")
     rows = {r.state: r for r in outbox_rows(prov.db)}
     assert sorted(rows) == [outbox.DELIVERED, outbox.WITHHELD]
-    assert rows[outbox.WITHHELD].last_error == "withheld by the policy"
+    assert rows[outbox.WITHHELD].last_error == "withheld by the policy (DISCLOSURE_PERIOD_ENDED)"
     assert [rid for rid, _, _ in pushed_from(nat.db, PROVINCIAL)] == [
         rows[outbox.DELIVERED].record_id
     ]

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from credit_gateway.adapters.storage import migrate
 from credit_gateway.adapters.storage.db import make_engine
-from credit_gateway.adapters.storage.tables import Base
+from credit_gateway.adapters.storage.tables import Base, FeedHeadRow
 
 SERVERS = {
     "postgresql": ("postgresql+psycopg://postgres@127.0.0.1:5432/{db}", "test"),
@@ -73,7 +73,10 @@ def _migrate(url: str) -> None:
 
 
 def empty(engine: Engine) -> None:
-    """Delete every row, children first, keeping the schema (faster than a new database)."""
+    """Delete every row, children first, keeping the schema (faster than a new database), and
+    put back the feed's counter row the migration makes (its first appenders would race to
+    make it again: two pushes at once, one refused)."""
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
+        conn.execute(FeedHeadRow.__table__.insert(), [{"id": 1, "seq": 0, "floor": 0}])

@@ -29,7 +29,7 @@ from support.serving import ServeProcess, serve
 
 from credit_gateway.adapters.storage import outbox
 from credit_gateway.adapters.storage.db import make_engine
-from credit_gateway.adapters.storage.tables import AuditEntryRow, FeedHeadRow, OutboxRow, RecordRow
+from credit_gateway.adapters.storage.tables import AuditEntryRow, OutboxRow, RecordRow
 from credit_gateway.cli.main import main
 from credit_gateway.devpki import pki
 
@@ -145,9 +145,6 @@ def start_platform(
 
     engine = make_engine(database_url)
     empty(engine)
-    with engine.begin() as conn:  # the row the migration makes, which emptying deleted (the
-        # feed's first appenders would race to make it: two pushes at once, one refused)
-        conn.execute(FeedHeadRow.__table__.insert(), [{"id": 1, "seq": 0, "floor": 0}])
     engine.dispose()
     certs = tmp / f"{name}-certs"
     pki.init_pki(certs)

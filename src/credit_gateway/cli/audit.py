@@ -167,7 +167,7 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _instant(text: str) -> datetime:
+def instant(text: str) -> datetime:
     """A date (its midnight, UTC) or an ISO 8601 time with its offset."""
     try:
         if len(text) == 10:
@@ -223,5 +223,5 @@ def add_audit_commands(sub: Any) -> None:
     )
     prune.set_defaults(handler=cmd_prune)
     prune.add_argument(
-        "--before", required=True, type=_instant, help="a date (UTC) or a time with its offset"
+        "--before", required=True, type=instant, help="a date (UTC) or a time with its offset"
     )

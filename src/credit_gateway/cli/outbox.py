@@ -9,23 +9,23 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from credit_gateway.adapters.storage import outbox
-from credit_gateway.cli.audit import _instant
+from credit_gateway.cli.audit import instant
 from credit_gateway.runtime.config import Settings
 from credit_gateway.runtime.gateway import utcnow
-from credit_gateway.services.operator import _database, _mac_key
+from credit_gateway.services.operator import database, mac_key
 
 T = TypeVar("T")
 
 
 def _action(settings: Settings, act: Callable[[Any, bytes], T]) -> T:
     """`act(session, mac_key)` in one write transaction: the change and its entry together."""
-    mac_key = _mac_key(settings)
-    with _database(settings) as db, db.transaction() as session:
-        return act(session, mac_key)
+    key = mac_key(settings)
+    with database(settings) as db, db.transaction() as session:
+        return act(session, key)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    with _database(settings) as db, db.transaction(write=False) as session:
+    with database(settings) as db, db.transaction(write=False) as session:
         entries = outbox.list_entries(session, args.state, args.peer, args.limit)
         counts = outbox.counts(session)
     for e in entries:
@@ -84,6 +84,6 @@ def add_outbox_commands(sub: Any) -> None:
     purge.add_argument(
         "--delivered-before",
         required=True,
-        type=_instant,
+        type=instant,
         help="a date (UTC) or a time with its offset",
     )

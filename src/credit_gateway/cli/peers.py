@@ -33,7 +33,7 @@ from credit_gateway.errors import ConfigError, InvalidArgument
 from credit_gateway.runtime.config import Settings, split_address
 from credit_gateway.runtime.gateway import utcnow
 from credit_gateway.services.delivery import client_key_id
-from credit_gateway.services.operator import _database, _mac_key
+from credit_gateway.services.operator import database, mac_key
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MAX_TEXT = 64  # client id, purpose: the columns' width
@@ -118,9 +118,9 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         created_at=utcnow(),
     )
     master = MasterKey.load(settings.master_key_file)
-    with _database(settings) as db, db.transaction() as session:
+    with database(settings) as db, db.transaction() as session:
         envelope = key_store.load_envelope(session, master)
-        stored = peer_store.add_peer(session, envelope, _mac_key(settings), peer, key_pem)
+        stored = peer_store.add_peer(session, envelope, mac_key(settings), peer, key_pem)
     print(
         f"peers: added {stored.name} ({stored.participant_id}) at {stored.grpc_address}, "
         f"for {stored.purpose}"
@@ -130,7 +130,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    with _database(settings) as db, db.transaction(write=False) as session:
+    with database(settings) as db, db.transaction(write=False) as session:
         listed = peer_store.list_peers(session)
     for peer in listed:
         cert = x509.load_pem_x509_certificate(peer.cert_pem)

@@ -94,6 +94,10 @@ OPERATOR_METHODS = frozenset(
         "subjects.register-key",
         "catalog.load",
         "audit.prune",
+        "peers.add",
+        "outbox.retry",
+        "outbox.purge",
+        "feed.prune",
     }
 )
 NOT_INQUIRIES = CONSENT_METHODS | OPERATOR_METHODS

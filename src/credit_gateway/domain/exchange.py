@@ -15,9 +15,9 @@ A refusal of the whole request (the agreement suspended or expired, the operatio
 refuses the batch: nothing is sent and the cursor does not move past it. A refusal for one
 subject (its kind not agreed) skips that subject's changes.
 
-Each subject with anything sent or refused is one audit entry (`entries`), so the subject's
-ListInquiries shows which platform got what, as for an inquiry; its withheld count is of the
-subject's changes not sent.
+Each subject with anything sent, withheld by the policy or refused is one audit entry
+(`entries`), so the subject's ListInquiries shows which platform got what, as for an inquiry;
+its withheld count is of the subject's changes not sent.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ class BatchDecision:
     refusal: Reason | None  # the whole batch refused: nothing goes, the cursor stays
     outgoing: tuple[Outgoing, ...]
     entries: tuple[AuditEntry, ...]  # to commit before anything is sent
+    # Records of an item the platform may have that the policy withheld and nothing was sent
+    # for, by record id: why (a delivery marks its entry so; the feed skips it).
+    withheld: tuple[tuple[str, Reason], ...] = ()
 
 
 def decide_batch(
@@ -108,17 +111,24 @@ def decide_batch(
         by_subject.setdefault(change.subject_id, []).append(change)
     outgoing: list[Outgoing] = []
     entries: list[AuditEntry] = []
+    withheld: list[tuple[str, Reason]] = []
     for subject_id, theirs in by_subject.items():
         decision = decide(_request(caller, subject_id, theirs), catalog, now)
         if decision.refusal is not None and decision.refusal not in _PER_SUBJECT:
             entry = _entry(caller, subject_id, theirs, decision, (), now)
             return BatchDecision(decision.refusal, (), (entry,))
         sent = [] if decision.refusal is not None else _outgoing(theirs, decision)
+        went = {o.change.record.id for o in sent}
+        held = [
+            (w.record_id, w.reason) for w in decision.withheld_records if w.record_id not in went
+        ]
         outgoing += sent
-        if sent or decision.refusal is not None:
+        withheld += held
+        # A decision about a record of an item the platform may have is on record, sent or not.
+        if sent or held or decision.refusal is not None:
             entries.append(_entry(caller, subject_id, theirs, decision, sent, now))
     outgoing.sort(key=lambda o: o.change.seq)
-    return BatchDecision(None, tuple(outgoing), tuple(entries))
+    return BatchDecision(None, tuple(outgoing), tuple(entries), tuple(withheld))
 
 
 def _request(caller: Caller, subject_id: str, changes: list[PendingChange]) -> ReleaseRequest:

@@ -8,7 +8,11 @@ verifies the client certificate against our CA.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -57,4 +61,36 @@ def client_context(ca: Path | None) -> ssl.SSLContext:
     its host name; TLS 1.2 at least, for witnesses that are not gateways like this one."""
     context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+@contextlib.contextmanager
+def _memory_file(data: bytes) -> Iterator[Path]:
+    """`data` as a file path for the one API that reads only files (SSLContext.load_cert_chain):
+    an anonymous memory file where the kernel has them, so the key never touches a disk; else a
+    private temporary file, removed at once."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("peer-client", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, data)
+            yield Path(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return
+    fd, name = tempfile.mkstemp()  # mode 0600
+    try:
+        os.write(fd, data)
+        os.close(fd)
+        yield Path(name)
+    finally:
+        os.unlink(name)
+
+
+def peer_client_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    """TLS to a peer platform's token endpoint: its certificate checked against the peer's CA
+    and its host name, our client certificate presented."""
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    with _memory_file(cert_pem + b"\n" + key_pem) as path:
+        context.load_cert_chain(path)
     return context

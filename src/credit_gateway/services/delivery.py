@@ -463,11 +463,9 @@ class Delivery:
             outbox.mark_failed(session, failures, now)
             return None
         released = {o.change.seq for o in decision.outgoing if o.with_content}
-        # The subject's decision's reasons where it is on record (decide_batch records a
-        # subject with anything sent or refused; one whose records are all withheld, not).
-        reasons = {a.subject_id: f" ({', '.join(a.reasons)})" for a in decision.entries}
+        reason_of = {record_id: reason.value for record_id, reason in decision.withheld}
         withheld = {
-            e.id: WITHHELD + reasons.get(held[e.record_id].subject_id, "")
+            e.id: f"{WITHHELD} ({reason_of.get(e.record_id, 'not shared')})"
             for n, e in enumerate(entries)
             if n not in released
         }

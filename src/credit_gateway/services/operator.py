@@ -48,7 +48,7 @@ _BAD_JWK = (JoseError, ValueError, TypeError, KeyError)
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[Database]:
+def database(settings: Settings) -> Iterator[Database]:
     """The database for one action: the CLI makes one per process."""
     db = Database.connect(settings.effective_database_url)
     try:
@@ -57,7 +57,7 @@ def _database(settings: Settings) -> Iterator[Database]:
         db.dispose()
 
 
-def _mac_key(settings: Settings) -> bytes:
+def mac_key(settings: Settings) -> bytes:
     """The audit entries' MAC key: without it an action's entry would be quarantined."""
     from credit_gateway.crypto.master import MasterKey
 
@@ -137,18 +137,18 @@ def add_participant(
         participant_id, participant_kind, code, name, ParticipantStatus.ACTIVE, granted, lic
     )
     certs = [(t, n) for t, n, _ in facts]
-    with _database(settings) as db:
-        registry.add_participant(db, _mac_key(settings), participant, jwks, certs, utcnow())
+    with database(settings) as db:
+        registry.add_participant(db, mac_key(settings), participant, jwks, certs, utcnow())
     return participant
 
 
 def suspend_participant(settings: Settings, participant_id: str) -> None:
-    with _database(settings) as db:
-        registry.suspend_participant(db, _mac_key(settings), participant_id, utcnow())
+    with database(settings) as db:
+        registry.suspend_participant(db, mac_key(settings), participant_id, utcnow())
 
 
 def list_participants(settings: Settings) -> list[Participant]:
-    with _database(settings) as db:
+    with database(settings) as db:
         return registry.list_participants(db)
 
 
@@ -158,10 +158,10 @@ def change_licence(
     """An expired or revoked licence stops all access at the participant's next call."""
     if valid_until is not None and valid_until.tzinfo is None:
         valid_until = valid_until.replace(tzinfo=utcnow().tzinfo)
-    with _database(settings) as db:
+    with database(settings) as db:
         registry.set_licence(
             db,
-            _mac_key(settings),
+            mac_key(settings),
             participant_id,
             utcnow(),
             valid_until=valid_until,
@@ -180,19 +180,19 @@ def register_agreement(
     def verify(jwks: dict[str, object] | None) -> Agreement:
         return signing.verify(parsed, center, jwks, now)
 
-    with _database(settings) as db:
+    with database(settings) as db:
         return registry.register_agreement(
-            db, _mac_key(settings), counterparty, verify, document, now
+            db, mac_key(settings), counterparty, verify, document, now
         )
 
 
 def suspend_agreement(settings: Settings, agreement_id: str) -> None:
-    with _database(settings) as db:
-        registry.suspend_agreement(db, _mac_key(settings), agreement_id, utcnow())
+    with database(settings) as db:
+        registry.suspend_agreement(db, mac_key(settings), agreement_id, utcnow())
 
 
 def list_agreements(settings: Settings) -> list[tuple[Agreement, AgreementStatus]]:
-    with _database(settings) as db:
+    with database(settings) as db:
         return registry.list_agreements(db)
 
 
@@ -220,12 +220,12 @@ def register_subject_key(
     code = parsed.value
     subject = NamedSubject(kind, code, SubjectLookup(master)(code))
     public = json.dumps(jwk.as_dict(private=False), sort_keys=True)
-    with _database(settings) as db:
+    with database(settings) as db:
         registry.register_subject_key(db, master, subject, public, now)
     return str(jwk.thumbprint())
 
 
 def load_catalog(settings: Settings, document: dict[str, Any]) -> Catalog:
     """Loads a catalog document and makes it current (`catalog load`), on record."""
-    with _database(settings) as db:
-        return registry.load_catalog(db, _mac_key(settings), document, utcnow())
+    with database(settings) as db:
+        return registry.load_catalog(db, mac_key(settings), document, utcnow())

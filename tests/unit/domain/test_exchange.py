@@ -347,10 +347,26 @@ def test_one_audit_entry_per_subject_with_something_sent(channel: Channel) -> No
 
 
 @CHANNELS
-def test_nothing_sent_no_entry(channel: Channel) -> None:
+def test_a_withheld_record_is_on_record_and_not_sent(channel: Channel) -> None:
+    """A record of an item the platform may have, withheld by the policy: nothing goes, and the
+    decision is an entry all the same; an item it may not have (market information) is neither
+    sent nor named."""
     changes = [changed(1, NEW, MARKET), changed(2, NEW, PUNISHMENT, in_service=False)]
-    assert decide_batch(platform(channel), changes, CATALOG, NOW) == BatchDecision(None, (), ())
+    batch = decide_batch(platform(channel), changes, CATALOG, NOW)
+    assert batch.refusal is None
+    assert batch.outgoing == ()
+    assert batch.withheld == (("rec-2", Reason.NOT_IN_SERVICE),)
+    (entry,) = batch.entries
+    assert entry.released_records == ()
+    assert entry.outcome == "WITHHELD"
+    assert "NOT_IN_SERVICE" in entry.reasons
+
+
+@CHANNELS
+def test_nothing_changed_nothing_on_record(channel: Channel) -> None:
     assert decide_batch(platform(channel), [], CATALOG, NOW) == BatchDecision(None, (), ())
+    only_market = [changed(1, NEW, MARKET)]
+    assert decide_batch(platform(channel), only_market, CATALOG, NOW) == BatchDecision(None, (), ())
 
 
 # ------------------------------------------------------------------ refusals
@@ -560,11 +576,23 @@ def test_property_decide_batch_never_releases_more_than_decide(
         decision = decisions[c.subject_id]
         if c.kind in (NEW, CORRECTED) and c.record.id in {r.record_id for r in decision.releases}:
             assert Outgoing(c, True, _labels(decision, c.record.id)) in batch.outgoing
-    # an entry for each subject with anything sent or refused, naming what left with content
+    # an entry for each subject with anything sent, withheld by decide or refused, naming what
+    # left with content; what was withheld and not sent is named with its reason
+    went = {o.change.record.id for o in batch.outgoing}
+    held = {
+        (w.record_id, w.reason)
+        for d in decisions.values()
+        if d.refusal is None
+        for w in d.withheld_records
+        if w.record_id not in went
+    }
+    assert set(batch.withheld) == held
     expected = {
         subject_id
         for subject_id, d in decisions.items()
-        if d.refusal is not None or any(o.change.subject_id == subject_id for o in batch.outgoing)
+        if d.refusal is not None
+        or any(o.change.subject_id == subject_id for o in batch.outgoing)
+        or any(w.record_id not in went for w in d.withheld_records)
     }
     assert sorted(e.subject_id or "" for e in batch.entries) == sorted(expected)
     for entry in batch.entries:  # (in the order the changes came: the feed reads them by seq)

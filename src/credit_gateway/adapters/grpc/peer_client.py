@@ -11,15 +11,11 @@ call as a whole leaves as services.delivery.PeerUnavailable, with what went wron
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import secrets
 import ssl
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +27,7 @@ from credit_gateway.adapters.grpc.convert import subject_kind_to_pb, to_timestam
 from credit_gateway.adapters.grpc.v1 import exchange_pb2, exchange_pb2_grpc, submission_pb2
 from credit_gateway.adapters.storage.peers import PeerCredentials
 from credit_gateway.auth.scopes import EXCHANGE_PUSH
+from credit_gateway.runtime import tls
 from credit_gateway.services.delivery import (
     Acknowledgement,
     Outcome,
@@ -90,38 +87,6 @@ def acknowledgements(result: submission_pb2.SubmissionResult) -> dict[int, Ackno
     return found
 
 
-@contextlib.contextmanager
-def _memory_file(data: bytes) -> Iterator[Path]:
-    """`data` as a file path for the one API that reads only files (SSLContext.load_cert_chain):
-    an anonymous memory file where the kernel has them, so the key never touches a disk; else a
-    private temporary file, removed at once."""
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("peer-client", os.MFD_CLOEXEC)
-        try:
-            os.write(fd, data)
-            yield Path(f"/proc/self/fd/{fd}")
-        finally:
-            os.close(fd)
-        return
-    fd, name = tempfile.mkstemp()  # mode 0600
-    try:
-        os.write(fd, data)
-        os.close(fd)
-        yield Path(name)
-    finally:
-        os.unlink(name)
-
-
-def https_client_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
-    """TLS to the peer's token endpoint: its certificate checked against the peer's CA and its
-    host name, our client certificate presented."""
-    context = ssl.create_default_context(cadata=ca_pem.decode())
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    with _memory_file(cert_pem + b"\n" + key_pem) as path:
-        context.load_cert_chain(path)
-    return context
-
-
 class PeerClient:
     """One peer's client: its channel, its HTTPS session and its current token, made on the
     event loop at first use and kept until `close`."""
@@ -131,7 +96,7 @@ class PeerClient:
         peer = credentials.peer
         self.key = ECKey.import_key(credentials.key_pem)
         self.key_id = client_key_id(peer.cert_pem)
-        self._tls = https_client_context(peer.ca_pem, peer.cert_pem, credentials.key_pem)
+        self._tls = tls.peer_client_context(peer.ca_pem, peer.cert_pem, credentials.key_pem)
         self._credentials = grpc.ssl_channel_credentials(
             root_certificates=peer.ca_pem,
             private_key=credentials.key_pem,

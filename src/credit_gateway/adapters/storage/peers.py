@@ -21,8 +21,7 @@ from credit_gateway.adapters.storage import trust
 from credit_gateway.adapters.storage.tables import PeerRow
 from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.agreements import Operation
-from credit_gateway.domain.audit import OPERATOR, AuditEntry
-from credit_gateway.domain.ids import new_id
+from credit_gateway.domain.audit import OPERATOR, decision_entry
 from credit_gateway.domain.participants import ParticipantKind
 from credit_gateway.errors import AlreadyExists, FailedPrecondition, NotFound
 
@@ -64,22 +63,8 @@ def record_action(
     items: tuple[str, ...],
 ) -> None:
     """An operator action's entry ("peers.add", "outbox.retry", "outbox.purge"): caller
-    "operator", no subject, `items` naming what it acted on.
-
-    Built here rather than by domain/audit.decision_entry, which accepts only the methods of
-    its OPERATOR_METHODS; these are not among them yet. With no subject the entry is never
-    among a subject's inquiries either way."""
-    entry = AuditEntry(
-        id=new_id("aud"),
-        at=now,
-        caller=OPERATOR,
-        method=method,
-        subject_id=None,
-        purpose="",
-        items=items,
-        outcome=outcome,
-        reasons=(),
-    )
+    "operator", no subject, `items` naming what it acted on."""
+    entry = decision_entry(at=now, caller=OPERATOR, method=method, outcome=outcome, items=items)
     audit_store.append(session, mac_key, entry)
 
 
