@@ -193,6 +193,11 @@ def test_a_cursor_below_the_floor_after_a_prune_has_expired(x: Exchange) -> None
     assert deleted == 2
     with h.db.transaction(write=False) as session:
         assert feed_store.head(session) == (floor, floor)
+        (entry,) = session.scalars(
+            select(AuditEntryRow).where(AuditEntryRow.method == "feed.prune")
+        ).all()
+        assert (entry.caller, entry.outcome, entry.subject_id) == ("operator", "PRUNED", None)
+    assert FeedService(h.gateway).prune() == (floor, 0)  # nothing left: nothing on record
 
     code, reason = refusal(lambda: next(x.subscribe(old)))
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CURSOR_EXPIRED")

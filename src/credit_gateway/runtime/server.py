@@ -52,6 +52,7 @@ from credit_gateway.runtime import delivery, logs, tls
 from credit_gateway.runtime.blocking import Blocking
 from credit_gateway.runtime.config import Settings, split_address
 from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.services.feed import FeedService
 from credit_gateway.services.witness import Cosigning, Witness, WitnessClient, witness_signer
 
 log = logging.getLogger("credit_gateway.runtime.server")
@@ -169,6 +170,7 @@ async def serve(
     served.cosigning, served.witness_transport = _cosigning(settings, gateway, blocking)
     served.tasks.append(asyncio.create_task(_integrate(gateway, blocking, served.cosigning)))
     served.tasks.extend(delivery.start(gateway, blocking))  # the outbox's, to peer platforms
+    served.tasks.append(asyncio.create_task(_prune_feed(gateway, blocking)))
     if gateway.db.dialect == "sqlite":
         served.tasks.append(asyncio.create_task(_checkpoint(gateway, blocking)))
     # What startup made (modules, the catalog, keys) lives as long as the process: kept out of
@@ -328,6 +330,22 @@ async def _integrate(
             pass  # no checkpoint yet: nothing to offer
         except Exception as error:  # a database blip or a racing replica: next time
             log.error("audit integration failed", extra={"fields": {"error": str(error)}})
+
+
+FEED_PRUNE_SECONDS = 3600.0
+
+
+async def _prune_feed(gateway: Gateway, blocking: Blocking) -> None:
+    """The change feed's retention, hourly: changes older than feed_retention_days go and the
+    floor rises (an older cursor is then CURSOR_EXPIRED). Every replica may run it: the prune
+    holds feed_head's lock, and a second one finds nothing left."""
+    service = FeedService(gateway)
+    while True:
+        try:
+            await blocking.call(service.prune)
+        except Exception as error:  # a database blip: next hour
+            log.error("feed prune failed", extra={"fields": {"error": str(error)}})
+        await asyncio.sleep(FEED_PRUNE_SECONDS)
 
 
 CHECKPOINT_SECONDS = 1.0

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from credit_gateway.adapters.storage import audit as audit_store
 from credit_gateway.adapters.storage import feed as feed_store
 from credit_gateway.crypto.envelope import Envelope
-from credit_gateway.domain.audit import AuditEntry
+from credit_gateway.domain.audit import OPERATOR, AuditEntry, decision_entry
 from credit_gateway.domain.catalog import Catalog
 from credit_gateway.domain.cursor import CURSOR_KEY_LABEL, decode_cursor, encode_cursor
 from credit_gateway.domain.decisions import Decision, Reason
@@ -36,6 +36,7 @@ from credit_gateway.domain.ids import new_id
 from credit_gateway.domain.participants import ParticipantKind, Standing
 from credit_gateway.domain.policy import AgreementState, Channel, ReleaseRequest, decide
 from credit_gateway.domain.release import Released, check_items, open_record
+from credit_gateway.domain.timestamps import canonical_timestamp
 from credit_gateway.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -280,11 +281,20 @@ class FeedService:
         return self.prune_before(before)
 
     def prune_before(self, before: datetime) -> tuple[int, int]:
+        """As prune, before ``before``; the prune is on record (in its last transaction) when
+        it deleted anything."""
         deleted = 0
         while True:
             with self.db.transaction() as session:
                 floor, done = feed_store.prune(session, before, self.PRUNE_CHUNK)
-            deleted += done
+                deleted += done
+                if done < self.PRUNE_CHUNK and deleted:
+                    items = (canonical_timestamp(before, "before"), str(deleted))
+                    entry = decision_entry(
+                        at=self.gateway.clock(), caller=OPERATOR, method="feed.prune",
+                        outcome="PRUNED", items=items,
+                    )  # fmt: skip
+                    audit_store.append(session, self._mac_key, entry)
             if done < self.PRUNE_CHUNK:
                 return floor, deleted
 
