@@ -524,9 +524,10 @@ class Bench:
 
 
 def exchange_rows(bench: Bench, config: Path, backend: str) -> None:
-    """PushRecords of `--records` signed records in one stream, then SubscribeChanges from the
-    cursor taken before the push until every one of them arrived; then the bare grpc.aio
-    client stream of the same messages and server stream of the same bytes."""
+    """PushRecords of `--records` signed records in one stream; then SubscribeChanges from a
+    cursor taken before a providing unit's submission of as many records, until every one of
+    them arrived; then the bare grpc.aio client stream of the same pushed messages and server
+    stream of the same bytes as the feed's."""
     load, certs, parties, args = bench.load, bench.certs, bench.parties, bench.args
     national = parties[exchange.NATIONAL]
     token = tokens(config, parties)[exchange.NATIONAL]
@@ -534,12 +535,24 @@ def exchange_rows(bench: Bench, config: Path, backend: str) -> None:
     pushed = exchange.pushed_records(national, args.records, f"p{backend}", OTHER)
     stream = "\n".join(r.hex() for r in pushed)
     with server("gateway", config) as (port, stats):
-        with channel(port, certs, national) as ch:
-            cursor = exchange.first_cursor(ch, token)
         with profiled(args.profile, stats["pid"], f"push-{backend}"):
             push = load.run("stream", port, exchange.PUSH, stream, token, national)
         all_accepted(
             submission_pb2.SubmissionResult.FromString(bytes.fromhex(push.pop("response_hex"))),
+            args.records,
+        )
+        # The feed sends a platform none of its own pushes: what it follows is a providing
+        # unit's submission of as many records.
+        with channel(port, certs, national) as ch:
+            cursor = exchange.first_cursor(ch, token)
+        submitted = "\n".join(
+            r.SerializeToString().hex()
+            for r in signed_records(parties["bench-amr"], args.records, f"f{backend}", (OTHER,))
+        )
+        unit_token = tokens(config, parties)["bench-amr"]
+        stored = load.run("stream", port, SUBMIT, submitted, unit_token, parties["bench-amr"])
+        all_accepted(
+            submission_pb2.SubmissionResult.FromString(bytes.fromhex(stored.pop("response_hex"))),
             args.records,
         )
         with profiled(args.profile, stats["pid"], f"feed-{backend}"):

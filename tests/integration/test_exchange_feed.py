@@ -140,6 +140,24 @@ def test_a_record_taken_out_of_service_comes_as_restored_without_content_and_is_
     assert rid not in [r.record_id for r in pulled.records]
 
 
+def test_a_platforms_own_pushes_never_come_back_on_its_feed(x: Exchange) -> None:
+    """A record the platform pushed (stored with it as provider) is not sent back to it; the
+    cursor moves over it, and what others submitted still comes."""
+    first = x.subscribe()
+    cursor = next(first).cursor
+    first.cancel()
+    (echo,) = x.submit(("own_reg", "REG.ENTERPRISE", COMPANY))
+    with x.h.db.transaction() as session:  # as PushRecords stores a platform's record
+        session.execute(
+            update(RecordRow).where(RecordRow.id == echo).values(provider_id=x.platform.id)
+        )
+    (other,) = x.submit(("other_reg", "REG.ENTERPRISE", OTHER_COMPANY))
+    stream = x.subscribe(cursor)
+    got, _ = read_changes(stream, 1)
+    stream.cancel()
+    assert [c.record_id for c in got] == [other]
+
+
 def test_cursors_of_another_agreement_tampered_or_beyond_the_head_are_invalid(
     x: Exchange,
 ) -> None:

@@ -259,7 +259,9 @@ class FeedService:
                     subscriber.purpose,
                     FEED_METHOD,
                 )
-                decided = decide_batch(caller, [change for change, _ in found], catalog, now)
+                # A platform's own pushes are not sent back to it: it holds them already.
+                theirs = [c for c, held in found if held.stored.provider_id != subscriber.id]
+                decided = decide_batch(caller, theirs, catalog, now)
                 refusal, entries = decided.refusal, decided.entries
                 held = {h.stored.id: h for _, h in found}
                 codes = feed_store.subject_codes(
