@@ -335,6 +335,7 @@ def test_reflection_lists_the_services_and_describes_reflection_v1(
         "credit_gateway.v1.ConsentService",
         "credit_gateway.v1.DiscoveryService",
         "credit_gateway.v1.AuditService",
+        "credit_gateway.v1.ExchangeService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
         "grpc.reflection.v1.ServerReflection",
@@ -366,6 +367,7 @@ def test_reflection_lists_the_services_and_describes_reflection_v1(
             "AuditService",
             ["GetCheckpoint", "GetInclusionProof", "GetConsistencyProof", "GetEntries"],
         ),
+        ("ExchangeService", ["PushRecords", "PullRecords", "SubscribeChanges"]),
     ):
         answer = reflect(
             channel,

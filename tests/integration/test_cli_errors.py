@@ -297,6 +297,20 @@ CASES: dict[str, Bad] = {
     "audit-prune-not-a-date": Bad(
         ("audit", "prune", "--before", "last year"), "'last year' is not an ISO 8601 date"
     ),
+    "peers-add-no-such-ca": Bad(
+        (
+            *("peers", "add", "national", "--participant", "cn-platform", "--grpc", "h:1"),
+            *("--token-url", "https://h/token", "--client-id", "hubei", "--ca", "ca.pem"),
+            *("--cert", "c.pem", "--key", "k.pem"),
+        ),
+        "ca.pem: No such file or directory",
+    ),
+    "peers-list-bad-config": Bad(("peers", "list"), "is not valid TOML", NOT_TOML, BAD_CONFIG),
+    "outbox-list-bad-config": Bad(("outbox", "list"), "is not valid TOML", NOT_TOML, BAD_CONFIG),
+    "outbox-retry-not-dead": Bad(("outbox", "retry", "obx_nope"), "not a dead entry: obx_nope"),
+    "outbox-purge-not-a-date": Bad(
+        ("outbox", "purge", "--delivered-before", "soon"), "'soon' is not an ISO 8601 date"
+    ),
 }
 
 USAGE_ERRORS = {
