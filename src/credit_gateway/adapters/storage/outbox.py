@@ -41,6 +41,7 @@ from credit_gateway.adapters.storage.tables import (
 from credit_gateway.domain.agreements import AgreementStatus, Operation
 from credit_gateway.domain.catalog import CatalogItem
 from credit_gateway.domain.ids import new_id
+from credit_gateway.domain.policy import AgreementState, not_in_force
 from credit_gateway.domain.records import WrittenNotice
 from credit_gateway.domain.timestamps import canonical_timestamp
 from credit_gateway.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -65,17 +66,21 @@ def enqueue(
     if not records:
         return
     rows = session.execute(
-        select(PeerRow.name, AgreementRow.document)
-        .join(AgreementRow, AgreementRow.counterparty_id == PeerRow.participant_id)
-        .where(AgreementRow.status == AgreementStatus.ACTIVE.value)
+        select(PeerRow.name, AgreementRow.document, AgreementRow.status).join(
+            AgreementRow, AgreementRow.counterparty_id == PeerRow.participant_id
+        )
     ).all()
     if not rows:
         return
+    states = [
+        (peer, AgreementState(parse_document(document), AgreementStatus(status)))
+        for peer, document, status in rows
+    ]
+    # In force for push as policy.not_in_force has it: the one definition.
     sharing = [
-        (peer, agreement)
-        for peer, document in rows
-        if Operation.PUSH in (agreement := parse_document(document)).operations
-        and agreement.valid_from <= now < agreement.valid_until
+        (peer, state.agreement)
+        for peer, state in states
+        if not_in_force(state, Operation.PUSH, now) is None
     ]
     entries = [
         {
