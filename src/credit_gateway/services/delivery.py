@@ -51,7 +51,8 @@ from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.participants import ParticipantStatus
 from credit_gateway.domain.policy import AgreementState, Channel, not_in_force
 from credit_gateway.domain.pushed import OriginClaim
-from credit_gateway.domain.records import Submission, WrittenNotice, record_aad
+from credit_gateway.domain.records import Submission, WrittenNotice
+from credit_gateway.domain.release import open_record
 from credit_gateway.runtime.gateway import Gateway
 
 log = logging.getLogger("credit_gateway.services.delivery")
@@ -364,11 +365,14 @@ class Delivery:
             ids = [e.record_id for e in entries]
             held = feed.held_records(session, ids)
             signed = outbox.provenance(session, ids)
+            codes = record_store.subject_codes(
+                session, gw.envelope, (h.subject_id for h in held.values())
+            )
             built: dict[str, ProviderRecord] = {}
             for record_id in dict.fromkeys(ids):
                 record = held.get(record_id)
                 rebuilt = (
-                    None if record is None else self._rebuild(session, record, signed[record_id])
+                    None if record is None else self._rebuild(record, signed[record_id], codes)
                 )
                 if rebuilt is not None:
                     built[record_id] = rebuilt
@@ -400,15 +404,10 @@ class Delivery:
             outbox.mark_failed(session, done.failures, now)
 
     def _rebuild(
-        self, session: Any, held: feed.HeldRecord, signed: outbox.Provenance
+        self, held: feed.HeldRecord, signed: outbox.Provenance, codes: Mapping[str, str]
     ) -> ProviderRecord | None:
-        envelope = self.gateway.envelope
-        code = record_store.subject_code(session, envelope, held.subject_id)
-        stored = held.stored
-        payload = stored.payload
-        if stored.payload_key_id is not None:
-            payload = envelope.open(stored.payload_key_id, payload, record_aad(stored.id))
-        return rebuild(held, signed, code, payload)
+        payload = open_record(self.gateway.envelope, held.stored, ()).payload
+        return rebuild(held, signed, codes[held.subject_id], payload)
 
     def _decide(
         self,

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from credit_gateway.adapters.storage import audit as audit_store
 from credit_gateway.adapters.storage import feed as feed_store
+from credit_gateway.adapters.storage import records as record_store
 from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.audit import OPERATOR, AuditEntry, decision_entry
 from credit_gateway.domain.catalog import Catalog
@@ -264,7 +265,7 @@ class FeedService:
                 decided = decide_batch(caller, theirs, catalog, now)
                 refusal, entries = decided.refusal, decided.entries
                 held = {h.stored.id: h for _, h in found}
-                codes = feed_store.subject_codes(
+                codes = record_store.subject_codes(
                     session, envelope, {o.change.subject_id for o in decided.outgoing}
                 )
                 sent = tuple(

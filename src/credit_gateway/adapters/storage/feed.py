@@ -28,12 +28,10 @@ from credit_gateway.adapters.storage.tables import (
     SubjectRow,
     core,
 )
-from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.agreements import AgreementStatus
 from credit_gateway.domain.exchange import ChangeKind, PendingChange
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.policy import AgreementState, RecordState
-from credit_gateway.domain.records import subject_aad
 from credit_gateway.domain.release import StoredRecord
 
 HEAD_ROW = 1
@@ -174,24 +172,6 @@ def agreement_state(session: Session, agreement_id: str) -> AgreementState | Non
     if row is None:
         return None
     return AgreementState(parse_document(bytes(row[0])), AgreementStatus(row[1]))
-
-
-def subject_codes(
-    session: Session, envelope: Envelope, subject_ids: Iterable[str]
-) -> dict[str, str]:
-    """The subjects' codes, opened, in one read (records.subject_code opens one)."""
-    ids = sorted(set(subject_ids))
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(
-            SubjectRow.id, SubjectRow.lookup, SubjectRow.code_key_id, SubjectRow.code_sealed
-        ).where(SubjectRow.id.in_(ids))
-    )
-    return {
-        sid: envelope.open(key_id, bytes(sealed), subject_aad(lookup)).decode()
-        for sid, lookup, key_id, sealed in rows
-    }
 
 
 def prune(session: Session, before: datetime, limit: int) -> tuple[int, int]:
