@@ -90,6 +90,8 @@ _CON = "/credit_gateway.v1.ConsentService/"
 _DIS = "/credit_gateway.v1.DiscoveryService/"
 _AUD = "/credit_gateway.v1.AuditService/"
 _EXC = "/credit_gateway.v1.ExchangeService/"
+_OBJ = "/credit_gateway.v1.ObjectionService/"
+_ARC = "/credit_gateway.v1.ArchiveService/"
 
 METHOD_SCOPES: Mapping[str, MethodRule] = {
     _INQ + "QueryOpen": MethodRule(INQUIRY_OPEN, _P),
@@ -110,6 +112,16 @@ METHOD_SCOPES: Mapping[str, MethodRule] = {
     _EXC + "PushRecords": MethodRule(EXCHANGE_PUSH, _P),
     _EXC + "PullRecords": MethodRule(EXCHANGE_PULL, _P),
     _EXC + "SubscribeChanges": MethodRule(EXCHANGE_FEED, _P),
+    # Art 29-31: the subject's rights over its own records (the scope of QueryOwn, which names
+    # them), the providing unit's answers on records it provided (the scope that provided them).
+    **{
+        _OBJ + name: MethodRule(SUBJECT_SELF, _S)
+        for name in ("FileObjection", "GetObjection", "ListObjections")
+    },
+    _OBJ + "ListObjectionQueue": MethodRule(SUBMISSION, _P),
+    _OBJ + "AnswerObjection": MethodRule(SUBMISSION, _P),
+    _ARC + "SubmitRestoration": MethodRule(SUBMISSION, _P),
+    _ARC + "ApplyDeletion": MethodRule(SUBJECT_SELF, _S),
     **{
         _CON + name: MethodRule(SUBJECT_CONSENT, _S)
         for name in (

@@ -100,7 +100,20 @@ OPERATOR_METHODS = frozenset(
         "feed.prune",
     }
 )
-NOT_INQUIRIES = CONSENT_METHODS | OPERATOR_METHODS
+# Art 29-31: a subject's objection or application, a providing unit's answer or restoration.
+RIGHTS_METHODS = frozenset(
+    {"FileObjection", "AnswerObjection", "SubmitRestoration", "ApplyDeletion"}
+)
+# The time rules `maintain` applies (caller OPERATOR): each transition is an entry.
+MAINTAIN_METHODS = frozenset(
+    {
+        "maintain.objection-suspended",
+        "maintain.disclosure-ended",
+        "maintain.consent-expired",
+        "maintain.inquiries-pruned",
+    }
+)
+NOT_INQUIRIES = CONSENT_METHODS | OPERATOR_METHODS | RIGHTS_METHODS | MAINTAIN_METHODS
 REFUSED = "REFUSED"  # as a release's Outcome.REFUSED: every refusal reads alike in the log
 
 
@@ -118,10 +131,11 @@ def decision_entry(
     purpose: str = "",
     items: tuple[str, ...] = (),
 ) -> AuditEntry:
-    """The entry of a decision other than a release: a consent change or an operator's action.
-    Its method must be one of NOT_INQUIRIES, so none of them is ever shown as an inquiry."""
+    """The entry of a decision other than a release: a consent change, an operator's action, a
+    subject's right exercised or answered, a time rule applied. Its method must be one of
+    NOT_INQUIRIES, so none of them is ever shown as an inquiry."""
     if method not in NOT_INQUIRIES:
-        raise ValueError(f"{method!r} is not a consent change or an operator action")
+        raise ValueError(f"{method!r} is not a consent change, right or operator action")
     return AuditEntry(
         id=new_id("aud"),
         at=at,

@@ -10,6 +10,7 @@ import enum
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from credit_gateway.domain import art16
@@ -68,6 +69,34 @@ class CatalogError(DomainError):
 
 
 @dataclass(frozen=True, slots=True)
+class Period:
+    """A disclosure period's bounds in days from the record's date: disclosed for `longest`;
+    a credit restoration may end it early, not before `shortest` (the national practice for
+    administrative punishments: general 3 months to 1 year, serious 1 to 3 years)."""
+
+    shortest: int
+    longest: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shortest <= self.longest or self.longest <= 0:
+            raise CatalogError(f"disclosure period {self}: need 0 <= shortest <= longest, > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodRule:
+    """The disclosure period by a field of the record (e.g. `severity`): the field's value names
+    the period. A record without the field, or with a value the rule does not name, has the
+    item's `disclosure_period_days` (the schema decides which values a record may carry)."""
+
+    field: str
+    periods: Mapping[str, Period]
+
+    def __post_init__(self) -> None:
+        if not self.field or not self.periods:
+            raise CatalogError("a disclosure period rule names a field and its periods")
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogItem:
     code: str
     title: str
@@ -81,6 +110,10 @@ class CatalogItem:
     art16: Art16Class
     # Art 17 para 2: natural persons' information is OPEN only by a State provision, named here.
     open_by_state_provision: str = ""
+    period_rule: PeriodRule | None = None
+    # A natural person under 14 (PIPL Art 31): its information is OPEN only by a State
+    # provision that names minors, cited here; otherwise the open channel withholds it.
+    open_to_minors_by_state_provision: str = ""
 
     def __post_init__(self) -> None:
         if not _CODE.fullmatch(self.code):
@@ -120,6 +153,19 @@ class CatalogItem:
 
     def level_for(self, kind: SubjectKind) -> DisclosureLevel:
         return self.disclosure[kind]
+
+    def period_for(self, payload: Mapping[str, Any]) -> Period:
+        """The disclosure period of a record of this item with `payload`."""
+        default = Period(0, self.disclosure_period_days)
+        rule = self.period_rule
+        if rule is None:
+            return default
+        value = payload.get(rule.field)
+        return rule.periods.get(value, default) if isinstance(value, str) else default
+
+    def disclosure_until(self, payload: Mapping[str, Any], occurred_at: datetime) -> datetime:
+        """When a record of this item with `payload`, of `occurred_at`, stops being disclosed."""
+        return occurred_at + timedelta(days=self.period_for(payload).longest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,4 +262,16 @@ def _item(raw: Mapping[str, Any]) -> CatalogItem:
         disclosure_period_days=int(raw["disclosure_period_days"]),
         art16=Art16Class(raw.get("art16", "ordinary")),
         open_by_state_provision=raw.get("open_by_state_provision", ""),
+        period_rule=_period_rule(raw.get("disclosure_period_by")),
+        open_to_minors_by_state_provision=raw.get("open_to_minors_by_state_provision", ""),
     )
+
+
+def _period_rule(raw: Mapping[str, Any] | None) -> PeriodRule | None:
+    if raw is None:
+        return None
+    periods = {
+        str(value): Period(int(p["shortest_days"]), int(p["longest_days"]))
+        for value, p in raw["periods"].items()
+    }
+    return PeriodRule(str(raw["field"]), periods)

@@ -41,6 +41,9 @@ class Reason(enum.StrEnum):
     # information (Art 3), nor what Art 16 para 2 (2) releases only with written consent
     NOT_PUBLIC_CREDIT_INFORMATION = "NOT_PUBLIC_CREDIT_INFORMATION"
     WRITTEN_CONSENT_REQUIRED = "WRITTEN_CONSENT_REQUIRED"
+    # a natural person under 14 (PIPL Art 31): the open channel releases its information only
+    # where the catalog item cites a State provision for it
+    MINOR_NOT_OPEN = "MINOR_NOT_OPEN"
     # record-level
     DISCLOSURE_PERIOD_ENDED = "DISCLOSURE_PERIOD_ENDED"
     OUTSIDE_CONSENT_DATA_RANGE = "OUTSIDE_CONSENT_DATA_RANGE"

@@ -48,6 +48,7 @@ class ChangeKind(enum.Enum):
     SUSPENDED = "suspended"
     RESTORED = "restored"
     DELETED = "deleted"
+    EXPIRED = "expired"  # its disclosure period ended, and `maintain` archived it
 
 
 _WITH_CONTENT = frozenset({ChangeKind.NEW, ChangeKind.CORRECTED})
@@ -56,6 +57,7 @@ _WITHDRAWN_FOR: dict[ChangeKind, Reason] = {
     ChangeKind.SUSPENDED: Reason.OBJECTION_SUSPENDED,
     ChangeKind.RESTORED: Reason.NOT_IN_SERVICE,
     ChangeKind.DELETED: Reason.NOT_IN_SERVICE,
+    ChangeKind.EXPIRED: Reason.NOT_IN_SERVICE,
 }
 # Agreement-level refusals (step 2 of the policy) that end the batch rather than skip a subject.
 _PER_SUBJECT = frozenset({Reason.SUBJECT_KIND_NOT_AGREED, Reason.NOTHING_REQUESTABLE})

@@ -429,3 +429,9 @@ def parse_subject_code(
         )
     ((only_kind, parsed),) = readings.items()
     return only_kind, parsed
+
+
+def birth_date(kind: SubjectKind, code: str) -> datetime.date | None:
+    """A natural person's birth date from its (parsed, normalised) resident ID; None for any
+    other kind of subject."""
+    return _birth_date_of(code) if kind is SubjectKind.NATURAL_PERSON else None

@@ -10,10 +10,11 @@ Steps, in order (the first refusal ends the request; later steps withhold items 
                                                                 (Art 20, 36)
   3. on the authorized channel: a consent of this subject to this caller, active, in its window,
      with uses left, for this purpose                           (Art 19, 20 para 2)
-  4. per item: in the catalog; (government sharing, exchange) public credit information that
-     needs no written consent; covered by the agreement, its disclosure level for the subject's kind
-     open to the channel and agreed, and (authorized channel) covered by the consent;
-     Art 16 written-consent items only when named one by one    (Art 9-10, 16-20)
+  4. per item: in the catalog; (open channel) not a minor's, unless a State provision says so;
+     (government sharing, exchange) public credit information that needs no written consent;
+     covered by the agreement, its disclosure level for the subject's kind open to the channel
+     and agreed, and (authorized channel) covered by the consent; Art 16 written-consent items
+     only when named one by one                                 (Art 9-10, 16-20; PIPL Art 31)
   5. per record: in service, not suspended under objection (labelled while pending), inside the
      disclosure period and the consent's data range, within the day's record quota
                                                                 (Art 19, 29-31)
@@ -36,7 +37,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from credit_gateway.domain.agreements import Agreement, AgreementStatus, Operation
 from credit_gateway.domain.catalog import (
@@ -56,6 +57,7 @@ from credit_gateway.domain.decisions import (
     RecordWithheld,
 )
 from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.domain.minors import is_minor
 from credit_gateway.domain.participants import ParticipantKind as PK
 
 OBJECTION_RESPONSE_PERIOD = timedelta(days=15)  # Art 29 para 2
@@ -130,8 +132,11 @@ class RecordState:
     id: str
     item_code: str
     occurred_at: datetime
-    in_service: bool = True  # False once deleted from service and archived (Art 30-31)
+    in_service: bool = True  # False once deleted from service and archived (Art 29-31)
     objection_filed_at: datetime | None = None  # an unresolved objection (Art 29)
+    # When its disclosure period ends (its item's rule on its payload, set when stored);
+    # None: the item's default period from occurred_at.
+    disclosure_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,9 @@ class ReleaseRequest:
     agreement: AgreementState | None = None
     consent: Consent | None = None
     records: tuple[RecordState, ...] = field(default=())
+    # A natural person's birth date, from its resident ID (None: not a natural person, or its
+    # code is not one): the open channel withholds a minor's items (PIPL Art 31).
+    subject_born: date | None = None
 
 
 def decide(request: ReleaseRequest, catalog: Catalog, now: datetime) -> Decision:
@@ -165,7 +173,7 @@ def decide(request: ReleaseRequest, catalog: Catalog, now: datetime) -> Decision
     withheld_items: list[ItemWithheld] = []
     for code in _items_in_question(request, catalog):
         item = catalog.item(code)
-        reason = Reason.NOT_IN_CATALOG if item is None else _refuse_item(request, item)
+        reason = Reason.NOT_IN_CATALOG if item is None else _refuse_item(request, item, now)
         if reason is not None or item is None:
             withheld_items.append(ItemWithheld(code, reason or Reason.NOT_IN_CATALOG))
         else:
@@ -281,7 +289,7 @@ def _items_in_question(request: ReleaseRequest, catalog: Catalog) -> list[str]:
     return sorted(code for code, item in catalog.items.items() if agreement.covers_item(item))
 
 
-def _refuse_item(request: ReleaseRequest, item: CatalogItem) -> Reason | None:
+def _refuse_item(request: ReleaseRequest, item: CatalogItem, now: datetime) -> Reason | None:
     if request.channel in _PUBLIC_ONLY:
         # Before the level and the agreement: no agreement or level makes these shareable.
         if item.info_kind is not InfoKind.PUBLIC:
@@ -291,6 +299,12 @@ def _refuse_item(request: ReleaseRequest, item: CatalogItem) -> Reason | None:
     level = item.level_for(request.subject_kind)
     if level not in _LEVELS[request.channel]:
         return Reason.NOT_DISCLOSABLE_ON_CHANNEL
+    if (
+        request.channel is Channel.OPEN_INQUIRY
+        and not item.open_to_minors_by_state_provision
+        and is_minor(request.subject_born, now)
+    ):
+        return Reason.MINOR_NOT_OPEN
     if request.channel is Channel.SELF_INQUIRY:
         return None
     assert request.agreement is not None  # step 2 refused the request otherwise
@@ -318,7 +332,7 @@ def _judge_record(
         if now >= record.objection_filed_at + OBJECTION_RESPONSE_PERIOD:
             return Reason.OBJECTION_SUSPENDED, ()
         labels = (LABEL_OBJECTION_PENDING,)
-    if now >= record.occurred_at + timedelta(days=item.disclosure_period_days):
+    if now >= disclosure_until(record, item):
         return Reason.DISCLOSURE_PERIOD_ENDED, ()
     consent = request.consent
     if (
@@ -328,6 +342,13 @@ def _judge_record(
     ):
         return Reason.OUTSIDE_CONSENT_DATA_RANGE, ()
     return None, labels
+
+
+def disclosure_until(record: RecordState, item: CatalogItem) -> datetime:
+    """When `record`'s disclosure period ends: as stored, or the item's default period."""
+    if record.disclosure_until is not None:
+        return record.disclosure_until
+    return item.disclosure_until({}, record.occurred_at)
 
 
 def _record_budget(request: ReleaseRequest) -> int:

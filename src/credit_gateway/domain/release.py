@@ -39,7 +39,12 @@ from credit_gateway.domain.catalog import Catalog
 from credit_gateway.domain.consent import CONDITIONS, Consent
 from credit_gateway.domain.decisions import Decision, Reason
 from credit_gateway.domain.idempotency import Keyed, NewRecord, Recorded, fingerprint
-from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
+from credit_gateway.domain.identifiers import (
+    IdentifierError,
+    SubjectKind,
+    birth_date,
+    parse_subject_code,
+)
 from credit_gateway.domain.ids import new_id
 from credit_gateway.domain.participants import (
     Participant,
@@ -174,6 +179,10 @@ class Subject:
     code: str
     lookup: str
 
+    @property
+    def born(self) -> date | None:
+        return birth_date(self.kind, self.code)
+
 
 def check_items(item_codes: tuple[str, ...]) -> None:
     if len(item_codes) > MAX_ITEMS:
@@ -255,6 +264,19 @@ class StoredRecord:
     payload_key_id: str | None
     payload: bytes
     in_service: bool
+    objection_filed_at: datetime | None = None
+    disclosure_until: datetime | None = None
+
+    def policy_state(self) -> RecordState:
+        """What the policy judges of it."""
+        return RecordState(
+            self.id,
+            self.item_code,
+            self.occurred_at,
+            in_service=self.in_service,
+            objection_filed_at=self.objection_filed_at,
+            disclosure_until=self.disclosure_until,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,10 +580,8 @@ class ReleaseFlow:
             requested_items=inquiry.item_codes,
             agreement=state.agreement,
             consent=state.consent,
-            records=tuple(
-                RecordState(r.id, r.item_code, r.occurred_at, in_service=r.in_service)
-                for r in state.records
-            ),
+            records=tuple(r.policy_state() for r in state.records),
+            subject_born=self.subject.born,
         )
 
     def _new_subject(self) -> NewSubject:

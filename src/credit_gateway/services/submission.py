@@ -338,6 +338,7 @@ class SubmissionService:
                 level is not DisclosureLevel.OPEN for level in content.item.disclosure.values()
             ),
             origin=at.origin,
+            disclosure_until=content.item.disclosure_until(s.payload, s.occurred_at),
         )
         return record_store.Submitted(subject, record, content.item)
 

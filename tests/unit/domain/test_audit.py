@@ -12,7 +12,9 @@ from credit_gateway.domain.audit import (
     CONSENT_METHODS,
     NOT_INQUIRIES,
     OPERATOR,
+    MAINTAIN_METHODS,
     OPERATOR_METHODS,
+    RIGHTS_METHODS,
     SELF,
     AuditEntry,
     decision_entry,
@@ -123,12 +125,13 @@ def test_a_consent_change_entry() -> None:
 def test_a_decision_entry_is_never_an_inquiry(method: str) -> None:
     """ListInquiries leaves out NOT_INQUIRIES only: an entry made here under any other method
     would be shown to the subject as an inquiry into it."""
-    with pytest.raises(ValueError, match="not a consent change or an operator action"):
+    with pytest.raises(ValueError, match="not a consent change, right or operator action"):
         decision_entry(
             at=datetime(2026, 11, 27, tzinfo=UTC), caller=OPERATOR, method=method, outcome="DONE"
         )
 
 
-def test_no_method_is_both_a_consent_change_and_an_operator_action() -> None:
-    assert not CONSENT_METHODS & OPERATOR_METHODS
-    assert NOT_INQUIRIES == CONSENT_METHODS | OPERATOR_METHODS
+def test_no_method_is_of_two_kinds_of_decision() -> None:
+    kinds = (CONSENT_METHODS, OPERATOR_METHODS, RIGHTS_METHODS, MAINTAIN_METHODS)
+    assert sum(len(k) for k in kinds) == len(NOT_INQUIRIES)
+    assert NOT_INQUIRIES == frozenset().union(*kinds)

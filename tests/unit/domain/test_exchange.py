@@ -137,12 +137,13 @@ def sent(batch: BatchDecision) -> list[tuple[int, bool]]:
     return [(o.change.seq, o.with_content) for o in batch.outgoing]
 
 
-NEW, CORRECTED, SUSPENDED, RESTORED, DELETED = (
+NEW, CORRECTED, SUSPENDED, RESTORED, DELETED, EXPIRED = (
     ChangeKind.NEW,
     ChangeKind.CORRECTED,
     ChangeKind.SUSPENDED,
     ChangeKind.RESTORED,
     ChangeKind.DELETED,
+    ChangeKind.EXPIRED,
 )
 SUSPENDED_AT = NOW - OBJECTION_RESPONSE_PERIOD  # an objection unanswered for 15 days (Art 29)
 
@@ -211,7 +212,7 @@ def test_new_record_the_policy_withholds_skipped(channel: Channel) -> None:
 
 
 @CHANNELS
-@pytest.mark.parametrize("kind", [RESTORED, DELETED], ids=lambda k: k.value)
+@pytest.mark.parametrize("kind", [RESTORED, DELETED, EXPIRED], ids=lambda k: k.value)
 def test_record_taken_out_of_service_sent_without_content(
     channel: Channel, kind: ChangeKind
 ) -> None:
@@ -224,7 +225,7 @@ def test_record_taken_out_of_service_sent_without_content(
 
 
 @CHANNELS
-@pytest.mark.parametrize("kind", [RESTORED, DELETED], ids=lambda k: k.value)
+@pytest.mark.parametrize("kind", [RESTORED, DELETED, EXPIRED], ids=lambda k: k.value)
 def test_withdrawal_of_a_record_still_in_service_skipped(
     channel: Channel, kind: ChangeKind
 ) -> None:
@@ -565,7 +566,7 @@ def test_property_decide_batch_never_releases_more_than_decide(
             assert o.change.kind in (NEW, CORRECTED)
             assert released.get(o.change.record.id) == o.labels, "sent what decide withholds"
         else:
-            assert o.change.kind in (SUSPENDED, RESTORED, DELETED)
+            assert o.change.kind in (SUSPENDED, RESTORED, DELETED, EXPIRED)
             assert o.labels == ()
             # withheld for what the change did, so its item is one the platform may have
             assert withheld.get(o.change.record.id) is (

@@ -54,6 +54,7 @@ _KINDS = {
     ChangeKind.SUSPENDED: exchange_pb2.RecordChange.KIND_SUSPENDED,
     ChangeKind.RESTORED: exchange_pb2.RecordChange.KIND_RESTORED,
     ChangeKind.DELETED: exchange_pb2.RecordChange.KIND_DELETED,
+    ChangeKind.EXPIRED: exchange_pb2.RecordChange.KIND_EXPIRED,
 }
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from credit_gateway.adapters.storage.agreements import parse_document
 from credit_gateway.adapters.storage.tables import (
+    ARCHIVED,
     AgreementRow,
     FeedHeadRow,
     RecordChangeRow,
@@ -35,7 +36,6 @@ from credit_gateway.domain.policy import AgreementState, RecordState
 from credit_gateway.domain.release import StoredRecord
 
 HEAD_ROW = 1
-ARCHIVED = "archived"  # records.state of a record out of service (Art 30-31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,19 +97,19 @@ class HeldRecord:
 _RECORD_COLUMNS = (
     RecordRow.id, RecordRow.item_code, RecordRow.occurred_at, RecordRow.state,
     RecordRow.subject_id, SubjectRow.kind, RecordRow.provider_id, RecordRow.payload_key_id,
-    RecordRow.payload, RecordRow.origin_provider_code,
+    RecordRow.payload, RecordRow.origin_provider_code, RecordRow.objection_filed_at,
+    RecordRow.disclosure_until,
 )  # fmt: skip
 
 
 def _held(row: Any) -> HeldRecord:
-    rid, item, occurred, state, subject_id, kind, provider, key_id, payload, origin = row
-    in_service = state != ARCHIVED
+    rid, item, occurred, state, subject_id, kind, provider, key_id, payload, origin, *rest = row
+    objected, until = rest
+    stored = StoredRecord(
+        rid, provider, item, occurred, key_id, bytes(payload), state != ARCHIVED, objected, until
+    )
     return HeldRecord(
-        RecordState(rid, item, occurred, in_service=in_service),
-        subject_id,
-        SubjectKind(kind),
-        StoredRecord(rid, provider, item, occurred, key_id, bytes(payload), in_service),
-        origin or provider,
+        stored.policy_state(), subject_id, SubjectKind(kind), stored, origin or provider
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from credit_gateway.adapters.storage import feed, outbox
 from credit_gateway.adapters.storage.db import Database
-from credit_gateway.adapters.storage.tables import RecordRow, SubjectRow, core
+from credit_gateway.adapters.storage.tables import ACTIVE, RecordRow, SubjectRow, core
 from credit_gateway.crypto.envelope import Envelope
 from credit_gateway.domain.catalog import CatalogItem
 from credit_gateway.domain.identifiers import SubjectKind
@@ -131,6 +131,8 @@ class NewRecord:
     notice: WrittenNotice | None  # Art 22, stored as its number and delivery time
     seal: bool
     origin: Origin | None = None  # a platform's push: what it vouched for
+    disclosure_until: datetime | None = None  # its item's period for its payload
+    replaces: str | None = None  # the record it corrects (Art 29: an objection upheld)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +185,10 @@ def insert_record(
         signer_kid=record.signer_kid,
         notice_reference=None if record.notice is None else record.notice.number,
         notice_delivered_at=None if record.notice is None else record.notice.delivered_at,
-        state="active",
+        state=ACTIVE,
         labels="",
+        disclosure_until=record.disclosure_until,
+        replaces=record.replaces,
     )
     if record.origin is not None:
         row.origin_provider_code = record.origin.provider_code

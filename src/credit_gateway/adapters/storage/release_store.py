@@ -33,6 +33,7 @@ from credit_gateway.adapters.storage.agreements import parse_document
 from credit_gateway.adapters.storage.consents import parse_terms
 from credit_gateway.adapters.storage.db import Database
 from credit_gateway.adapters.storage.dialects import DIALECTS, Dialect
+from credit_gateway.adapters.storage.tables import ARCHIVED
 from credit_gateway.adapters.storage.trust import STANDING_COLUMNS, STANDING_JOIN, standing_from_row
 from credit_gateway.caches import BoundedCache
 from credit_gateway.domain.agreements import AgreementStatus
@@ -76,7 +77,8 @@ _CONTEXT: tuple[tuple[str, str], ...] = (
     ),
 )
 _RECORD_COLUMNS = (
-    "r.id, r.provider_id, r.item_code, r.occurred_at, r.payload_key_id, r.payload, r.state"
+    "r.id, r.provider_id, r.item_code, r.occurred_at, r.payload_key_id, r.payload, r.state,"
+    " r.objection_filed_at, r.disclosure_until"
 )
 _WIDTHS = [len(columns.split(",")) for columns, _ in _CONTEXT]
 _PARTS = tuple(slice(1 + sum(_WIDTHS[:n]), 1 + sum(_WIDTHS[: n + 1])) for n in range(len(_WIDTHS)))
@@ -248,12 +250,13 @@ class SqlReleaseStore:
             if row[0] == 0:
                 context = row
                 continue
-            rid, provider, item, occurred, key_id, payload, state = row[-_RECORD_WIDTH:]
-            records.append(
-                StoredRecord(
-                    rid, provider, item, when(occurred), key_id, bytes(payload), state != "archived"
-                )
-            )
+            rid, provider, item, occurred, key_id, payload, state, objected, until = row[
+                -_RECORD_WIDTH:
+            ]
+            stored = StoredRecord(rid, provider, item, when(occurred), key_id, bytes(payload),
+                                  state != ARCHIVED, objected and when(objected),
+                                  until and when(until))  # fmt: skip
+            records.append(stored)
         return context, tuple(records)
 
     def _context(self, row: Sequence[Any], records: tuple[StoredRecord, ...]) -> ReadState:

@@ -146,6 +146,12 @@ class SubjectRow(Base):
     created_at: Mapped[datetime]
 
 
+# records.state: in service, or out of it (Art 29-31: corrected, restored, deleted, or its
+# disclosure period ended), kept as the archive.
+ACTIVE = "active"
+ARCHIVED = "archived"
+
+
 class RecordRow(Base):
     __tablename__ = "records"
     __table_args__ = (UniqueConstraint("provider_id", "provider_record_id"),)
@@ -164,8 +170,19 @@ class RecordRow(Base):
     # Art 22: the written notice's number and the time it reached the subject.
     notice_reference: Mapped[str | None] = mapped_column(String(128))
     notice_delivered_at: Mapped[datetime | None]
-    state: Mapped[str] = mapped_column(String(16))  # active; later: objected, suspended, archived
+    state: Mapped[str] = mapped_column(String(16))  # active, or archived (out of service)
     labels: Mapped[str] = mapped_column(String(200), default="")
+    # The end of the record's disclosure period, from its catalog item's rule and its payload
+    # (a punishment's severity), set when stored; a restoration may bring it forward. None:
+    # stored before 0008, the item's default period applies.
+    disclosure_until: Mapped[datetime | None]
+    # Art 29: when the subject's objection that is still unanswered was filed (the label, and
+    # 15 days on the suspension, follow from it); None once answered or when there is none.
+    objection_filed_at: Mapped[datetime | None]
+    # Art 29-31: when and why the record left service (corrected, restored, deleted).
+    archived_at: Mapped[datetime | None]
+    archive_reason: Mapped[str | None] = mapped_column(String(16))
+    replaces: Mapped[str | None] = mapped_column(Id)  # the record an upheld objection corrected
     # A record a platform pushed (ExchangeService.PushRecords): provider_id is that platform and
     # provider_record_id its origin_record_id; signature and signer_kid are the providing
     # unit's, by a key of provider_jwks, which the origin's signature vouches for.
@@ -176,6 +193,60 @@ class RecordRow(Base):
 
 
 Index("ix_records_subject_item", RecordRow.subject_id, RecordRow.item_code)
+
+
+# --- subject rights and time rules (Art 29-31) --------------------------------------------------
+
+
+class ObjectionRow(Base):
+    """A subject's objection to one of its records (Art 29).
+
+    pending -> upheld (the provider sent a corrected version: `replacement_id`)
+            -> rejected (with the provider's reasons)
+    pending -> suspended (15 days without an answer: `maintain` records what the policy
+               already enforces by the clock) -> upheld | rejected
+    The record's objection_filed_at is set while the objection is open (pending, suspended)."""
+
+    __tablename__ = "objections"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(ExactText(2000))
+    evidence_reference: Mapped[str] = mapped_column(ExactText(256), default="")
+    filed_at: Mapped[datetime]
+    due_at: Mapped[datetime]  # filed_at + 15 days
+    suspended_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    answer: Mapped[str | None] = mapped_column(ExactText(2000))  # the provider's reasons
+    replacement_id: Mapped[str | None] = mapped_column(Id)
+
+
+class RestorationRow(Base):
+    """A providing unit's credit restoration decision (Art 30), kept with the record it took out
+    of service: the signed decision as received, so the archive proves why."""
+
+    __tablename__ = "restorations"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id"), unique=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    decision_number: Mapped[str] = mapped_column(ExactText(128))
+    decided_at: Mapped[datetime]
+    document: Mapped[bytes] = mapped_column(Blob)  # the canonical bytes the provider signed
+    signature: Mapped[bytes] = mapped_column(Blob)
+    signer_kid: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime]
+
+
+class RunnerLeaseRow(Base):
+    """Who runs a singleton job (the `maintain` scheduler): one holder at a time across
+    replicas, until its lease runs out."""
+
+    __tablename__ = "runner_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime]
 
 
 # --- exchange ----------------------------------------------------------------------------------
@@ -277,6 +348,10 @@ class ConsentRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     granted_at: Mapped[datetime]
     status_changed_at: Mapped[datetime]
+    # PIPL Art 31: a subject under 14 grants only with its guardian's authorisation, recorded
+    # here: the guardian (a registered subject) and its signature over the same terms.
+    guardian_subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id"))
+    guardian_signature: Mapped[bytes | None] = mapped_column(Blob)
 
 
 class ConsentRequestRow(Base):

@@ -96,12 +96,14 @@ class RecordChange(_message.Message):
         KIND_SUSPENDED: _ClassVar[RecordChange.Kind]
         KIND_RESTORED: _ClassVar[RecordChange.Kind]
         KIND_DELETED: _ClassVar[RecordChange.Kind]
+        KIND_EXPIRED: _ClassVar[RecordChange.Kind]
     KIND_UNSPECIFIED: RecordChange.Kind
     KIND_NEW: RecordChange.Kind
     KIND_CORRECTED: RecordChange.Kind
     KIND_SUSPENDED: RecordChange.Kind
     KIND_RESTORED: RecordChange.Kind
     KIND_DELETED: RecordChange.Kind
+    KIND_EXPIRED: RecordChange.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
