@@ -333,6 +333,8 @@ def test_reflection_lists_the_services_and_describes_reflection_v1(
         "credit_gateway.v1.InquiryService",
         "credit_gateway.v1.SubmissionService",
         "credit_gateway.v1.ConsentService",
+        "credit_gateway.v1.ObjectionService",
+        "credit_gateway.v1.ArchiveService",
         "credit_gateway.v1.DiscoveryService",
         "credit_gateway.v1.AuditService",
         "credit_gateway.v1.ExchangeService",

@@ -221,6 +221,7 @@ class ObjectionRow(Base):
     answered_at: Mapped[datetime | None]
     answer: Mapped[str | None] = mapped_column(ExactText(2000))  # the provider's reasons
     replacement_id: Mapped[str | None] = mapped_column(Id)
+    answer_entry_id: Mapped[str | None] = mapped_column(Id)  # the answer's audit entry
 
 
 class RestorationRow(Base):

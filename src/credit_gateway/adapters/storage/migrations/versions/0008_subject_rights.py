@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("answered_at", types.UTCDateTime(), nullable=True),
         sa.Column("answer", types.ExactText(2000), nullable=True),
         sa.Column("replacement_id", sa.String(length=40), nullable=True),
+        sa.Column("answer_entry_id", sa.String(length=40), nullable=True),
         sa.ForeignKeyConstraint(
             ["provider_id"], ["participants.id"],
             name=op.f("fk_objections_provider_id_participants"),
