@@ -301,6 +301,7 @@ def _refuse_item(request: ReleaseRequest, item: CatalogItem, now: datetime) -> R
         return Reason.NOT_DISCLOSABLE_ON_CHANNEL
     if (
         request.channel is Channel.OPEN_INQUIRY
+        and request.subject_kind is SubjectKind.NATURAL_PERSON
         and not item.open_to_minors_by_state_provision
         and is_minor(request.subject_born, now)
     ):

@@ -14,7 +14,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -42,6 +42,7 @@ from credit_gateway.domain.decisions import (
     RecordWithheld,
 )
 from credit_gateway.domain.identifiers import SubjectKind
+from credit_gateway.domain.minors import is_minor
 from credit_gateway.domain.participants import ParticipantKind as PK
 from credit_gateway.domain.policy import (
     OBJECTION_RESPONSE_PERIOD,
@@ -500,6 +501,9 @@ def row(id: str, article: str, channel: Channel, mutate: Mutation, *expect: Expe
 R = Reason
 OBJECTION = (LABEL_OBJECTION_PENDING,)
 FIFTEEN_DAYS = 15 * DAY
+# NOW is 2025-06-01 17:30 in Beijing: 14 years old today, and a day short of it.
+BORN_14_TODAY = date(2011, 6, 1)
+BORN_13 = date(2011, 6, 2)
 
 
 def _caller_article(channel: Channel, kind: PK) -> str:
@@ -753,6 +757,17 @@ def _exchange_rows(ch: Channel) -> list[Row]:
             record(JUD, occurred_at=NOW - 1825 * DAY + TICK),
             AllReleased(),
         ),
+        r(  # its own end, set when stored from its severity, or by a restoration
+            "stored-disclosure-end-reached",
+            record(JUD, disclosure_until=NOW),
+            out(JUD, R.DISCLOSURE_PERIOD_ENDED),
+            RecordIn(rid(PUN)),
+        ),
+        r(
+            "stored-disclosure-end-governs-the-default",
+            record(JUD, occurred_at=NOW - 1825 * DAY, disclosure_until=NOW + TICK),
+            AllReleased(),
+        ),
         r(
             "record-out-of-service-withheld",
             record(PUN, in_service=False),
@@ -952,6 +967,28 @@ ROWS: list[Row] = [
         both(subject(NP, PERSON), asking(REG, LST)),
         RecordIn(rid(LST)),
         ItemOut(REG, R.NOT_DISCLOSABLE_ON_CHANNEL),
+    ),
+    # PIPL Art 31: a natural person under 14 on the gateway's (Beijing) date
+    row(
+        "art17p2-minor-open-item-refused",
+        "17.2",
+        OPEN_INQ,
+        both(subject(NP, PERSON), asking(LST), change(subject_born=BORN_13)),
+        Refused(R.MINOR_NOT_OPEN),
+    ),
+    row(
+        "art17p2-minor-organisation-items-unaffected",
+        "17.2",
+        OPEN_INQ,
+        change(subject_born=BORN_13),  # the rule is a natural person's: never an organisation's
+        AllReleased(),
+    ),
+    row(
+        "art17p2-minor-fourteen-today-released",
+        "17.2",
+        OPEN_INQ,
+        both(subject(NP, PERSON), asking(REG, LST), change(subject_born=BORN_14_TODAY)),
+        RecordIn(rid(LST)),
     ),
     row(
         "art17p3-organisation-level-from-catalog",
@@ -1686,6 +1723,12 @@ def _check_release_allowed(
     level = item.level_for(request.subject_kind)
     assert level in ALLOWED_LEVELS[request.channel], "released at a level the channel may not see"
     assert rec.in_service
+    if (
+        request.channel is OPEN_INQ
+        and request.subject_kind is NP
+        and is_minor(request.subject_born, NOW)
+    ):
+        assert item.open_to_minors_by_state_provision, "opened a minor's information"
     if request.requested_items:
         assert rec.item_code in request.requested_items
     assert (LABEL_OBJECTION_PENDING in release.labels) is (rec.objection_filed_at is not None)
@@ -1710,7 +1753,8 @@ def _check_release_allowed(
     assert request.subject_kind in a.subject_kinds
     if request.channel not in UNCOUNTED:
         assert state.calls_today < a.quotas.calls_per_day
-    assert rec.occurred_at + timedelta(days=item.disclosure_period_days) > NOW
+    default_end = rec.occurred_at + timedelta(days=item.disclosure_period_days)
+    assert (rec.disclosure_until or default_end) > NOW, "released past its disclosure period"
     if rec.objection_filed_at is not None:
         assert rec.objection_filed_at + FIFTEEN_DAYS > NOW
     if request.channel is AUTH_INQ:
@@ -1796,13 +1840,17 @@ _RECORD_SPECS = st.lists(
                 else st.none()
             )
         ),
+        # its stored end of disclosure (its severity's period, or a restoration's), or none
+        st.none() | st.integers(min_value=-400, max_value=400).map(lambda d: NOW + d * DAY),
     ),
     max_size=8,
 )
 _RECORDS = _RECORD_SPECS.map(
     lambda specs: tuple(
-        RecordState(f"r{i}", code, at, in_service=live, objection_filed_at=objection)
-        for i, (code, at, live, objection) in enumerate(specs)
+        RecordState(
+            f"r{i}", code, at, in_service=live, objection_filed_at=objection, disclosure_until=end
+        )
+        for i, (code, at, live, objection, end) in enumerate(specs)
     )
 )
 
@@ -1827,6 +1875,7 @@ def _requests(draw: st.DrawFn) -> ReleaseRequest:
         agreement=draw(st.none() | _AGREEMENTS),
         consent=draw(st.none() | _CONSENTS),
         records=draw(_RECORDS),
+        subject_born=draw(st.none() | _BIRTH_DATES) if subject_kind is NP else None,
     )
 
 
@@ -1870,7 +1919,15 @@ def _allowed_requests(
         )
     if draw(_SOMETIMES):
         request = dataclasses.replace(request, records=draw(_RECORDS))
+    if request.subject_kind is NP and draw(_SOMETIMES):
+        request = dataclasses.replace(request, subject_born=draw(_BIRTH_DATES))
     return request
+
+
+# Around the 14th birthday (PIPL Art 31), and far from it.
+_BIRTH_DATES = st.dates(
+    min_value=(NOW - 15 * 366 * DAY).date(), max_value=(NOW - 13 * 365 * DAY).date()
+) | st.sampled_from([(NOW - 40 * 366 * DAY).date(), (NOW - DAY).date()])
 
 
 _ANY_REQUEST = st.one_of(_requests(), _allowed_requests(), _allowed_requests())
