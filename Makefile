@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) scripts/gen_protos.py --check
-	CREDIT_GATEWAY_TEST_DATABASES=$(TEST_DATABASES) $(PY) -m pytest -q --cov --cov-branch --cov-report=term
+	CREDIT_GATEWAY_TEST_DATABASES=$(TEST_DATABASES) $(PY) -m pytest -q --durations=25 --cov --cov-branch --cov-report=term
 
 test-sqlite: $(STAMP)
 	CREDIT_GATEWAY_TEST_DATABASES=sqlite $(PY) -m pytest -q

@@ -59,6 +59,17 @@ def test_each_caller_kind_gets_the_catalog_in_force(harness: Harness, kind: str)
             common_pb2.SUBJECT_KIND_INDIVIDUAL_BUSINESS
         ] == common_pb2.DisclosureLevel.Value(f"DISCLOSURE_LEVEL_{business.upper()}")
         assert item.written_consent == (raw.get("art16") == "written_consent")
+        rule = raw.get("disclosure_period_by", {"field": "", "periods": {}})
+        assert item.disclosure_period_field == rule["field"]
+        assert {
+            p.value: {"shortest_days": p.shortest_days, "longest_days": p.longest_days}
+            for p in item.disclosure_periods
+        } == rule["periods"]
+        assert item.open_to_minors_by_state_provision == raw.get(
+            "open_to_minors_by_state_provision", ""
+        )
+    punishment = next(i for i in catalog.items if i.code == "ADM.PUNISHMENT")
+    assert [p.value for p in punishment.disclosure_periods] == ["general", "serious"]
 
 
 def test_list_agreements_answers_only_the_callers_own(harness: Harness) -> None:

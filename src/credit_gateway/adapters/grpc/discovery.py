@@ -68,6 +68,7 @@ def catalog_to_pb(catalog: Catalog) -> discovery_pb2.Catalog:
 
 
 def _item(item: CatalogItem) -> discovery_pb2.CatalogItem:
+    rule = item.period_rule
     return discovery_pb2.CatalogItem(
         code=item.code,
         title=item.title,
@@ -83,6 +84,14 @@ def _item(item: CatalogItem) -> discovery_pb2.CatalogItem:
         ],
         disclosure_period_days=item.disclosure_period_days,
         written_consent=item.art16 is Art16Class.WRITTEN_CONSENT,
+        disclosure_period_field="" if rule is None else rule.field,
+        disclosure_periods=[
+            discovery_pb2.DisclosurePeriod(
+                value=value, shortest_days=period.shortest, longest_days=period.longest
+            )
+            for value, period in sorted(rule.periods.items() if rule else ())
+        ],
+        open_to_minors_by_state_provision=item.open_to_minors_by_state_provision,
     )
 
 

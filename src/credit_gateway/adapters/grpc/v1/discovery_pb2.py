@@ -26,7 +26,7 @@ from credit_gateway.adapters.grpc.v1 import common_pb2 as credit__gateway_dot_v1
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!credit_gateway/v1/discovery.proto\x12\x11\x63redit_gateway.v1\x1a\x1e\x63redit_gateway/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x13\n\x11GetCatalogRequest\"y\n\x0eItemDisclosure\x12\x34\n\x0csubject_kind\x18\x01 \x01(\x0e\x32\x1e.credit_gateway.v1.SubjectKind\x12\x31\n\x05level\x18\x02 \x01(\x0e\x32\".credit_gateway.v1.DisclosureLevel\"\xd1\x01\n\x0b\x43\x61talogItem\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x11\n\tinfo_kind\x18\x04 \x01(\t\x12\x10\n\x08polarity\x18\x05 \x01(\t\x12\x35\n\ndisclosure\x18\x06 \x03(\x0b\x32!.credit_gateway.v1.ItemDisclosure\x12\x1e\n\x16\x64isclosure_period_days\x18\x07 \x01(\r\x12\x17\n\x0fwritten_consent\x18\x08 \x01(\x08\"p\n\x07Purpose\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x19\n\x11max_validity_days\x18\x03 \x01(\r\x12\x1b\n\x13max_data_range_days\x18\x04 \x01(\r\x12\x10\n\x08max_uses\x18\x05 \x01(\r\"w\n\x07\x43\x61talog\x12\x0f\n\x07version\x18\x01 \x01(\t\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.credit_gateway.v1.CatalogItem\x12,\n\x08purposes\x18\x03 \x03(\x0b\x32\x1a.credit_gateway.v1.Purpose\"\x17\n\x15ListAgreementsRequest\"\x82\x03\n\x10\x41greementSummary\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x12\n\noperations\x18\x02 \x03(\t\x12\x12\n\nitem_codes\x18\x03 \x03(\t\x12\x12\n\ncategories\x18\x04 \x03(\t\x12\x10\n\x08purposes\x18\x05 \x03(\t\x12\x32\n\x06levels\x18\x06 \x03(\x0e\x32\".credit_gateway.v1.DisclosureLevel\x12\x35\n\rsubject_kinds\x18\x07 \x03(\x0e\x32\x1e.credit_gateway.v1.SubjectKind\x12\x15\n\rcalls_per_day\x18\x08 \x01(\r\x12\x17\n\x0frecords_per_day\x18\t \x01(\r\x12.\n\nvalid_from\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x0c \x01(\t\"Q\n\x16ListAgreementsResponse\x12\x37\n\nagreements\x18\x01 \x03(\x0b\x32#.credit_gateway.v1.AgreementSummary2\xc9\x01\n\x10\x44iscoveryService\x12N\n\nGetCatalog\x12$.credit_gateway.v1.GetCatalogRequest\x1a\x1a.credit_gateway.v1.Catalog\x12\x65\n\x0eListAgreements\x12(.credit_gateway.v1.ListAgreementsRequest\x1a).credit_gateway.v1.ListAgreementsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!credit_gateway/v1/discovery.proto\x12\x11\x63redit_gateway.v1\x1a\x1e\x63redit_gateway/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x13\n\x11GetCatalogRequest\"y\n\x0eItemDisclosure\x12\x34\n\x0csubject_kind\x18\x01 \x01(\x0e\x32\x1e.credit_gateway.v1.SubjectKind\x12\x31\n\x05level\x18\x02 \x01(\x0e\x32\".credit_gateway.v1.DisclosureLevel\"\xde\x02\n\x0b\x43\x61talogItem\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x11\n\tinfo_kind\x18\x04 \x01(\t\x12\x10\n\x08polarity\x18\x05 \x01(\t\x12\x35\n\ndisclosure\x18\x06 \x03(\x0b\x32!.credit_gateway.v1.ItemDisclosure\x12\x1e\n\x16\x64isclosure_period_days\x18\x07 \x01(\r\x12\x17\n\x0fwritten_consent\x18\x08 \x01(\x08\x12\x1f\n\x17\x64isclosure_period_field\x18\t \x01(\t\x12?\n\x12\x64isclosure_periods\x18\n \x03(\x0b\x32#.credit_gateway.v1.DisclosurePeriod\x12)\n!open_to_minors_by_state_provision\x18\x0b \x01(\t\"N\n\x10\x44isclosurePeriod\x12\r\n\x05value\x18\x01 \x01(\t\x12\x15\n\rshortest_days\x18\x02 \x01(\r\x12\x14\n\x0clongest_days\x18\x03 \x01(\r\"p\n\x07Purpose\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x19\n\x11max_validity_days\x18\x03 \x01(\r\x12\x1b\n\x13max_data_range_days\x18\x04 \x01(\r\x12\x10\n\x08max_uses\x18\x05 \x01(\r\"w\n\x07\x43\x61talog\x12\x0f\n\x07version\x18\x01 \x01(\t\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.credit_gateway.v1.CatalogItem\x12,\n\x08purposes\x18\x03 \x03(\x0b\x32\x1a.credit_gateway.v1.Purpose\"\x17\n\x15ListAgreementsRequest\"\x82\x03\n\x10\x41greementSummary\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x12\n\noperations\x18\x02 \x03(\t\x12\x12\n\nitem_codes\x18\x03 \x03(\t\x12\x12\n\ncategories\x18\x04 \x03(\t\x12\x10\n\x08purposes\x18\x05 \x03(\t\x12\x32\n\x06levels\x18\x06 \x03(\x0e\x32\".credit_gateway.v1.DisclosureLevel\x12\x35\n\rsubject_kinds\x18\x07 \x03(\x0e\x32\x1e.credit_gateway.v1.SubjectKind\x12\x15\n\rcalls_per_day\x18\x08 \x01(\r\x12\x17\n\x0frecords_per_day\x18\t \x01(\r\x12.\n\nvalid_from\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x0c \x01(\t\"Q\n\x16ListAgreementsResponse\x12\x37\n\nagreements\x18\x01 \x03(\x0b\x32#.credit_gateway.v1.AgreementSummary2\xc9\x01\n\x10\x44iscoveryService\x12N\n\nGetCatalog\x12$.credit_gateway.v1.GetCatalogRequest\x1a\x1a.credit_gateway.v1.Catalog\x12\x65\n\x0eListAgreements\x12(.credit_gateway.v1.ListAgreementsRequest\x1a).credit_gateway.v1.ListAgreementsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,17 +38,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ITEMDISCLOSURE']._serialized_start=142
   _globals['_ITEMDISCLOSURE']._serialized_end=263
   _globals['_CATALOGITEM']._serialized_start=266
-  _globals['_CATALOGITEM']._serialized_end=475
-  _globals['_PURPOSE']._serialized_start=477
-  _globals['_PURPOSE']._serialized_end=589
-  _globals['_CATALOG']._serialized_start=591
-  _globals['_CATALOG']._serialized_end=710
-  _globals['_LISTAGREEMENTSREQUEST']._serialized_start=712
-  _globals['_LISTAGREEMENTSREQUEST']._serialized_end=735
-  _globals['_AGREEMENTSUMMARY']._serialized_start=738
-  _globals['_AGREEMENTSUMMARY']._serialized_end=1124
-  _globals['_LISTAGREEMENTSRESPONSE']._serialized_start=1126
-  _globals['_LISTAGREEMENTSRESPONSE']._serialized_end=1207
-  _globals['_DISCOVERYSERVICE']._serialized_start=1210
-  _globals['_DISCOVERYSERVICE']._serialized_end=1411
+  _globals['_CATALOGITEM']._serialized_end=616
+  _globals['_DISCLOSUREPERIOD']._serialized_start=618
+  _globals['_DISCLOSUREPERIOD']._serialized_end=696
+  _globals['_PURPOSE']._serialized_start=698
+  _globals['_PURPOSE']._serialized_end=810
+  _globals['_CATALOG']._serialized_start=812
+  _globals['_CATALOG']._serialized_end=931
+  _globals['_LISTAGREEMENTSREQUEST']._serialized_start=933
+  _globals['_LISTAGREEMENTSREQUEST']._serialized_end=956
+  _globals['_AGREEMENTSUMMARY']._serialized_start=959
+  _globals['_AGREEMENTSUMMARY']._serialized_end=1345
+  _globals['_LISTAGREEMENTSRESPONSE']._serialized_start=1347
+  _globals['_LISTAGREEMENTSRESPONSE']._serialized_end=1428
+  _globals['_DISCOVERYSERVICE']._serialized_start=1431
+  _globals['_DISCOVERYSERVICE']._serialized_end=1632
 # @@protoc_insertion_point(module_scope)

@@ -23,7 +23,7 @@ class ItemDisclosure(_message.Message):
     def __init__(self, subject_kind: _Optional[_Union[_common_pb2.SubjectKind, str]] = ..., level: _Optional[_Union[_common_pb2.DisclosureLevel, str]] = ...) -> None: ...
 
 class CatalogItem(_message.Message):
-    __slots__ = ("code", "title", "category", "info_kind", "polarity", "disclosure", "disclosure_period_days", "written_consent")
+    __slots__ = ("code", "title", "category", "info_kind", "polarity", "disclosure", "disclosure_period_days", "written_consent", "disclosure_period_field", "disclosure_periods", "open_to_minors_by_state_provision")
     CODE_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,9 @@ class CatalogItem(_message.Message):
     DISCLOSURE_FIELD_NUMBER: _ClassVar[int]
     DISCLOSURE_PERIOD_DAYS_FIELD_NUMBER: _ClassVar[int]
     WRITTEN_CONSENT_FIELD_NUMBER: _ClassVar[int]
+    DISCLOSURE_PERIOD_FIELD_FIELD_NUMBER: _ClassVar[int]
+    DISCLOSURE_PERIODS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_TO_MINORS_BY_STATE_PROVISION_FIELD_NUMBER: _ClassVar[int]
     code: str
     title: str
     category: str
@@ -40,7 +43,20 @@ class CatalogItem(_message.Message):
     disclosure: _containers.RepeatedCompositeFieldContainer[ItemDisclosure]
     disclosure_period_days: int
     written_consent: bool
-    def __init__(self, code: _Optional[str] = ..., title: _Optional[str] = ..., category: _Optional[str] = ..., info_kind: _Optional[str] = ..., polarity: _Optional[str] = ..., disclosure: _Optional[_Iterable[_Union[ItemDisclosure, _Mapping]]] = ..., disclosure_period_days: _Optional[int] = ..., written_consent: _Optional[bool] = ...) -> None: ...
+    disclosure_period_field: str
+    disclosure_periods: _containers.RepeatedCompositeFieldContainer[DisclosurePeriod]
+    open_to_minors_by_state_provision: str
+    def __init__(self, code: _Optional[str] = ..., title: _Optional[str] = ..., category: _Optional[str] = ..., info_kind: _Optional[str] = ..., polarity: _Optional[str] = ..., disclosure: _Optional[_Iterable[_Union[ItemDisclosure, _Mapping]]] = ..., disclosure_period_days: _Optional[int] = ..., written_consent: _Optional[bool] = ..., disclosure_period_field: _Optional[str] = ..., disclosure_periods: _Optional[_Iterable[_Union[DisclosurePeriod, _Mapping]]] = ..., open_to_minors_by_state_provision: _Optional[str] = ...) -> None: ...
+
+class DisclosurePeriod(_message.Message):
+    __slots__ = ("value", "shortest_days", "longest_days")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    SHORTEST_DAYS_FIELD_NUMBER: _ClassVar[int]
+    LONGEST_DAYS_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    shortest_days: int
+    longest_days: int
+    def __init__(self, value: _Optional[str] = ..., shortest_days: _Optional[int] = ..., longest_days: _Optional[int] = ...) -> None: ...
 
 class Purpose(_message.Message):
     __slots__ = ("code", "title", "max_validity_days", "max_data_range_days", "max_uses")
