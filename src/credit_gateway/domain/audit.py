@@ -152,6 +152,34 @@ def decision_entry(
     )
 
 
+def call_refusal(
+    *,
+    at: datetime,
+    caller: str,
+    method: str,
+    outcome: str,
+    reasons: tuple[str, ...],
+    agreement_id: str | None,
+    purpose: str = "",
+    id_prefix: str = "aud",
+) -> AuditEntry:
+    """The entry of a call refused as a whole, about no one subject: a push without an agreement
+    in force, a subscription refused at open or ended by its agreement. (A release's refusal
+    is the release path's entry; these calls have no release flow to write one.)"""
+    return AuditEntry(
+        id=new_id(id_prefix),
+        at=at,
+        caller=caller,
+        method=method,
+        subject_id=None,
+        purpose=purpose,
+        items=(),
+        outcome=outcome,
+        reasons=reasons,
+        agreement_id=agreement_id,
+    )
+
+
 def leaf_hash(body: bytes) -> bytes:
     """RFC 9162 section 2.1.1: MTH of one entry is SHA-256(0x00 || entry)."""
     return hashlib.sha256(b"\x00" + body).digest()

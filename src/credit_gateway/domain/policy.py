@@ -35,7 +35,7 @@ aggregated by the Provincial Social Credit Information Center", for its duties, 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -240,6 +240,19 @@ def not_in_force(state: AgreementState, operation: Operation, now: datetime) -> 
         (operation not in agreement.operations, Reason.OPERATION_NOT_AGREED),
     )
     return next((reason for failed, reason in checks if failed), None)
+
+
+def naming(
+    states: Iterable[AgreementState], operation: Operation, now: datetime
+) -> list[tuple[AgreementState, Reason | None]]:
+    """The agreements that name `operation`, in the order given, each with why it is not in
+    force for it at `now` (None: in force). What a platform may push, and under which agreement
+    we deliver to it, are read from this."""
+    return [
+        (state, not_in_force(state, operation, now))
+        for state in states
+        if operation in state.agreement.operations
+    ]
 
 
 def _refuse_agreement(request: ReleaseRequest, now: datetime) -> Reason | None:

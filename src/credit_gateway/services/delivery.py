@@ -49,7 +49,7 @@ from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, par
 from credit_gateway.domain.exchange import Caller, ChangeKind, PendingChange, decide_batch
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.participants import ParticipantStatus
-from credit_gateway.domain.policy import AgreementState, Channel, not_in_force
+from credit_gateway.domain.policy import AgreementState, Channel, naming
 from credit_gateway.domain.pushed import OriginClaim
 from credit_gateway.domain.records import Submission, WrittenNotice
 from credit_gateway.domain.release import open_record
@@ -492,13 +492,10 @@ class Delivery:
 def _push_agreement(session: Any, participant_id: str, now: datetime) -> AgreementState | None:
     """The platform's agreement for delivery: one that names push and is in force now, else the
     latest that names push (the policy then refuses under it, with its reason)."""
-    naming = [
-        AgreementState(a, status)
-        for a, status in agreement_store.list_agreements(session, counterparty=participant_id)
-        if Operation.PUSH in a.operations
-    ]
-    in_force = [s for s in naming if not_in_force(s, Operation.PUSH, now) is None]
-    chosen = in_force or sorted(naming, key=lambda s: s.agreement.valid_until)
+    stored = agreement_store.list_agreements(session, counterparty=participant_id)
+    judged = naming((AgreementState(a, status) for a, status in stored), Operation.PUSH, now)
+    in_force = [state for state, why in judged if why is None]
+    chosen = in_force or sorted((s for s, _ in judged), key=lambda s: s.agreement.valid_until)
     return chosen[-1] if chosen else None
 
 

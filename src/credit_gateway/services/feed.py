@@ -23,17 +23,17 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from credit_gateway.adapters.storage import agreements as agreement_store
 from credit_gateway.adapters.storage import audit as audit_store
 from credit_gateway.adapters.storage import feed as feed_store
 from credit_gateway.adapters.storage import records as record_store
 from credit_gateway.crypto.envelope import Envelope
-from credit_gateway.domain.audit import OPERATOR, AuditEntry, decision_entry
+from credit_gateway.domain.audit import OPERATOR, AuditEntry, call_refusal, decision_entry
 from credit_gateway.domain.catalog import Catalog
 from credit_gateway.domain.cursor import CURSOR_KEY_LABEL, decode_cursor, encode_cursor
 from credit_gateway.domain.decisions import Decision, Reason
 from credit_gateway.domain.exchange import Caller, ChangeKind, Outgoing, decide_batch
 from credit_gateway.domain.identifiers import SubjectKind
-from credit_gateway.domain.ids import new_id
 from credit_gateway.domain.participants import ParticipantKind, Standing
 from credit_gateway.domain.policy import AgreementState, Channel, ReleaseRequest, decide
 from credit_gateway.domain.release import Released, check_items, open_record
@@ -217,7 +217,7 @@ class FeedService:
         now = self.gateway.clock()
         catalog = self.gateway.catalog.get()
         with self.db.transaction() as session:
-            state = feed_store.agreement_state(session, subscriber.agreement_id)
+            state = agreement_store.agreement_state(session, subscriber.agreement_id)
             decision = admission(subscriber, state, catalog, now)
             if decision.refusal is not None:
                 audit_store.append(session, self._mac_key, refusal_entry(subscriber, decision, now))
@@ -245,7 +245,7 @@ class FeedService:
                 raise expired()
             if not found:
                 return None
-            state = feed_store.agreement_state(session, subscriber.agreement_id)
+            state = agreement_store.agreement_state(session, subscriber.agreement_id)
             sent: tuple[SentChange, ...] = ()
             if state is None:  # agreements are never deleted; fail closed all the same
                 decision = admission(subscriber, state, catalog, now)
@@ -322,17 +322,15 @@ def admission(
 
 
 def refusal_entry(subscriber: Subscriber, decision: Decision, now: datetime) -> AuditEntry:
-    return AuditEntry(
-        id=new_id("inq"),
+    return call_refusal(
         at=now,
         caller=subscriber.id,
         method=FEED_METHOD,
-        subject_id=None,
-        purpose=subscriber.purpose,
-        items=(),
         outcome=decision.outcome.value,
         reasons=decision.reasons,
         agreement_id=subscriber.agreement_id,
+        purpose=subscriber.purpose,
+        id_prefix="inq",  # as the feed's releases: its entries are inquiries (Art 19)
     )
 
 

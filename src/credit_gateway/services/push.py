@@ -2,7 +2,7 @@
 21): each checked as a providing unit's submission is, plus what its origin vouches for.
 
 The call. The caller is a platform (auth/scopes admits exchange.push) holding an agreement in
-force for push (policy.not_in_force with Operation.PUSH, the one definition); its records are
+force for push (policy.naming, on policy.not_in_force: the one definition); its records are
 checked against the items its in-force push agreements cover, together. Holding none, the call
 is refused PERMISSION_DENIED before anything is read: AGREEMENT_REQUIRED when no agreement of
 the platform names push, else why the first of them (by id) is not in force; the refusal is an
@@ -46,12 +46,11 @@ from credit_gateway.caches import BoundedCache
 from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import verify_es256
 from credit_gateway.domain.agreements import Agreement, AgreementStatus, Operation
-from credit_gateway.domain.audit import REFUSED, AuditEntry
+from credit_gateway.domain.audit import REFUSED, AuditEntry, call_refusal
 from credit_gateway.domain.canonical import CanonicalError, parse_json_object
 from credit_gateway.domain.catalog import Catalog, CatalogItem
 from credit_gateway.domain.decisions import Reason
-from credit_gateway.domain.ids import new_id
-from credit_gateway.domain.policy import AgreementState, not_in_force
+from credit_gateway.domain.policy import AgreementState, naming
 from credit_gateway.domain.pushed import OriginClaim
 from credit_gateway.domain.records import MAX_TEXT, unstorable
 from credit_gateway.errors import PeerError, PermissionDenied
@@ -107,31 +106,23 @@ def push_rights(
     agreements: Iterable[tuple[Agreement, AgreementStatus]], now: datetime
 ) -> PushRights:
     """The platform's push rights at `now`, from its agreements (ordered by id). Pure."""
-    naming_push = [
-        (agreement, not_in_force(AgreementState(agreement, status), Operation.PUSH, now))
-        for agreement, status in agreements
-        if Operation.PUSH in agreement.operations
-    ]
-    in_force = tuple(agreement for agreement, why in naming_push if why is None)
+    naming_push = naming((AgreementState(a, s) for a, s in agreements), Operation.PUSH, now)
+    in_force = tuple(state.agreement for state, why in naming_push if why is None)
     if in_force:
         return PushRights(in_force)
     if not naming_push:
         return PushRights((), Reason.AGREEMENT_REQUIRED)
     first, why = naming_push[0]
-    return PushRights((), why, first.id)
+    return PushRights((), why, first.agreement.id)
 
 
 def refusal_entry(platform_id: str, rights: PushRights, now: datetime) -> AuditEntry:
     """The audit entry of a push call refused for want of an agreement in force. Pure."""
     assert rights.refusal is not None
-    return AuditEntry(
-        id=new_id("aud"),
+    return call_refusal(
         at=now,
         caller=platform_id,
         method=METHOD,
-        subject_id=None,
-        purpose="",
-        items=(),
         outcome=REFUSED,
         reasons=(rights.refusal.value,),
         agreement_id=rights.refused_agreement,

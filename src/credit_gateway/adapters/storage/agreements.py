@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from credit_gateway.adapters.storage.tables import AgreementRow
 from credit_gateway.domain.agreements import Agreement, AgreementStatus
+from credit_gateway.domain.policy import AgreementState
 from credit_gateway.errors import AlreadyExists, NotFound
 
 
@@ -58,3 +59,14 @@ def set_agreement_status(session: Session, agreement_id: str, status: AgreementS
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound(f"no agreement {agreement_id}", reason="AGREEMENT_NOT_FOUND")
+
+
+def agreement_state(session: Session, agreement_id: str) -> AgreementState | None:
+    """The agreement as registered, with its status, without usage (the feed's: it is not
+    counted against quotas, policy._UNCOUNTED)."""
+    row = session.execute(
+        select(AgreementRow.document, AgreementRow.status).where(AgreementRow.id == agreement_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    return AgreementState(parse_document(bytes(row[0])), AgreementStatus(row[1]))

@@ -19,20 +19,17 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from credit_gateway.adapters.storage.agreements import parse_document
 from credit_gateway.adapters.storage.tables import (
     ARCHIVED,
-    AgreementRow,
     FeedHeadRow,
     RecordChangeRow,
     RecordRow,
     SubjectRow,
     core,
 )
-from credit_gateway.domain.agreements import AgreementStatus
 from credit_gateway.domain.exchange import ChangeKind, PendingChange
 from credit_gateway.domain.identifiers import SubjectKind
-from credit_gateway.domain.policy import AgreementState, RecordState
+from credit_gateway.domain.policy import RecordState
 from credit_gateway.domain.release import StoredRecord
 
 HEAD_ROW = 1
@@ -158,20 +155,6 @@ def head(session: Session) -> tuple[int, int]:
         select(FeedHeadRow.floor, FeedHeadRow.seq).where(FeedHeadRow.id == HEAD_ROW)
     ).one_or_none()
     return (0, 0) if row is None else (int(row[0]), int(row[1]))
-
-
-# --------------------------------------------------------------------------- for the feed
-
-
-def agreement_state(session: Session, agreement_id: str) -> AgreementState | None:
-    """The agreement as registered, with its status; the feed is not counted against quotas
-    (policy._UNCOUNTED), so no usage is read."""
-    row = session.execute(
-        select(AgreementRow.document, AgreementRow.status).where(AgreementRow.id == agreement_id)
-    ).one_or_none()
-    if row is None:
-        return None
-    return AgreementState(parse_document(bytes(row[0])), AgreementStatus(row[1]))
 
 
 def prune(session: Session, before: datetime, limit: int) -> tuple[int, int]:
