@@ -166,6 +166,8 @@ def test_pushed_records_are_stored_with_their_origin_and_a_push_again_is_all_dup
         assert (row.origin_provider_code, row.provider_jwks) == (PROVIDER, origin.jwks.decode())
         assert (row.origin_signature, row.origin_kid) == (sent.origin_signature, origin.kid)
         assert (row.signature, row.signer_kid) == (sent.record.signature, PROVIDER_KID)
+        # The provider's own id, which its signature covers: the row alone re-verifies it.
+        assert row.origin_provider_record_id == sent.record.provider_record_id
     # The digest is the provider's canonical bytes' (what the origin's claim names).
     occurred = h.clock.now - timedelta(days=5)
     provider_bytes = Submission(

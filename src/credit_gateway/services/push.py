@@ -322,6 +322,7 @@ class PushService:
             pushed.provider_jwks.decode(),  # UTF-8: provider_keys parsed it
             pushed.origin_signature,
             pushed.origin_key_id,
+            record.provider_record_id,
         )
         stored_as = StoredAs(
             batch.platform_id,

@@ -144,6 +144,7 @@ class Origin:
     provider_jwks: str
     signature: bytes
     key_id: str
+    provider_record_id: str  # the providing unit's own id, which its signature covers
 
 
 def existing_digest(
@@ -195,6 +196,7 @@ def insert_record(
         row.provider_jwks = record.origin.provider_jwks
         row.origin_signature = record.origin.signature
         row.origin_kid = record.origin.key_id
+        row.origin_provider_record_id = record.origin.provider_record_id
     if not careful:
         session.add(row)
         return record_id

@@ -190,6 +190,9 @@ class RecordRow(Base):
     provider_jwks: Mapped[str | None] = mapped_column(Text)
     origin_signature: Mapped[bytes | None] = mapped_column(Blob)
     origin_kid: Mapped[str | None] = mapped_column(String(128))
+    # The providing unit's own record id, which its signature covers (provider_record_id holds
+    # the origin's): with provider_jwks, the provider's signature verifies from the row alone.
+    origin_provider_record_id: Mapped[str | None] = mapped_column(ExactText(128))
 
 
 Index("ix_records_subject_item", RecordRow.subject_id, RecordRow.item_code)

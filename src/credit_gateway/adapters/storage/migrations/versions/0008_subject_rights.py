@@ -93,11 +93,17 @@ def upgrade() -> None:
         batch.add_column(sa.Column("archived_at", types.UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("archive_reason", sa.String(length=16), nullable=True))
         batch.add_column(sa.Column("replaces", sa.String(length=40), nullable=True))
+        # A pushed record's providing unit's own id (0007 kept only the origin's); unknown for
+        # the records pushed before.
+        batch.add_column(
+            sa.Column("origin_provider_record_id", types.ExactText(128), nullable=True)
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("records") as batch:
         for column in (
+            "origin_provider_record_id",
             "replaces", "archive_reason", "archived_at", "objection_filed_at", "disclosure_until"
         ):
             batch.drop_column(column)
