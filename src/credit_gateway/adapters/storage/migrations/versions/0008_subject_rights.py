@@ -114,7 +114,5 @@ def downgrade() -> None:
         batch.drop_column("guardian_signature")
         batch.drop_column("guardian_subject_id")
     op.drop_table("restorations")
-    for column in ("subject_id", "record_id", "provider_id"):
-        op.drop_index(op.f(f"ix_objections_{column}"), table_name="objections")
-    op.drop_table("objections")
+    op.drop_table("objections")  # its indexes with it (MariaDB keeps them for the foreign keys)
     op.drop_table("runner_leases")
