@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -161,42 +162,52 @@ def existing_digest(
     return None if row is None else (row[0], row[1])
 
 
-def insert_record(
-    session: Session, envelope: Envelope, record: NewRecord, now: datetime, *, careful: bool = False
-) -> str | None:
-    """Adds the record; `careful` flushes it in a savepoint and answers None if a concurrent
-    insert of the same provider id won (the caller then reads what was stored)."""
+def record_values(envelope: Envelope, record: NewRecord, now: datetime) -> dict[str, Any]:
+    """A new record's row, column by column, with a new id and its payload sealed if it is to
+    be: for one ORM insert (`insert_record`) or many in one Core statement (`_store_at_once`)."""
     record_id = new_id("rec")
     key_id: str | None = None
     payload = record.payload
     if record.seal:
         key_id, payload = envelope.seal(payload, record_aad(record_id))
-    row = RecordRow(
-        id=record_id,
-        provider_id=record.provider_id,
-        provider_record_id=record.provider_record_id,
-        item_code=record.item_code,
-        subject_id=record.subject_id,
-        occurred_at=record.occurred_at,
-        submitted_at=now,
-        digest=record.digest,
-        payload_key_id=key_id,
-        payload=payload,
-        signature=record.signature,
-        signer_kid=record.signer_kid,
-        notice_reference=None if record.notice is None else record.notice.number,
-        notice_delivered_at=None if record.notice is None else record.notice.delivered_at,
-        state=ACTIVE,
-        labels="",
-        disclosure_until=record.disclosure_until,
-        replaces=record.replaces,
-    )
-    if record.origin is not None:
-        row.origin_provider_code = record.origin.provider_code
-        row.provider_jwks = record.origin.provider_jwks
-        row.origin_signature = record.origin.signature
-        row.origin_kid = record.origin.key_id
-        row.origin_provider_record_id = record.origin.provider_record_id
+    origin = record.origin
+    return {
+        "id": record_id,
+        "provider_id": record.provider_id,
+        "provider_record_id": record.provider_record_id,
+        "item_code": record.item_code,
+        "subject_id": record.subject_id,
+        "occurred_at": record.occurred_at,
+        "submitted_at": now,
+        "digest": record.digest,
+        "payload_key_id": key_id,
+        "payload": payload,
+        "signature": record.signature,
+        "signer_kid": record.signer_kid,
+        "notice_reference": None if record.notice is None else record.notice.number,
+        "notice_delivered_at": None if record.notice is None else record.notice.delivered_at,
+        "state": ACTIVE,
+        "labels": "",
+        "disclosure_until": record.disclosure_until,
+        "objection_filed_at": None,
+        "archived_at": None,
+        "archive_reason": None,
+        "replaces": record.replaces,
+        "origin_provider_code": origin and origin.provider_code,
+        "provider_jwks": origin and origin.provider_jwks,
+        "origin_signature": origin and origin.signature,
+        "origin_kid": origin and origin.key_id,
+        "origin_provider_record_id": origin and origin.provider_record_id,
+    }
+
+
+def insert_record(
+    session: Session, envelope: Envelope, record: NewRecord, now: datetime, *, careful: bool = False
+) -> str | None:
+    """Adds the record; `careful` flushes it in a savepoint and answers None if a concurrent
+    insert of the same provider id won (the caller then reads what was stored)."""
+    row = RecordRow(**record_values(envelope, record, now))
+    record_id = row.id
     if not careful:
         session.add(row)
         return record_id
@@ -298,6 +309,7 @@ def _store_at_once(
     known = _existing_digests(session, keys)
     subjects: dict[str, Subject | None] = {}
     stored: list[Stored] = []
+    rows: list[dict[str, Any]] = []  # inserted at the end, in one executemany
     with session.no_autoflush:
         for item in batch:
             named, record = item.subject, item.record
@@ -317,11 +329,12 @@ def _store_at_once(
                 if held.kind is not named.kind:  # added meanwhile by a concurrent submission
                     stored.append(Stored("", "", new=False, stored_kind=held.kind))
                     continue
-            record = replace(record, subject_id=held.id)
-            record_id = insert_record(session, envelope, record, now)
-            assert record_id is not None  # None only from a careful insert
-            known[key] = (record_id, record.digest)
-            stored.append(Stored(record_id, record.digest, new=True, subject_id=held.id))
+            values = record_values(envelope, replace(record, subject_id=held.id), now)
+            rows.append(values)
+            known[key] = (values["id"], record.digest)
+            stored.append(Stored(values["id"], record.digest, new=True, subject_id=held.id))
+    if rows:
+        session.execute(core(RecordRow).insert(), rows)
     return stored
 
 
