@@ -23,7 +23,14 @@ The rules, each refusal with its reason:
   * a subject that registered a key must sign the artefact with it (SUBJECT_SIGNATURE_REQUIRED,
     SUBJECT_SIGNATURE_INVALID), one that did not must send no signature, which stored
     unverified would later pass for its own (SUBJECT_KEY_NOT_REGISTERED); the evidence kept
-    says which of the two proved the subject's will.
+    says which of the two proved the subject's will;
+  * a natural person under 14 on the gateway's clock (domain/minors.py) grants, or approves,
+    only with its guardian's authorisation (PIPL Art 31), on top of its own will proved as
+    above (GUARDIAN_REQUIRED); the guardian is an adult (GUARDIAN_NOT_ADULT: the minor naming
+    itself is one) on record as a natural person with a registered key (GUARDIAN_NOT_REGISTERED)
+    that signed the same artefact (GUARDIAN_SIGNATURE_INVALID). The consent keeps the guardian
+    and its signature, and its entry says GUARDIAN_AUTHORISED. Anyone else naming a guardian is
+    refused GUARDIAN_NOT_NEEDED rather than storing an authorisation nobody asked for.
 
 Every change is a decision on record (issue #13): its writes carry the audit entry
 (domain/audit.decision_entry) of what came of it, committed with it. A refusal decided on what
@@ -55,6 +62,7 @@ from credit_gateway.domain.consent import (
 )
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.ids import new_id
+from credit_gateway.domain.minors import is_adult, is_minor
 from credit_gateway.domain.participants import Participant, ParticipantKind
 from credit_gateway.domain.policy import AgreementState, not_in_force
 from credit_gateway.domain.release import Subject, check_subject_kind
@@ -70,6 +78,7 @@ from credit_gateway.errors import (
 GRANTEE_KINDS = frozenset({ParticipantKind.CREDIT_AGENCY, ParticipantKind.INDUSTRY_ASSOCIATION})
 EVIDENCE_SIGNATURE = "subject_signature"
 EVIDENCE_REAL_NAME = "real_name_assertion"
+GUARDIAN_AUTHORISED = "GUARDIAN_AUTHORISED"  # the grant's entry says a guardian authorised it
 MAX_INQUIRIES = 1000
 
 T = TypeVar("T")
@@ -93,6 +102,7 @@ class Reads:
     consents: tuple[ConsentStatus, ...] | None = None  # the subject's, in these (all if empty)
     requests: tuple[RequestStatus, ...] | None = None  # the subject's, in these (all if empty)
     inquiries: int = 0  # this many of the subject's audit entries (under `consent_id` if named)
+    guardian_lookup: str | None = None  # the guardian a minor's grant names, by its lookup key
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +127,7 @@ class ReadState:
     consents: tuple[Consent, ...] = ()
     requests: tuple[ConsentRequest, ...] = ()
     inquiries: tuple[dict[str, object], ...] = ()
+    guardian: StoredSubject | None = None
 
 
 # --- what a change writes ----------------------------------------------------------------------
@@ -135,11 +146,13 @@ class NewSubject:
 @dataclass(frozen=True, slots=True)
 class NewConsent:
     """The consent, with its event, and the artefact byte for byte as the subject gave (and
-    maybe signed) it, sealed at rest."""
+    maybe signed) it, sealed at rest; a minor's, with the guardian who signed it too."""
 
     consent: Consent
     artefact: bytes
     signature: bytes | None
+    guardian_id: str | None = None
+    guardian_signature: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,10 +216,20 @@ class Signature:
     key_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Guardian:
+    """A minor's guardian as the call named it (its code read as a natural person's) and its
+    signature over the artefact the minor consents to."""
+
+    subject: Subject
+    signature: Signature
+
+
 class SignatureCheck(Protocol):
     def __call__(self, public_jwk: str, key_id: str, data: bytes, signature: bytes) -> bool:
-        """Whether `signature` verifies over `data` with the key `key_id` of the subject's
-        registered JWK (with its only key when `key_id` is empty)."""
+        """Whether `signature` verifies over `data` with the key `key_id` of the signer's
+        registered JWK (the subject's, or a minor's guardian's; its only key when `key_id` is
+        empty)."""
         ...
 
 
@@ -275,6 +298,47 @@ def evidence(
             reason="SUBJECT_SIGNATURE_INVALID",
         )
     return EVIDENCE_SIGNATURE
+
+
+def guardian_of(
+    subject: Subject,
+    guardian: Guardian | None,
+    found: StoredSubject | None,
+    artefact: bytes,
+    now: datetime,
+    check: SignatureCheck,
+) -> str | None:
+    """The id of the guardian who authorised `subject`'s consent to `artefact` at `now`
+    (`found`: the guardian as read), None when the subject needs none; or the refusal."""
+    if not is_minor(subject.born, now):
+        if guardian is not None:
+            raise InvalidArgument.field(
+                "guardian",
+                "the subject is not a natural person under 14: it consents alone",
+                reason="GUARDIAN_NOT_NEEDED",
+            )
+        return None
+    if guardian is None:
+        raise FailedPrecondition(
+            "a natural person under 14 consents only with its guardian's authorisation",
+            reason="GUARDIAN_REQUIRED",
+        )
+    born = guardian.subject.born
+    if born is None or not is_adult(born, now):  # the minor itself, too
+        raise FailedPrecondition("the guardian is not an adult", reason="GUARDIAN_NOT_ADULT")
+    if found is None or found.kind is not SubjectKind.NATURAL_PERSON or found.public_jwk is None:
+        raise FailedPrecondition(
+            "the guardian is not a natural person on record with a registered key",
+            reason="GUARDIAN_NOT_REGISTERED",
+        )
+    signature = guardian.signature
+    if not check(found.public_jwk, signature.key_id, artefact, signature.value):
+        raise PermissionDenied(
+            "the guardian's signature does not verify over the consent artefact with a key it "
+            "registered",
+            reason="GUARDIAN_SIGNATURE_INVALID",
+        )
+    return found.id
 
 
 def status_change(
@@ -373,6 +437,7 @@ class _Seen:
     consent_id: str | None = None
     agreement_id: str | None = None
     request_id: str | None = None
+    reasons: tuple[str, ...] = ()  # what the outcome came with (a guardian's authorisation)
 
 
 class _Flow(Generic[T]):
@@ -400,7 +465,7 @@ class _Flow(Generic[T]):
         except CallerError as error:
             self._refused = error
             raise
-        return replace(writes, audit=self._entry(self.outcome, ()))
+        return replace(writes, audit=self._entry(self.outcome, self._seen.reasons))
 
     def refusal(self, error: CallerError) -> AuditEntry | None:
         if error is not self._refused:
@@ -426,7 +491,8 @@ class _Flow(Generic[T]):
 
 
 class _Giving(_Flow[Consent]):
-    """A change that ends in the subject's consent, signed or not as `evidence` requires."""
+    """A change that ends in the subject's consent, signed or not as `evidence` requires, and
+    authorised by a guardian where `guardian_of` requires it."""
 
     def __init__(
         self,
@@ -435,21 +501,42 @@ class _Giving(_Flow[Consent]):
         catalog: Catalog,
         now: datetime,
         check: SignatureCheck,
+        guardian: Guardian | None = None,
     ) -> None:
         super().__init__(now)
         self.subject, self.signature, self.catalog, self._check = subject, signature, catalog, check
+        self.guardian = guardian
+
+    def _with_guardian(self, reads: Reads) -> Reads:
+        """`reads`, and the guardian named (its row: who it is, its kind and its key)."""
+        if self.guardian is None:
+            return reads
+        return replace(reads, guardian_lookup=self.guardian.subject.lookup)
 
     def _give(self, stored: StoredSubject, terms: ConsentTerms, state: ReadState) -> NewConsent:
         """The consent on `terms` to the grantee read, checked in order: the grantee's standing,
-        then the subject's signature."""
+        the subject's signature, then the guardian's authorisation."""
         self._seen.agreement_id = check_grantee(state.grantee, state.agreements, self.now)
         artefact = artefact_bytes(self.subject.code, terms)
         proof = evidence(stored.public_jwk, artefact, self.signature, self._check)
+        guardian_id = guardian_of(
+            self.subject, self.guardian, state.guardian, artefact, self.now, self._check
+        )
         now = self.now
         consent = Consent(new_id("cns"), stored.id, terms, ConsentStatus.ACTIVE, 0, now, now, proof)
         self._result = consent
         self._seen.consent_id = consent.id
-        return NewConsent(consent, artefact, self.signature.value or None)
+        if guardian_id is None:
+            return NewConsent(consent, artefact, self.signature.value or None)
+        assert self.guardian is not None  # guardian_of found none to name otherwise
+        self._seen.reasons = (GUARDIAN_AUTHORISED,)
+        return NewConsent(
+            consent,
+            artefact,
+            self.signature.value or None,
+            guardian_id,
+            self.guardian.signature.value,
+        )
 
 
 class Grant(_Giving):
@@ -465,13 +552,16 @@ class Grant(_Giving):
         catalog: Catalog,
         now: datetime,
         check: SignatureCheck,
+        guardian: Guardian | None = None,
     ) -> None:
-        super().__init__(subject, signature, catalog, now, check)
+        super().__init__(subject, signature, catalog, now, check, guardian)
         terms.validate(catalog, now)  # before any read: terms that cannot be given read nothing
         self.terms = terms
 
     def reads(self) -> Reads:
-        return Reads(subject_lookup=self.subject.lookup, grantee_id=self.terms.grantee)
+        return self._with_guardian(
+            Reads(subject_lookup=self.subject.lookup, grantee_id=self.terms.grantee)
+        )
 
     def _decide(self, state: ReadState) -> Writes:
         stored, new = _subject(state, self.subject, self.now)
@@ -493,13 +583,16 @@ class Approve(_Giving):
         catalog: Catalog,
         now: datetime,
         check: SignatureCheck,
+        guardian: Guardian | None = None,
     ) -> None:
-        super().__init__(subject, signature, catalog, now, check)
+        super().__init__(subject, signature, catalog, now, check, guardian)
         self.request_id = request_id
 
     def reads(self) -> Reads:
-        return Reads(
-            subject_lookup=self.subject.lookup, request_id=self.request_id, request_grantee=True
+        return self._with_guardian(
+            Reads(
+                subject_lookup=self.subject.lookup, request_id=self.request_id, request_grantee=True
+            )
         )
 
     def _decide(self, state: ReadState) -> Writes:

@@ -3,10 +3,10 @@
 The rules are consent/lifecycle.py, without I/O: each change is a flow that names its reads,
 decides on what was read and returns its writes, and each question a pure function of one read.
 This module gives them their inputs (the subject code parsed and looked up, the catalog, the
-clock, the subject's signature checked with its registered key) and runs them on the SQL store
-(storage/consent_store.py), one transaction per operation; it issues the token of a consent once
-that is committed. No status is cached anywhere, so the next release transaction on any replica
-sees a revocation as soon as RevokeConsent returns.
+clock, the subject's signature, and a minor's guardian's, checked with the signer's registered
+key) and runs them on the SQL store (storage/consent_store.py), one transaction per operation;
+it issues the token of a consent once that is committed. No status is cached anywhere, so the
+next release transaction on any replica sees a revocation as soon as RevokeConsent returns.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import datetime
 from credit_gateway.adapters.storage.consent_store import SqlConsentStore
 from credit_gateway.consent import lifecycle
 from credit_gateway.consent import tokens as consent_tokens
-from credit_gateway.consent.lifecycle import Reads, Signature
+from credit_gateway.consent.lifecycle import Guardian, Reads, Signature
 from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import verify_es256
 from credit_gateway.domain.consent import (
@@ -30,7 +30,7 @@ from credit_gateway.domain.consent import (
 )
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.release import Subject, parse_subject
-from credit_gateway.errors import NotFound, PeerError
+from credit_gateway.errors import InvalidArgument, NotFound, PeerError
 from credit_gateway.runtime.gateway import Gateway
 
 
@@ -40,6 +40,14 @@ class Granted:
     token: str
 
 
+@dataclass(frozen=True, slots=True)
+class GuardianGiven:
+    """A guardian's authorisation as the call gave it: its code, unparsed, and its signature."""
+
+    code: str
+    signature: Signature
+
+
 class ConsentService:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -47,17 +55,35 @@ class ConsentService:
 
     # --- the subject's side ----------------------------------------------------------------
     def grant(
-        self, subject_code: str, terms: ConsentTerms, signature: bytes, key_id: str
+        self,
+        subject_code: str,
+        terms: ConsentTerms,
+        signature: bytes,
+        key_id: str,
+        guardian: GuardianGiven | None = None,
     ) -> Granted:
         gw = self.gateway
         now = gw.clock()
         subject = self._subject(subject_code, now)
         flow = lifecycle.Grant(
-            subject, terms, Signature(signature, key_id), gw.catalog.get(), now, signed_by_subject
+            subject,
+            terms,
+            Signature(signature, key_id),
+            gw.catalog.get(),
+            now,
+            signed_by_subject,
+            self._guardian(guardian, now),
         )
         return self._granted(lifecycle.run(flow, self.store))
 
-    def approve(self, subject_code: str, request_id: str, signature: bytes, key_id: str) -> Granted:
+    def approve(
+        self,
+        subject_code: str,
+        request_id: str,
+        signature: bytes,
+        key_id: str,
+        guardian: GuardianGiven | None = None,
+    ) -> Granted:
         gw = self.gateway
         now = gw.clock()
         subject = self._subject(subject_code, now)
@@ -68,6 +94,7 @@ class ConsentService:
             gw.catalog.get(),
             now,
             signed_by_subject,
+            self._guardian(guardian, now),
         )
         return self._granted(lifecycle.run(flow, self.store))
 
@@ -146,6 +173,19 @@ class ConsentService:
         parsed_kind, code = parse_subject(subject_code, now, kind)
         return Subject(parsed_kind, code, self.gateway.subject_lookup(code))
 
+    def _guardian(self, given: GuardianGiven | None, now: datetime) -> Guardian | None:
+        """The guardian named, its code read as a natural person's (a guardian is one)."""
+        if given is None:
+            return None
+        try:
+            subject = self._subject(given.code, now)
+        except InvalidArgument as error:  # named as the guardian's code, not the subject's
+            (violation,) = error.violations
+            raise InvalidArgument.field(
+                "guardian.subject_code", violation.description, reason=error.reason
+            ) from error
+        return Guardian(subject, given.signature)
+
     def _read_own(
         self,
         subject_code: str,
@@ -176,7 +216,8 @@ class ConsentService:
 
 
 def signed_by_subject(public_jwk: str, key_id: str, data: bytes, signature: bytes) -> bool:
-    """lifecycle.SignatureCheck with the subject's registered JWK (ES256 over the artefact)."""
+    """lifecycle.SignatureCheck with the signer's registered JWK (ES256 over the artefact): the
+    subject's, or a minor's guardian's."""
     keys = ec_keys({"keys": [json.loads(public_jwk)]})
     public = keys.get(key_id) if key_id else next(iter(keys.values()), None)
     if public is None:

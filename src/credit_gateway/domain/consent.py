@@ -2,7 +2,8 @@
 
 Lifecycle: ACTIVE <-> PAUSED; ACTIVE | PAUSED -> REVOKED | EXPIRED | EXHAUSTED. The terminal
 states never change again. The artefact a subject consents to (and may sign) is the canonical
-bytes of `ConsentTerms.to_document` together with the subject's code.
+bytes of `ConsentTerms.to_document` together with the subject's code; a minor's guardian signs
+the same bytes (PIPL Art 31, consent/lifecycle.py).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from credit_gateway.adapters.grpc import convert
 from credit_gateway.adapters.grpc.interceptor import StandingCheck, current_call
 from credit_gateway.adapters.grpc.v1 import consent_pb2, consent_pb2_grpc
 from credit_gateway.adapters.grpc.watch import ConsentEventHub
-from credit_gateway.consent.service import ConsentService, Granted
+from credit_gateway.consent.lifecycle import Signature
+from credit_gateway.consent.service import ConsentService, Granted, GuardianGiven
 from credit_gateway.domain.consent import ConsentEvent, ConsentStatus
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.runtime.blocking import Blocking
@@ -37,7 +38,12 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
         subject = current_call().principal.id
         terms = convert.terms_from_pb(request.terms)
         granted = await self.blocking.call(
-            self.service.grant, subject, terms, request.subject_signature, request.subject_key_id
+            self.service.grant,
+            subject,
+            terms,
+            request.subject_signature,
+            request.subject_key_id,
+            _guardian(request),
         )
         return self._granted(granted, subject)
 
@@ -110,6 +116,7 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
             _required(request.request_id, "request_id"),
             request.subject_signature,
             request.subject_key_id,
+            _guardian(request),
         )
         return self._granted(granted, subject)
 
@@ -208,6 +215,16 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
 def _required(value: str, field: str) -> str:
     """A consent or request id: the gateway's own ids are at most 40 characters."""
     return convert.identifier(value, field, max_length=40)
+
+
+def _guardian(
+    request: consent_pb2.GrantConsentRequest | consent_pb2.ApproveConsentRequestRequest,
+) -> GuardianGiven | None:
+    """The guardian the call names, if it names one (a message set, even an empty one)."""
+    if not request.HasField("guardian"):
+        return None
+    given = request.guardian
+    return GuardianGiven(given.subject_code, Signature(given.signature, given.key_id))
 
 
 def _token(granted: Granted) -> consent_pb2.ConsentToken:

@@ -66,10 +66,7 @@ class SqlConsentStore:
         request: ConsentRequest | None = None
         grantee: Participant | None = None
         if reads.subject_lookup is not None:
-            found = record_store.find_subject(session, reads.subject_lookup)
-            subject = (
-                None if found is None else StoredSubject(found.id, found.public_jwk, found.kind)
-            )
+            subject = _stored(session, reads.subject_lookup)
         if reads.subject_id is not None:
             code = record_store.subject_code(session, self._envelope(), reads.subject_id)
             row = session.get(SubjectRow, reads.subject_id)  # read just now: no second query
@@ -87,7 +84,12 @@ class SqlConsentStore:
             listed = agreement_store.list_agreements(session, counterparty=grantee_id)
             agreements = tuple(AgreementState(a, status) for a, status in listed)
         lists = ((), (), ()) if subject is None else _lists(session, subject.id, reads)
-        return ReadState(subject, code, kind, consent, request, grantee, agreements, *lists)
+        guardian = (
+            None if reads.guardian_lookup is None else _stored(session, reads.guardian_lookup)
+        )
+        return ReadState(
+            subject, code, kind, consent, request, grantee, agreements, *lists, guardian=guardian
+        )
 
     def _write(self, session: Session, writes: Writes) -> None:
         envelope = self._envelope()
@@ -99,7 +101,13 @@ class SqlConsentStore:
         if writes.consent is not None:
             given = writes.consent
             consents.insert_consent(
-                session, envelope, given.consent, given.artefact, given.signature
+                session,
+                envelope,
+                given.consent,
+                given.artefact,
+                given.signature,
+                guardian_id=given.guardian_id,
+                guardian_signature=given.guardian_signature,
             )
         if writes.request is not None:
             consents.insert_request(session, writes.request)
@@ -118,6 +126,11 @@ class SqlConsentStore:
             consents.set_status(session, change.consent_id, change.status, change.actor, change.at)
         if writes.audit is not None:
             audit_store.append(session, self._mac_key, writes.audit)
+
+
+def _stored(session: Session, lookup: str) -> StoredSubject | None:
+    found = record_store.find_subject(session, lookup)
+    return None if found is None else StoredSubject(found.id, found.public_jwk, found.kind)
 
 
 _Lists = tuple[tuple[Consent, ...], tuple[ConsentRequest, ...], tuple[dict[str, object], ...]]

@@ -52,10 +52,19 @@ _CONSENT_LOCKED = _CONSENT.with_for_update()  # serialises uses and transitions 
 
 
 def insert_consent(
-    session: Session, envelope: Envelope, consent: Consent, artefact: bytes, signature: bytes | None
+    session: Session,
+    envelope: Envelope,
+    consent: Consent,
+    artefact: bytes,
+    signature: bytes | None,
+    *,
+    guardian_id: str | None = None,
+    guardian_signature: bytes | None = None,
 ) -> None:
     """Stores the consent; the artefact (which names the subject's code) is sealed, bound to
-    this consent's id, and kept byte for byte as the subject consented to or signed it."""
+    this consent's id, and kept byte for byte as the subject consented to or signed it.
+    A minor's consent keeps the guardian who authorised it and its signature over the same
+    artefact (PIPL Art 31)."""
     key_id, sealed = envelope.seal(artefact, b"consent:" + consent.id.encode())
     session.add(
         ConsentRow(
@@ -66,6 +75,8 @@ def insert_consent(
             artefact_key_id=key_id,
             artefact_sealed=sealed,
             subject_signature=signature,
+            guardian_subject_id=guardian_id,
+            guardian_signature=guardian_signature,
             evidence=consent.evidence,
             valid_from=consent.terms.valid_from,
             valid_until=consent.terms.valid_until,

@@ -62,14 +62,26 @@ class ConsentTerms(_message.Message):
     def __init__(self, grantee: _Optional[str] = ..., purpose_code: _Optional[str] = ..., purpose_text: _Optional[str] = ..., item_codes: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., data_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_uses: _Optional[int] = ...) -> None: ...
 
 class GrantConsentRequest(_message.Message):
-    __slots__ = ("terms", "subject_signature", "subject_key_id")
+    __slots__ = ("terms", "subject_signature", "subject_key_id", "guardian")
     TERMS_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    GUARDIAN_FIELD_NUMBER: _ClassVar[int]
     terms: ConsentTerms
     subject_signature: bytes
     subject_key_id: str
-    def __init__(self, terms: _Optional[_Union[ConsentTerms, _Mapping]] = ..., subject_signature: _Optional[bytes] = ..., subject_key_id: _Optional[str] = ...) -> None: ...
+    guardian: Guardian
+    def __init__(self, terms: _Optional[_Union[ConsentTerms, _Mapping]] = ..., subject_signature: _Optional[bytes] = ..., subject_key_id: _Optional[str] = ..., guardian: _Optional[_Union[Guardian, _Mapping]] = ...) -> None: ...
+
+class Guardian(_message.Message):
+    __slots__ = ("subject_code", "signature", "key_id")
+    SUBJECT_CODE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    subject_code: str
+    signature: bytes
+    key_id: str
+    def __init__(self, subject_code: _Optional[str] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
 
 class GrantConsentResponse(_message.Message):
     __slots__ = ("consent", "token")
@@ -218,14 +230,16 @@ class ListConsentRequestsResponse(_message.Message):
     def __init__(self, requests: _Optional[_Iterable[_Union[ConsentRequest, _Mapping]]] = ...) -> None: ...
 
 class ApproveConsentRequestRequest(_message.Message):
-    __slots__ = ("request_id", "subject_signature", "subject_key_id")
+    __slots__ = ("request_id", "subject_signature", "subject_key_id", "guardian")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    GUARDIAN_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     subject_signature: bytes
     subject_key_id: str
-    def __init__(self, request_id: _Optional[str] = ..., subject_signature: _Optional[bytes] = ..., subject_key_id: _Optional[str] = ...) -> None: ...
+    guardian: Guardian
+    def __init__(self, request_id: _Optional[str] = ..., subject_signature: _Optional[bytes] = ..., subject_key_id: _Optional[str] = ..., guardian: _Optional[_Union[Guardian, _Mapping]] = ...) -> None: ...
 
 class WatchConsentsRequest(_message.Message):
     __slots__ = ()
