@@ -20,6 +20,7 @@ from credit_gateway.crypto.master import MasterKey, SubjectLookup
 from credit_gateway.crypto.notes import Note, NoteError, Verifier, cosignature_time
 from credit_gateway.domain.evidence import Bundle, verify_bundle
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
+from credit_gateway.domain.timestamps import civil_date
 from credit_gateway.errors import FailedPrecondition, InvalidArgument
 from credit_gateway.runtime.config import Settings
 from credit_gateway.runtime.gateway import utcnow
@@ -77,7 +78,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 def _subject_lookup(settings: Settings, code: str, kind: str | None) -> str:
     try:
         _, parsed = parse_subject_code(
-            code, today=utcnow().date(), kind=SubjectKind(kind) if kind else None
+            code, today=civil_date(utcnow()), kind=SubjectKind(kind) if kind else None
         )
     except IdentifierError as exc:
         raise InvalidArgument.field("--subject", exc.message, reason=exc.reason) from exc

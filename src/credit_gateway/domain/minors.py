@@ -4,17 +4,16 @@ by a State provision); a guardian is an adult (Civil Code Art 17: 18 years)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
+
+from credit_gateway.domain.timestamps import civil_date
 
 MINOR_AGE = 14  # PIPL Art 31 / 28: personal information of a minor under 14 is sensitive
 ADULT_AGE = 18  # Civil Code Art 17
-# A birthday is a civil date where the subject lives: a person born on 1 March turns 14 at
-# midnight Beijing time, not at 08:00 (midnight UTC).
-_CHINA = timezone(timedelta(hours=8))
 
 
 def age_on(born: date, now: datetime) -> int:
-    today = now.astimezone(_CHINA).date()
+    today = civil_date(now)
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 

@@ -60,6 +60,7 @@ from credit_gateway.domain.policy import (
     decide,
 )
 from credit_gateway.domain.records import record_aad, subject_aad
+from credit_gateway.domain.timestamps import civil_date
 from credit_gateway.errors import FailedPrecondition, InvalidArgument, StorageError
 
 MAX_ITEMS = 100
@@ -196,7 +197,7 @@ def parse_subject(
     identifier's own reason is kept: BAD_IDENTIFIER, SUBJECT_KIND_REQUIRED (valid as a resident
     id and as a USCC, and no kind said) or SUBJECT_KIND_MISMATCH (valid, as another kind)."""
     try:
-        parsed_kind, parsed = parse_subject_code(code, today=now.date(), kind=kind)
+        parsed_kind, parsed = parse_subject_code(code, today=civil_date(now), kind=kind)
     except IdentifierError as exc:
         raise InvalidArgument.field("subject_code", exc.message, reason=exc.reason) from exc
     return parsed_kind, parsed.value

@@ -9,11 +9,19 @@ milliseconds are not zero (whole seconds: drop its `.000`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from credit_gateway.errors import DomainError
 
 REASON = "TIMESTAMP_INVALID"
+# China Standard Time, UTC+8 all year: the civil date a resident ID's birth date is written in.
+CHINA = timezone(timedelta(hours=8))
+
+
+def civil_date(now: datetime) -> date:
+    """The date in China at `now`: a person born on 1 March is born, and turns 14, at midnight
+    Beijing time, not at 08:00 (midnight UTC)."""
+    return now.astimezone(CHINA).date()
 
 
 def canonical_timestamp(value: datetime, what: str = "timestamp") -> str:

@@ -38,6 +38,7 @@ from credit_gateway.domain.participants import (
     ParticipantStatus,
 )
 from credit_gateway.domain.release import Subject as NamedSubject
+from credit_gateway.domain.timestamps import civil_date
 from credit_gateway.errors import InvalidArgument
 from credit_gateway.exchange import agreements as signing
 from credit_gateway.runtime.config import Settings
@@ -206,7 +207,7 @@ def register_subject_key(
 
     now = utcnow()
     try:
-        kind, parsed = parse_subject_code(subject_code, today=now.date(), kind=kind)
+        kind, parsed = parse_subject_code(subject_code, today=civil_date(now), kind=kind)
     except IdentifierError as exc:
         raise InvalidArgument.field("code", exc.message, reason=exc.reason) from exc
     _, document = read_json_object(jwk_file)

@@ -40,6 +40,7 @@ from credit_gateway.domain.records import (
     unstorable,
 )
 from credit_gateway.domain.release import Subject as NamedSubject
+from credit_gateway.domain.timestamps import civil_date
 from credit_gateway.errors import Conflict, PeerError
 from credit_gateway.runtime.gateway import Gateway
 
@@ -241,7 +242,7 @@ class SubmissionService:
             return refused
         try:
             subject_kind, parsed = parse_subject_code(
-                incoming.subject_code, today=now.date(), kind=incoming.subject_kind
+                incoming.subject_code, today=civil_date(now), kind=incoming.subject_kind
             )
         except IdentifierError as exc:
             # SUBJECT_KIND_REQUIRED and SUBJECT_KIND_MISMATCH are about the kind the record says.

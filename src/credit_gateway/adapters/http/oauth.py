@@ -65,6 +65,7 @@ from credit_gateway.auth.scopes import SCOPES_BY_KIND, SUBJECT_SCOPES, Principal
 from credit_gateway.auth.tokens import TokenIssuer
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
 from credit_gateway.domain.participants import ParticipantKind
+from credit_gateway.domain.timestamps import civil_date
 from credit_gateway.errors import ConfigError, PermissionDenied
 
 __all__ = [
@@ -425,7 +426,7 @@ class _SubjectAssertionGrant(JWTBearerGrant):  # type: ignore[misc]
             return None
         try:
             _kind, code = parse_subject_code(
-                subject, today=self.server.clock().date(), kind=SubjectKind.NATURAL_PERSON
+                subject, today=civil_date(self.server.clock()), kind=SubjectKind.NATURAL_PERSON
             )
         except IdentifierError:
             return None
