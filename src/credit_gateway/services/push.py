@@ -242,12 +242,14 @@ class PushService:
         jwks = registry.participant_jwks(self.gateway.db, platform_id) or {"keys": []}
         return PushBatch(platform_id, self.gateway.catalog.get(), ec_keys(jwks), rights)
 
-    def check(self, batch: PushBatch, records: Iterable[PushedIncoming]) -> None:
-        """Checks records as they arrive (the stream's reader hands them over in chunks)."""
+    def check(self, batch: PushBatch, records: Iterable[PushedIncoming], first: int = 0) -> None:
+        """Checks records as they arrive (the stream's reader hands them over in chunks, the
+        first of each at its index `first` in the stream)."""
         now = self.gateway.clock()
         may_submit = _agreed(batch.rights)
-        for pushed in records:
-            batch.tally.add(pushed.origin_record_id, self._check(batch, pushed, may_submit, now))
+        for index, pushed in enumerate(records, first):
+            checked = self._check(batch, pushed, index, may_submit, now)
+            batch.tally.add(index, pushed.origin_record_id, checked)
 
     def finish(
         self, batch: PushBatch, abandoned: Callable[[], bool] = lambda: False
@@ -258,7 +260,7 @@ class PushService:
         may_submit = _agreed(rights)
         keep: list[Checked] = []
         dropped: list[RecordOutcome] = []
-        for checked in batch.tally.pending:
+        for checked in batch.tally.in_order():
             refused = may_submit(checked.content.item)
             if refused is None:
                 keep.append(checked)
@@ -289,6 +291,7 @@ class PushService:
         self,
         batch: PushBatch,
         pushed: PushedIncoming,
+        index: int,
         may_submit: Callable[[CatalogItem], Violation | None],
         now: datetime,
     ) -> Checked | Violation:
@@ -299,7 +302,7 @@ class PushService:
             return problem
         record = pushed.record
         content = self.records.content(
-            batch.tally.count, record, pushed.provider_code, may_submit, batch.catalog, now
+            index, record, pushed.provider_code, may_submit, batch.catalog, now
         )
         if isinstance(content, Violation):
             return _in_record(content)

@@ -16,6 +16,7 @@ resubmission idempotent (same content: DUPLICATE; other content: refused, Art 14
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -133,19 +134,24 @@ class Checked:
 @dataclass
 class Tally:
     """What a stream's checks found so far: its records' rejections, and the records to store
-    (a submission's and a push's alike)."""
+    (a submission's and a push's alike). Two chunks of a stream are checked at once (on two
+    threads, adapters/grpc/submission.read_in_chunks), so results come by index, in any order:
+    `in_order` puts the records to store back in the stream's."""
 
-    count: int = 0
     outcomes: list[RecordOutcome] = field(default_factory=list)
     pending: list[Checked] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, record_id: str, checked: Checked | Violation) -> None:
-        """The next record's result: rejected (under `record_id`), or checked to store."""
-        if isinstance(checked, Violation):
-            self.outcomes.append(rejected(self.count, record_id, checked))
-        else:
-            self.pending.append(checked)
-        self.count += 1
+    def add(self, index: int, record_id: str, checked: Checked | Violation) -> None:
+        """Record `index`'s result: rejected (under `record_id`), or checked to store."""
+        with self._lock:
+            if isinstance(checked, Violation):
+                self.outcomes.append(rejected(index, record_id, checked))
+            else:
+                self.pending.append(checked)
+
+    def in_order(self) -> list[Checked]:
+        return sorted(self.pending, key=lambda c: c.content.index)
 
 
 @dataclass
@@ -183,18 +189,18 @@ class SubmissionService:
         jwks = registry.participant_jwks(gw.db, provider_id) or {"keys": []}
         return Batch(provider_id, gw.catalog.get(), ec_keys(jwks))
 
-    def check(self, batch: Batch, records: Iterable[Incoming]) -> None:
-        """Checks records as they arrive (the stream's reader hands them over in chunks)."""
+    def check(self, batch: Batch, records: Iterable[Incoming], first: int = 0) -> None:
+        """Checks records as they arrive (the stream's reader hands them over in chunks, the
+        first of each at its index `first` in the stream)."""
         now = self.gateway.clock()
         provider = batch.provider_id
         may_submit = _provides(provider)
-        tally = batch.tally
-        for incoming in records:
-            content = self.content(tally.count, incoming, provider, may_submit, batch.catalog, now)
+        for index, incoming in enumerate(records, first):
+            content = self.content(index, incoming, provider, may_submit, batch.catalog, now)
             checked = (
                 content if isinstance(content, Violation) else signed(content, incoming, batch.keys)
             )
-            tally.add(incoming.provider_record_id, checked)
+            batch.tally.add(index, incoming.provider_record_id, checked)
 
     def finish(
         self, batch: Batch, abandoned: Callable[[], bool] = lambda: False
@@ -202,7 +208,7 @@ class SubmissionService:
         """Writes the accepted records in ONE transaction, after the whole stream was read and
         checked: a stream that breaks a limit midway, or whose client goes away before it is
         answered (`abandoned()` is asked just before the commit), leaves no trace."""
-        stored = self.store(batch.tally.pending, abandoned)
+        stored = self.store(batch.tally.in_order(), abandoned)
         return sorted(batch.tally.outcomes + stored, key=lambda o: o.index)
 
     def content(

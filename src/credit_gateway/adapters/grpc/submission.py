@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -44,6 +44,7 @@ _OUTCOMES = {
 
 
 CHUNK = 500  # records handed to a database thread at once for checking
+CHECKING = 2  # chunks of one stream checked at once
 
 
 class SubmissionServicer(submission_pb2_grpc.SubmissionServiceServicer):
@@ -78,25 +79,37 @@ async def read_in_chunks(
     blocking: Blocking,
     messages: AsyncIterator[M],
     convert: Callable[[M], R],
-    check: Callable[[list[R]], None],
+    check: Callable[[list[R], int], None],
     max_records: int,
 ) -> None:
-    """Reads the stream to its end, handing its records to `check` CHUNK at a time on a stream
-    thread, so the loop never runs the checks; more than `max_records` refuses the stream."""
+    """Reads the stream to its end, handing its records to `check` (with the stream index of a
+    chunk's first) CHUNK at a time on stream threads, so the loop never runs the checks. Up to
+    CHECKING chunks are checked at once while the next is read: the checks' ES256 verifications
+    release the GIL, so two of them use both cores. More than `max_records` refuses the stream;
+    a check's error fails it, after the chunks in flight are done (nothing runs on after)."""
     read = 0
     chunk: list[R] = []
-    async for pb in messages:
-        if read >= max_records:
-            raise InvalidArgument(
-                f"a submission stream carries at most {max_records} records",
-                reason="STREAM_TOO_LONG",
-            )
-        chunk.append(convert(pb))
-        read += 1
-        if len(chunk) >= CHUNK:
-            await blocking.stream(check, chunk)
-            chunk = []
-    await blocking.stream(check, chunk)
+    checking: deque[asyncio.Future[None]] = deque()
+    try:
+        async for pb in messages:
+            if read >= max_records:
+                raise InvalidArgument(
+                    f"a submission stream carries at most {max_records} records",
+                    reason="STREAM_TOO_LONG",
+                )
+            chunk.append(convert(pb))
+            read += 1
+            if len(chunk) >= CHUNK:
+                if len(checking) >= CHECKING:
+                    await checking.popleft()
+                checking.append(asyncio.ensure_future(blocking.stream(check, chunk, read - CHUNK)))
+                chunk = []
+        checking.append(asyncio.ensure_future(blocking.stream(check, chunk, read - len(chunk))))
+        while checking:
+            await checking.popleft()
+    finally:
+        if checking:  # the stream failed: let what is on a thread end before the batch goes
+            await asyncio.gather(*checking, return_exceptions=True)
 
 
 async def finish_unless_gone(
