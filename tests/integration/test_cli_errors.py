@@ -95,6 +95,15 @@ def _catalog_with_a_lowercase_code(root: Path) -> None:
     (root / "catalog.json").write_text(json.dumps(document))
 
 
+def _maintain_lease_held(root: Path) -> None:
+    """Another replica's serve runs the time rules until 2999."""
+    with closing(sqlite3.connect(root / "var" / "gateway.db")) as db, db:
+        db.execute(
+            "INSERT INTO runner_leases (name, holder, until) "
+            "VALUES ('maintain', 'replica-b', '2999-01-01 00:00:00.000000')"
+        )
+
+
 def _draft(**changes: Any) -> Setup:
     """An unsigned agreement file, as `agreements draft` writes it, with `changes` made."""
 
@@ -310,6 +319,9 @@ CASES: dict[str, Bad] = {
     "outbox-retry-not-dead": Bad(("outbox", "retry", "obx_nope"), "not a dead entry: obx_nope"),
     "outbox-purge-not-a-date": Bad(
         ("outbox", "purge", "--delivered-before", "soon"), "'soon' is not an ISO 8601 date"
+    ),
+    "maintain-lease-held": Bad(
+        ("maintain",), "maintain's lease is held by replica-b", _maintain_lease_held
     ),
 }
 

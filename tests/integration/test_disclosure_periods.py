@@ -19,18 +19,23 @@ def test_a_general_punishment_is_disclosed_a_year_a_serious_one_three(harness: H
     h = harness
     amr = h.add_participant("hubei-amr", "providing-unit")
     occurred = h.clock.now - 10 * DAY
+
+    def payload(severity: str | None) -> dict[str, str]:
+        said = {"severity": severity} if severity else {}
+        return {**punishment_payload(f"D-{severity}"), **said}
+
     records = [
         signed_record(
             amr,
             record_id=f"P-{severity or 'unsaid'}",
             item="ADM.PUNISHMENT",
             subject=COMPANY,
-            payload={**punishment_payload(f"D-{severity}"), **({"severity": severity} if severity else {})},
+            payload=payload(severity),
             occurred_at=occurred,
             notice="N-1",
         )
         for severity in ("general", "serious", None)
-    ]  # fmt: skip
+    ]
     assert submit(h, amr, records).accepted == 3
     with h.db.transaction(write=False) as session:
         rows = session.execute(select(RecordRow.provider_record_id, RecordRow.disclosure_until))

@@ -203,6 +203,30 @@ def cmd_subject_key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_maintain(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_gateway.runtime.delivery import holder_name
+    from credit_gateway.services import maintain
+
+    report = maintain.run_command(settings, "cli:" + holder_name(), force=args.force)
+    for job, count in report.counts.items():
+        print(f"maintain: {job} {count}")
+    if report.stopped:
+        print("maintain: stopped part way: another runner took the lease and goes on")
+    return 0
+
+
+MAINTAIN_HELP = """\
+Apply the time rules once, at the gateway's clock, and print how many each moved:
+objection-suspended (pending objections unanswered 15 days: suspended, the feed told),
+disclosure-ended (records past their disclosure period: archived, the feed told),
+consent-expired (consents past their validity: expired, their grantees' watches told),
+inquiries-pruned (audit entry bodies past audit_retention_days: removed, hashes kept),
+feed-pruned (changes past feed_retention_days). Each is an audit entry; a second run moves
+nothing. `serve` runs the same every maintain_interval_seconds on the replica holding the
+lease "maintain"; this command takes that lease for its run, and while another holds it is
+refused (MAINTAIN_LEASE_HELD, exit 2) unless --force."""
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors in the one-line form of every other refusal (argparse would print the
     whole usage first); subcommands' parsers are made of this class too."""
@@ -235,6 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes",
         type=int,
         help="server processes sharing the ports, each with its own event loop (default 1)",
+    )
+    maintain = sub.add_parser(
+        "maintain",
+        help="apply the time rules once (also run by serve)",
+        description=MAINTAIN_HELP,
+    )
+    maintain.set_defaults(handler=cmd_maintain)
+    maintain.add_argument(
+        "--force",
+        action="store_true",
+        help="run even while another runner holds the lease: safe, as every rule moves a row "
+        "only from the state it was read in, so two runs never apply one twice",
     )
     db = sub.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True

@@ -110,6 +110,11 @@ class Settings:
     outbox_poll_ms: int = 500
     outbox_batch: int = 200
     peer_timeout_seconds: int = 10
+    # The time rules (services/maintain.py: objections suspended, disclosure periods ended,
+    # consents expired, audit bodies and feed changes past retention) are applied every
+    # maintain_interval_seconds by the one replica holding the lease "maintain" (it lasts three
+    # intervals, renewed at each run: a replica that stops is replaced within them).
+    maintain_interval_seconds: int = 300
 
     # Derived paths ---------------------------------------------------------------------------
     @property
@@ -247,6 +252,7 @@ class Settings:
             "outbox_poll_ms",
             "outbox_batch",
             "peer_timeout_seconds",
+            "maintain_interval_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

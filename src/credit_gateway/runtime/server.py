@@ -8,7 +8,7 @@ loop, all on one database. SIGTERM stops admission, lets calls finish within
 also serves its own Prometheus page there (process i on the port + i; credit_gateway.metrics).
 With `witnessed_logs` the HTTPS listener also serves tlog-witness's /add-checkpoint; with
 `witnesses` each new checkpoint is sent to them to cosign (services/witness.py), off the
-integrator's path.
+integrator's path. The time rules (`maintain`) run on the replica holding their lease.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from credit_gateway.runtime import delivery, logs, tls
 from credit_gateway.runtime.blocking import Blocking
 from credit_gateway.runtime.config import Settings, split_address
 from credit_gateway.runtime.gateway import Gateway
-from credit_gateway.services.feed import FeedService
+from credit_gateway.services.maintain import Maintenance
 from credit_gateway.services.witness import Cosigning, Witness, WitnessClient, witness_signer
 
 log = logging.getLogger("credit_gateway.runtime.server")
@@ -170,7 +170,7 @@ async def serve(
     served.cosigning, served.witness_transport = _cosigning(settings, gateway, blocking)
     served.tasks.append(asyncio.create_task(_integrate(gateway, blocking, served.cosigning)))
     served.tasks.extend(delivery.start(gateway, blocking))  # the outbox's, to peer platforms
-    served.tasks.append(asyncio.create_task(_prune_feed(gateway, blocking)))
+    served.tasks.append(asyncio.create_task(_maintain(gateway, blocking)))
     if gateway.db.dialect == "sqlite":
         served.tasks.append(asyncio.create_task(_checkpoint(gateway, blocking)))
     # What startup made (modules, the catalog, keys) lives as long as the process: kept out of
@@ -332,20 +332,31 @@ async def _integrate(
             log.error("audit integration failed", extra={"fields": {"error": str(error)}})
 
 
-FEED_PRUNE_SECONDS = 3600.0
-
-
-async def _prune_feed(gateway: Gateway, blocking: Blocking) -> None:
-    """The change feed's retention, hourly: changes older than feed_retention_days go and the
-    floor rises (an older cursor is then CURSOR_EXPIRED). Every replica may run it: the prune
-    holds feed_head's lock, and a second one finds nothing left."""
-    service = FeedService(gateway)
-    while True:
+async def _maintain(gateway: Gateway, blocking: Blocking) -> None:
+    """The time rules (services/maintain.py), the change feed's retention among them, every
+    maintain_interval_seconds, first one interval after start: one runner at a time across
+    replicas, the one holding the lease "maintain" (taken for LEASE_INTERVALS intervals and
+    renewed at each run, so another replica takes it only once it ran out)."""
+    maintenance = Maintenance(gateway, delivery.holder_name())
+    pause = gateway.settings.maintain_interval_seconds
+    try:
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                report = await blocking.call(maintenance.scheduled)
+            except Exception as error:  # a database blip, a racing replica: next time
+                log.error("maintain failed", extra={"fields": {"error": str(error)}})
+                continue
+            if report is not None and (report.moved or report.stopped):
+                fields: dict[str, object] = {**report.counts, "stopped": report.stopped}
+                log.info("maintained", extra={"fields": fields})
+    finally:
+        # Stopping: the lease given back at once rather than when it runs out, if the threads
+        # still take work.
         try:
-            await blocking.call(service.prune)
-        except Exception as error:  # a database blip: next hour
-            log.error("feed prune failed", extra={"fields": {"error": str(error)}})
-        await asyncio.sleep(FEED_PRUNE_SECONDS)
+            await blocking.call(maintenance.release_lease)
+        except (Exception, asyncio.CancelledError) as error:  # the threads stopped first
+            log.info("maintain lease left to expire", extra={"fields": {"error": repr(error)}})
 
 
 CHECKPOINT_SECONDS = 1.0

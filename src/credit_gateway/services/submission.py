@@ -309,7 +309,7 @@ class SubmissionService:
         if not batch:
             return []
         gw = self.gateway
-        submitted = [self._submitted(c) for c in batch]
+        submitted = [self.submitted(c) for c in batch]
         try:
             stored = record_store.store_submission(
                 gw.db, gw.envelope, submitted, gw.clock(), abandoned, careful=False
@@ -324,7 +324,7 @@ class SubmissionService:
             raise Abandoned  # nothing was stored
         return [_outcome(c, s) for c, s in zip(batch, stored, strict=True)]
 
-    def _submitted(self, c: Checked) -> record_store.Submitted:
+    def submitted(self, c: Checked) -> record_store.Submitted:
         content, s, at = c.content, c.content.submission, c.stored_as
         subject = NamedSubject(
             content.subject_kind, s.subject_code, self.gateway.subject_lookup(s.subject_code)

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from credit_gateway.domain.audit import (
     CONSENT_METHODS,
+    MAINTAIN_METHODS,
     NOT_INQUIRIES,
     OPERATOR,
-    MAINTAIN_METHODS,
     OPERATOR_METHODS,
     RIGHTS_METHODS,
     SELF,
@@ -134,4 +134,4 @@ def test_a_decision_entry_is_never_an_inquiry(method: str) -> None:
 def test_no_method_is_of_two_kinds_of_decision() -> None:
     kinds = (CONSENT_METHODS, OPERATOR_METHODS, RIGHTS_METHODS, MAINTAIN_METHODS)
     assert sum(len(k) for k in kinds) == len(NOT_INQUIRIES)
-    assert NOT_INQUIRIES == frozenset().union(*kinds)
+    assert frozenset().union(*kinds) == NOT_INQUIRIES

@@ -196,6 +196,8 @@ class RecordRow(Base):
 
 
 Index("ix_records_subject_item", RecordRow.subject_id, RecordRow.item_code)
+# What `maintain` scans for: records in service whose disclosure period has ended.
+Index("ix_records_state_disclosure_until", RecordRow.state, RecordRow.disclosure_until)
 
 
 # --- subject rights and time rules (Art 29-31) --------------------------------------------------
@@ -225,6 +227,10 @@ class ObjectionRow(Base):
     answer: Mapped[str | None] = mapped_column(ExactText(2000))  # the provider's reasons
     replacement_id: Mapped[str | None] = mapped_column(Id)
     answer_entry_id: Mapped[str | None] = mapped_column(Id)  # the answer's audit entry
+
+
+# `maintain`: pending objections past their due date.
+Index("ix_objections_state_due_at", ObjectionRow.state, ObjectionRow.due_at)
 
 
 class RestorationRow(Base):
@@ -356,6 +362,10 @@ class ConsentRow(Base):
     # here: the guardian (a registered subject) and its signature over the same terms.
     guardian_subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id"))
     guardian_signature: Mapped[bytes | None] = mapped_column(Blob)
+
+
+# `maintain`: consents still open on record whose validity has ended.
+Index("ix_consents_status_valid_until", ConsentRow.status, ConsentRow.valid_until)
 
 
 class ConsentRequestRow(Base):

@@ -59,6 +59,9 @@ def upgrade() -> None:
     )  # fmt: skip
     for column in ("provider_id", "record_id", "subject_id"):
         op.create_index(op.f(f"ix_objections_{column}"), "objections", [column])
+    # What `maintain` scans for, each rule by its state and its time.
+    op.create_index("ix_objections_state_due_at", "objections", ["state", "due_at"])
+    op.create_index("ix_consents_status_valid_until", "consents", ["status", "valid_until"])
     op.create_table(
         "restorations",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -98,9 +101,12 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("origin_provider_record_id", types.ExactText(128), nullable=True)
         )
+    op.create_index("ix_records_state_disclosure_until", "records", ["state", "disclosure_until"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_records_state_disclosure_until", table_name="records")
+    op.drop_index("ix_consents_status_valid_until", table_name="consents")
     with op.batch_alter_table("records") as batch:
         for column in (
             "origin_provider_record_id",
