@@ -18,19 +18,16 @@ consent/lifecycle.py's are; a malformed request, refused before any read, is not
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from credit_gateway.adapters.storage import audit as audit_store
 from credit_gateway.adapters.storage import records as record_store
 from credit_gateway.adapters.storage import registry
 from credit_gateway.adapters.storage import restorations as store
 from credit_gateway.adapters.storage.archive import DELETED, RESTORED
 from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import verify_es256
-from credit_gateway.domain.audit import REFUSED, SELF, decision_entry
+from credit_gateway.domain.audit import SELF
 from credit_gateway.domain.canonical import parse_json_object
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.release import open_record, parse_subject
@@ -47,13 +44,13 @@ from credit_gateway.domain.restoration import (
     disclosure_end,
 )
 from credit_gateway.errors import (
-    CallerError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PeerError,
 )
 from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.services.decided import Seen, refusals_on_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +65,6 @@ class Archived:
     audit_entry_id: str
 
 
-@dataclass(slots=True)
-class _Seen:
-    """What a refusal's entry names: who asked, and as far as the call got before it was
-    refused, about whom and which item."""
-
-    method: str
-    caller: str
-    now: datetime
-    subject_id: str | None = None
-    items: tuple[str, ...] = ()
-
-
 class ArchiveService:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -90,8 +75,8 @@ class ArchiveService:
         now = gw.clock()
         check_decided(decision, now)
         catalog = gw.catalog.get()
-        seen = _Seen(SUBMIT_RESTORATION, decision.provider_id, now)
-        with self._recorded(seen):
+        seen = Seen(SUBMIT_RESTORATION, decision.provider_id, now)
+        with refusals_on_record(gw, seen):
             self._verify(decision, signature, key_id)
             with gw.db.transaction() as session:
                 held = store.provided_record(
@@ -117,14 +102,7 @@ class ArchiveService:
                 until = record.disclosure_until or item.disclosure_until(
                     payload, record.occurred_at
                 )
-                entry = decision_entry(
-                    at=now,
-                    caller=decision.provider_id,
-                    method=SUBMIT_RESTORATION,
-                    outcome=OUTCOME_RESTORED,
-                    subject_id=held.subject_id,
-                    items=(record.item_code,),
-                )
+                entry = seen.entry(OUTCOME_RESTORED)
                 kept_as = store.NewRestoration(
                     decision.decision_number, decision.decided_at, document, signature, key_id
                 )
@@ -147,8 +125,8 @@ class ArchiveService:
         # The subject's own calls name it by the code its real-name portal asserted: a person.
         _, code = parse_subject(subject_code, now, SubjectKind.NATURAL_PERSON)
         catalog = gw.catalog.get()
-        seen = _Seen(APPLY_DELETION, SELF, now)
-        with self._recorded(seen), gw.db.transaction() as session:
+        seen = Seen(APPLY_DELETION, SELF, now)
+        with refusals_on_record(gw, seen), gw.db.transaction() as session:
             subject = record_store.find_subject(session, gw.subject_lookup(code))
             held = None
             if subject is not None and subject.kind is SubjectKind.NATURAL_PERSON:
@@ -162,14 +140,7 @@ class ArchiveService:
                 return _archived(held, store.deletion_entry_id(session, held))
             check_deletable(record.item_code, catalog.item(record.item_code))
             _in_service(held)
-            entry = decision_entry(
-                at=now,
-                caller=SELF,
-                method=APPLY_DELETION,
-                outcome=OUTCOME_DELETED,
-                subject_id=held.subject_id,
-                items=(record.item_code,),
-            )
+            entry = seen.entry(OUTCOME_DELETED)
             store.delete(session, gw.audit.mac_key, held, entry, now)
             return Archived(record.id, record.item_code, now, DELETED, entry.id)
 
@@ -191,26 +162,6 @@ class ArchiveService:
                 f"with decided_at as {decision.signing_document()['decided_at']}",
                 reason="BAD_SIGNATURE",
             ) from exc
-
-    @contextmanager
-    def _recorded(self, seen: _Seen) -> Iterator[None]:
-        """A refusal inside the block, once its transaction rolled back, recorded in one of its
-        own before it reaches the caller."""
-        try:
-            yield
-        except CallerError as refused:
-            entry = decision_entry(
-                at=seen.now,
-                caller=seen.caller,
-                method=seen.method,
-                outcome=REFUSED,
-                reasons=(refused.reason,),
-                subject_id=seen.subject_id,
-                items=seen.items,
-            )
-            with self.gateway.db.transaction() as session:
-                audit_store.append(session, self.gateway.audit.mac_key, entry)
-            raise
 
 
 def _in_service(held: store.Held) -> None:

@@ -24,7 +24,6 @@ reject) is refused before anything is read, and is not a decision about anyone.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 
 from credit_gateway.adapters.storage import audit as audit_store
@@ -32,25 +31,17 @@ from credit_gateway.adapters.storage import feed as feed_store
 from credit_gateway.adapters.storage import objections as store
 from credit_gateway.adapters.storage import records as record_store
 from credit_gateway.domain import objections as rules
-from credit_gateway.domain.audit import REFUSED, SELF, AuditEntry, decision_entry
+from credit_gateway.domain.audit import SELF
 from credit_gateway.domain.exchange import ChangeKind
 from credit_gateway.domain.identifiers import SubjectKind
 from credit_gateway.domain.objections import Objection, State
 from credit_gateway.domain.release import parse_subject
-from credit_gateway.errors import CallerError, InvalidArgument
+from credit_gateway.errors import InvalidArgument
 from credit_gateway.runtime.gateway import Gateway
+from credit_gateway.services.decided import Seen, refusals_on_record
 from credit_gateway.services.submission import Checked, Incoming, SubmissionService
 
 CORRECTED_FIELD = "upheld.corrected"  # where the request holds the corrected record
-
-
-@dataclass(slots=True)
-class _Seen:
-    """What a refusal's entry may name, as far as the call got before it was refused: the
-    subject, and the item once the record is known to be the subject's."""
-
-    subject_id: str | None = None
-    items: tuple[str, ...] = ()
 
 
 class ObjectionService:
@@ -69,21 +60,16 @@ class ObjectionService:
         gw = self.gateway
         now = gw.clock()
         lookup = self._lookup(subject_code, now)
-        seen = _Seen()
-        try:
-            with gw.db.transaction() as session:
-                seen.subject_id = _person(record_store.find_subject(session, lookup))
-                record = store.objected_record(session, record_id)
-                if record is not None and record.subject_id == seen.subject_id:
-                    seen.items = (record.item_code,)  # the subject's own: its item may be named
-                already_open = bool(seen.items) and store.has_open(session, record_id)
-                objection = rules.file(record, seen.subject_id, already_open, reason, evidence, now)
-                store.add(session, objection)
-                entry = self._entry(SELF, rules.FILE_METHOD, rules.FILED, seen, now)
-                audit_store.append(session, gw.audit.mac_key, entry)
-        except CallerError as error:
-            self._refused(SELF, rules.FILE_METHOD, seen, error, now)
-            raise
+        seen = Seen(rules.FILE_METHOD, SELF, now)
+        with refusals_on_record(gw, seen), gw.db.transaction() as session:
+            seen.subject_id = _person(record_store.find_subject(session, lookup))
+            record = store.objected_record(session, record_id)
+            if record is not None and record.subject_id == seen.subject_id:
+                seen.items = (record.item_code,)  # the subject's own: its item may be named
+            already_open = bool(seen.items) and store.has_open(session, record_id)
+            objection = rules.file(record, seen.subject_id, already_open, reason, evidence, now)
+            store.add(session, objection)
+            audit_store.append(session, gw.audit.mac_key, seen.entry(rules.FILED))
         return objection
 
     def get(self, subject_code: str, objection_id: str) -> Objection:
@@ -118,40 +104,34 @@ class ObjectionService:
         checked = None if corrected is None else self._checked(provider_id, corrected)
         gw = self.gateway
         now = gw.clock()
-        seen = _Seen()
-        try:
-            with gw.db.transaction() as session:
-                found = store.get(session, objection_id, lock=True)
-                if found is not None:
-                    seen = _Seen(found.subject_id, (found.item_code,))
-                objection = rules.answerable(found, provider_id)
-                outcome = State.REJECTED if checked is None else State.UPHELD
-                entry = self._entry(provider_id, rules.ANSWER_METHOD, outcome.name, seen, now)
-                changes: list[feed_store.Change] = []
-                if checked is None:
-                    answered = rules.rejected(objection, reasons, entry.id, now)
-                    if rules.back_on_feed(objection, now):
-                        changes.append(_change(objection.record_id, objection, ChangeKind.NEW))
-                else:
-                    original = store.objected_record(session, objection.record_id)
-                    assert original is not None  # a record is archived, never deleted
-                    submitted = self.submission.submitted(checked)
-                    named = submitted.subject
-                    rules.check_correction(original, submitted.item.code, named.lookup, named.kind)
-                    replacement = rules.correction_stored(
-                        store.correct(session, gw.envelope, original, submitted, now),
-                        submitted.record.provider_record_id,
-                    )
-                    answered = rules.upheld(objection, reasons, replacement, entry.id, now)
-                    changes.append(
-                        _change(replacement, objection, ChangeKind.CORRECTED, original.id)
-                    )
-                store.answered(session, answered)
-                audit_store.append(session, gw.audit.mac_key, entry)
-                feed_store.append(session, changes, now)  # last: it holds the feed's lock
-        except CallerError as error:
-            self._refused(provider_id, rules.ANSWER_METHOD, seen, error, now)
-            raise
+        seen = Seen(rules.ANSWER_METHOD, provider_id, now)
+        with refusals_on_record(gw, seen), gw.db.transaction() as session:
+            found = store.get(session, objection_id, lock=True)
+            if found is not None:
+                seen.subject_id, seen.items = found.subject_id, (found.item_code,)
+            objection = rules.answerable(found, provider_id)
+            outcome = State.REJECTED if checked is None else State.UPHELD
+            entry = seen.entry(outcome.name)
+            changes: list[feed_store.Change] = []
+            if checked is None:
+                answered = rules.rejected(objection, reasons, entry.id, now)
+                if rules.back_on_feed(objection, now):
+                    changes.append(_change(objection.record_id, objection, ChangeKind.NEW))
+            else:
+                original = store.objected_record(session, objection.record_id)
+                assert original is not None  # a record is archived, never deleted
+                submitted = self.submission.submitted(checked)
+                named = submitted.subject
+                rules.check_correction(original, submitted.item.code, named.lookup, named.kind)
+                replacement = rules.correction_stored(
+                    store.correct(session, gw.envelope, original, submitted, now),
+                    submitted.record.provider_record_id,
+                )
+                answered = rules.upheld(objection, reasons, replacement, entry.id, now)
+                changes.append(_change(replacement, objection, ChangeKind.CORRECTED, original.id))
+            store.answered(session, answered)
+            audit_store.append(session, gw.audit.mac_key, entry)
+            feed_store.append(session, changes, now)  # last: it holds the feed's lock
         return answered
 
     # --- helpers ---------------------------------------------------------------------------
@@ -177,28 +157,6 @@ class ObjectionService:
         asserted, which names a person."""
         _, code = parse_subject(subject_code, now, SubjectKind.NATURAL_PERSON)
         return self.gateway.subject_lookup(code)
-
-    @staticmethod
-    def _entry(caller: str, method: str, outcome: str, seen: _Seen, now: datetime) -> AuditEntry:
-        return decision_entry(
-            at=now,
-            caller=caller,
-            method=method,
-            outcome=outcome,
-            subject_id=seen.subject_id,
-            items=seen.items,
-        )
-
-    def _refused(
-        self, caller: str, method: str, seen: _Seen, error: CallerError, now: datetime
-    ) -> None:
-        """The refusal on record, in a transaction of its own (the call's rolled back)."""
-        entry = replace(
-            self._entry(caller, method, REFUSED, seen, now),
-            reasons=(error.reason,) if error.reason else (),
-        )
-        with self.gateway.db.transaction() as session:
-            audit_store.append(session, self.gateway.audit.mac_key, entry)
 
 
 def _change(
