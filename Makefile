@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Every storage-touching test runs on each of these (see tests/support/databases.py).
 TEST_DATABASES ?= sqlite,postgresql,mariadb
+# pytest-xdist workers: each has its own databases (tests/support/databases.py) and ports.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-sqlite lint typecheck protos check-protos docs bench clean
 
@@ -21,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) scripts/gen_protos.py --check
-	CREDIT_GATEWAY_TEST_DATABASES=$(TEST_DATABASES) $(PY) -m pytest -q --durations=25 --cov --cov-branch --cov-report=term
+	CREDIT_GATEWAY_TEST_DATABASES=$(TEST_DATABASES) $(PY) -m pytest -q -n $(TEST_WORKERS) --durations=25 --cov --cov-branch --cov-report=term
 
 test-sqlite: $(STAMP)
 	CREDIT_GATEWAY_TEST_DATABASES=sqlite $(PY) -m pytest -q

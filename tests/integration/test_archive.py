@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 from support import government
 from support.configured import configured_harness
+from support.databases import rows_but_the_log
 from support.feed import Exchange, read_changes
 from support.harness import (
     COMPANY,
@@ -43,7 +44,6 @@ from credit_gateway.adapters.grpc.v1 import (
 from credit_gateway.adapters.storage.archive import PERIOD_ENDED, archive
 from credit_gateway.adapters.storage.tables import (
     AuditEntryRow,
-    Base,
     RecordRow,
     RestorationRow,
 )
@@ -273,11 +273,7 @@ def database(w: World) -> dict[str, list[Any]]:
     """Every table's rows but the audit log's (and the leases background tasks renew); the
     audit entries by id."""
     with w.h.db.transaction(write=False) as session:
-        rows = {
-            table.name: sorted(map(tuple, session.execute(select(table)).all()), key=repr)
-            for table in Base.metadata.sorted_tables
-            if not table.name.startswith("audit_") and not table.name.endswith("leases")
-        }
+        rows = rows_but_the_log(session)
         rows["audit_entries"] = sorted(session.scalars(select(AuditEntryRow.id)))
     return rows
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 from support.audit_entries import stored
 from support.configured import configured_harness
+from support.databases import rows_but_the_log
 from support.harness import (
     COMPANY,
     PERSON,
@@ -34,7 +35,7 @@ from support.scenario import punishment_payload, summary
 
 from credit_gateway.adapters.grpc.v1 import exchange_pb2_grpc, submission_pb2
 from credit_gateway.adapters.storage import registry
-from credit_gateway.adapters.storage.tables import Base, RecordChangeRow, RecordRow
+from credit_gateway.adapters.storage.tables import RecordChangeRow, RecordRow
 from credit_gateway.crypto.signatures import sign_es256
 from credit_gateway.domain.records import Submission, WrittenNotice
 from credit_gateway.exchange.agreements import load_private_key
@@ -138,11 +139,7 @@ def snapshot(h: Harness) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
     """Every table's rows, and the audit entries' bodies (the integrator changes the log's other
     columns and tables on its own time)."""
     with h.db.transaction(write=False) as session:
-        tables = {
-            table.name: sorted(map(tuple, session.execute(select(table)).all()), key=repr)
-            for table in Base.metadata.sorted_tables
-            if not table.name.startswith("audit_")
-        }
+        tables = rows_but_the_log(session)
     return tables, [entry.body for entry in stored(h.db)]
 
 

@@ -12,11 +12,12 @@ import grpc
 import pytest
 from sqlalchemy import select
 from support.audit_entries import INQUIRIES
+from support.databases import rows_but_the_log
 from support.government import SEEDS, WITHHELD, World, government_world, share
 from support.harness import COMPANY, PERSON, Harness
 from support.rpc import status_of
 
-from credit_gateway.adapters.storage.tables import AuditEntryRow, Base
+from credit_gateway.adapters.storage.tables import AuditEntryRow
 
 
 @pytest.fixture
@@ -32,11 +33,7 @@ def audit_bodies(h: Harness) -> list[dict[str, Any]]:
 
 def everything_but_the_audit_log(h: Harness) -> dict[str, list[Any]]:
     with h.db.transaction(write=False) as session:
-        return {
-            table.name: sorted(map(tuple, session.execute(select(table)).all()), key=repr)
-            for table in Base.metadata.sorted_tables
-            if table.name != AuditEntryRow.__tablename__
-        }
+        return rows_but_the_log(session)
 
 
 def assert_hidden(world: World, answer: Any, *labels: str) -> None:
