@@ -8,12 +8,21 @@ tests/unit/domain/test_canonical.py and is faster than the encoder it replaced).
 is refused here as CanonicalError: non-finite numbers, integers beyond IEEE 754 doubles' exact
 range (which a JCS verifier in another language could not reproduce), non-string keys, lone
 surrogates, and anything that is not a dict, list, tuple, str, int, float, bool or None.
+
+Most values take a faster road to the same bytes: the standard library's C JSON encoder, which
+for these values writes exactly what RFC 8785 does (the same minimal escapes with lowercase hex,
+no white space). It is taken only when every number is an integer in the exact range (a float
+would be written in Python's repr, not ECMAScript's shortest form) and no character lies beyond
+the Basic Multilingual Plane (only there does Python's code-point order of keys differ from
+UTF-16's); anything else, or anything the encoder refuses, goes through `rfc8785`.
+tests/unit/domain/test_canonical.py checks the two give the same bytes on arbitrary JSON.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,7 +39,39 @@ class CanonicalError(DomainError):
     default_reason = "BAD_JSON"
 
 
+_ENCODE = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
+
+
 def canonical_bytes(value: Any) -> bytes:
+    try:
+        if _plain(value):
+            text = _ENCODE(value)
+            if _BEYOND_BMP.search(text) is None:
+                return text.encode("utf-8")  # a lone surrogate fails here: rfc8785 says why
+    except (UnicodeEncodeError, RecursionError):
+        pass
+    return _rfc8785(value)
+
+
+def _plain(value: Any) -> bool:
+    """Only exact dicts with string keys, lists, tuples, strings, booleans, None and integers
+    in the exact range: what the standard encoder writes as RFC 8785 does."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_plain(v) for v in value)
+    return False
+
+
+def _rfc8785(value: Any) -> bytes:
     try:
         return rfc8785.dumps(value)
     # UnicodeEncodeError: a lone surrogate in a key, met while sorting by UTF-16 code units.

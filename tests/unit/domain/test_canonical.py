@@ -4,7 +4,9 @@ and set-valued members (a consent artefact's items and categories).
 Vectors are RFC 8785's own: section 3.2.2 (the full example), section 3.2.3 (member sorting by
 UTF-16 code units) and Appendix B (number serialisation, given there as IEEE 754 bit patterns,
 reproduced here from those bit patterns so every value is exact). canonical_bytes is the
-`rfc8785` library behind our own checks: these vectors are what it had to pass to be used.
+`rfc8785` library behind our own checks, with a faster road through the standard JSON encoder
+for most values: these vectors are what both must pass, and a property test below holds the
+faster road to rfc8785's bytes, or its refusal, on arbitrary values.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import struct
 from typing import Any
 
 import pytest
+import rfc8785
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -441,3 +444,80 @@ def test_the_artefact_does_not_depend_on_the_order_the_request_lists_sets_in(
     terms = parse_json_object(signed)["terms"]
     assert terms["items"] == sorted(set(chosen_items))
     assert terms["categories"] == sorted(chosen_categories)
+
+
+# --------------------------------------------------------- the faster road gives rfc8785's bytes
+
+# Every kind of character the two roads could treat apart: controls (escaped), quote and
+# backslash, DEL and U+2028 (not escaped), the top of the BMP against astral characters (key
+# order) and lone surrogates (refused).
+AWKWARD = st.sampled_from(
+    [
+        "\x00",
+        "\x1f",
+        "\b",
+        "\f",
+        '"',
+        "\\",
+        "\x7f",
+        "\u2028",
+        "\ufb33",
+        "\uffff",
+        "\U0001f600",
+        "\ud800",
+    ]
+)
+ANY_TEXT = st.text(st.characters(codec="utf-8") | AWKWARD, max_size=8)
+ANY_NUMBER = (
+    st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.just(float("inf"))
+)
+ANY_VALUES: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | ANY_NUMBER | ANY_TEXT,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(ANY_TEXT, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _reference(value: Any) -> bytes | type[Exception]:
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        return CanonicalError
+
+
+@settings(max_examples=500, deadline=None)
+@given(ANY_VALUES)
+def test_canonical_bytes_are_rfc8785s_bytes_or_its_refusal(value: Any) -> None:
+    try:
+        ours: bytes | type[Exception] = canonical_bytes(value)
+    except CanonicalError:
+        ours = CanonicalError
+    assert ours == _reference(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # Code-point order puts the emoji last; UTF-16 code units put it first.
+        ({"\uffff": 1, "\U0001f600": 2}, '{"\U0001f600":2,"\uffff":1}'),
+        ({"a": 1.0, "b": 1e21}, '{"a":1,"b":1e+21}'),  # Python's repr would write 1.0
+        ({"b": True, "a": [None, (1, "\x1f")]}, '{"a":[null,[1,"\\u001f"]],"b":true}'),
+    ],
+    ids=["astral-key", "floats", "plain"],
+)
+def test_what_each_road_writes(value: Any, expected: str) -> None:
+    assert canonical_bytes(value) == expected.encode() == rfc8785.dumps(value)
+
+
+def test_a_plain_value_never_reaches_rfc8785(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slower_road(value: Any) -> bytes:
+        raise AssertionError("a plain value went through rfc8785")
+
+    monkeypatch.setattr(rfc8785, "dumps", slower_road)
+    assert canonical_bytes({"b": [1, "x", None], "a": {"c": False}}) == (
+        b'{"a":{"c":false},"b":[1,"x",null]}'
+    )
