@@ -98,8 +98,9 @@ _DIGITS: Final = frozenset("0123456789")
 
 
 def _normalise_case(text: str) -> str:
-    # ASCII-only upper-casing: str.upper() would map e.g. "ß" to "SS" and change the length.
-    return text.translate(_ASCII_UPPER)
+    # ASCII-only upper-casing: str.upper() would map e.g. "ß" to "SS" and change the length;
+    # on ASCII text it is the same mapping, and the translation table is ten times slower.
+    return text.upper() if text.isascii() else text.translate(_ASCII_UPPER)
 
 
 def _reject_surrounding_whitespace(text: str, what: str) -> None:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from jsonschema import Draft202012Validator, ValidationError
@@ -29,6 +30,7 @@ from credit_gateway.adapters.storage import registry
 from credit_gateway.caches import BoundedCache
 from credit_gateway.crypto.jwks import ec_keys
 from credit_gateway.crypto.signatures import verify_es256
+from credit_gateway.domain import schemas
 from credit_gateway.domain.art16 import prohibited_paths
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
 from credit_gateway.domain.catalog import Catalog, CatalogItem, DisclosureLevel, Polarity
@@ -41,6 +43,7 @@ from credit_gateway.domain.records import (
     unstorable,
 )
 from credit_gateway.domain.release import Subject as NamedSubject
+from credit_gateway.domain.schemas import Check
 from credit_gateway.domain.timestamps import civil_date
 from credit_gateway.errors import Conflict, PeerError
 from credit_gateway.runtime.gateway import Gateway
@@ -115,6 +118,7 @@ class Content:
     subject_kind: SubjectKind
     signed_bytes: bytes  # the canonical bytes of the record's signing document
     digest: str  # their SHA-256, hex
+    payload_bytes: bytes  # the payload's canonical bytes, as stored
 
     @property
     def occurred_at_signed(self) -> str:
@@ -174,7 +178,7 @@ class SubmissionService:
     gateway: Gateway
     # By catalog version and item: a few hundred at most, bounded so that catalog loads over a
     # long life do not accumulate them.
-    _validators: BoundedCache[tuple[str, str], Draft202012Validator] = field(
+    _validators: BoundedCache[tuple[str, str], tuple[Draft202012Validator, Check | None]] = field(
         default_factory=lambda: BoundedCache(1024)
     )
 
@@ -258,7 +262,7 @@ class SubmissionService:
             return reject("PAYLOAD_TOO_LARGE", "payload_json", f"at most {MAX_PAYLOAD_BYTES} bytes")
         try:
             payload = parse_json_object(incoming.payload_json)
-            canonical_bytes(payload)
+            payload_bytes = canonical_bytes(payload)
         except CanonicalError as exc:
             return reject("PAYLOAD_NOT_JSON", "payload_json", str(exc))
         prohibited = prohibited_paths(payload, catalog.prohibited_fields)
@@ -268,7 +272,7 @@ class SubmissionService:
                 prohibited[0],
                 "information that must not be aggregated (Art 16)",
             )
-        error = next(iter(self._validator(catalog, item).iter_errors(payload)), None)
+        error = self._schema_error(catalog, item, payload)
         if error is not None:
             return reject("SCHEMA_VIOLATION", _field_path(error), error.message)
         if item.polarity is Polarity.UNTRUSTWORTHY and incoming.notice is None:
@@ -294,14 +298,21 @@ class SubmissionService:
             incoming.subject_kind,
         )
         data = submission.signing_bytes()
-        return Content(
-            index, submission, item, subject_kind, data, hashlib.sha256(data).hexdigest()
-        )
+        digest = hashlib.sha256(data).hexdigest()
+        return Content(index, submission, item, subject_kind, data, digest, payload_bytes)
 
-    def _validator(self, catalog: Catalog, item: CatalogItem) -> Draft202012Validator:
-        return self._validators.get_or_make(
-            (catalog.version, item.code), lambda: Draft202012Validator(dict(item.schema))
+    def _schema_error(
+        self, catalog: Catalog, item: CatalogItem, payload: dict[str, Any]
+    ) -> ValidationError | None:
+        """What is wrong with the payload under the item's schema, or None. The schema's
+        predicate (domain/schemas.py) passes most payloads; jsonschema decides the rest."""
+        validator, passes = self._validators.get_or_make(
+            (catalog.version, item.code),
+            lambda: (Draft202012Validator(dict(item.schema)), schemas.compiled(item.schema)),
         )
+        if passes is not None and passes(payload):
+            return None
+        return next(iter(validator.iter_errors(payload)), None)
 
     def store(self, batch: list[Checked], abandoned: Callable[[], bool]) -> list[RecordOutcome]:
         """The checked records in one transaction, each its outcome; Abandoned, with nothing
@@ -336,7 +347,7 @@ class SubmissionService:
             subject_id="",  # the store's: the subject's id once looked up or added
             occurred_at=s.occurred_at,
             digest=content.digest,
-            payload=canonical_bytes(s.payload),
+            payload=content.payload_bytes,
             signature=c.signature,
             signer_kid=c.key_id,
             notice=s.notice,
