@@ -39,7 +39,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _PARAGRAPH_1 = (
@@ -193,6 +193,10 @@ def _unspaced(joined: str) -> bool:
     return any(_kind(c) == "other" for c in joined)
 
 
+_KEPT_KEYS = 4096
+_KEPT_KEY_LENGTH = 64
+
+
 @dataclass(frozen=True, slots=True)
 class _Matcher:
     # Each maps a spelling (words run together) to the normalised prohibited name it spells.
@@ -200,9 +204,24 @@ class _Matcher:
     whole: Mapping[str, str]  # spelled by all of a key's words
     inside: Mapping[str, str]  # found anywhere in a key's letters
     longest: int
+    # Payloads repeat their keys record after record: each short key's answer, kept (bounded:
+    # cleared when full, so hostile keys cannot grow it).
+    _answers: dict[str, str | None] = field(default_factory=dict, compare=False)
 
     def names(self, key: str) -> str | None:
         """The prohibited name `key` names (the longest, when it names several), or None."""
+        try:
+            return self._answers[key]
+        except KeyError:
+            pass
+        answer = self._names(key)
+        if len(key) <= _KEPT_KEY_LENGTH:
+            if len(self._answers) >= _KEPT_KEYS:
+                self._answers.clear()
+            self._answers[key] = answer
+        return answer
+
+    def _names(self, key: str) -> str | None:
         found = words(key)
         joined = "".join(found)
         if joined in self.whole:

@@ -114,6 +114,9 @@ class CatalogItem:
     # A natural person under 14 (PIPL Art 31): its information is OPEN only by a State
     # provision that names minors, cited here; otherwise the open channel withholds it.
     open_to_minors_by_state_provision: str = ""
+    # Any level but OPEN: its records are sealed at rest (open ones are public anyway). Set
+    # once here: it is asked for every record stored.
+    sealed_at_rest: bool = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _CODE.fullmatch(self.code):
@@ -150,6 +153,8 @@ class CatalogItem:
             raise CatalogError(f"{self.code}: disclosure period must be positive")
         if not self.providers:
             raise CatalogError(f"{self.code}: no authorised providing unit")
+        sealed = any(level is not DisclosureLevel.OPEN for level in self.disclosure.values())
+        object.__setattr__(self, "sealed_at_rest", sealed)  # frozen: set once, while building
 
     def level_for(self, kind: SubjectKind) -> DisclosureLevel:
         return self.disclosure[kind]

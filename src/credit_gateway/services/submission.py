@@ -33,7 +33,7 @@ from credit_gateway.crypto.signatures import verify_es256
 from credit_gateway.domain import schemas
 from credit_gateway.domain.art16 import prohibited_paths
 from credit_gateway.domain.canonical import CanonicalError, canonical_bytes, parse_json_object
-from credit_gateway.domain.catalog import Catalog, CatalogItem, DisclosureLevel, Polarity
+from credit_gateway.domain.catalog import Catalog, CatalogItem, Polarity
 from credit_gateway.domain.identifiers import IdentifierError, SubjectKind, parse_subject_code
 from credit_gateway.domain.records import (
     MAX_TEXT,
@@ -351,10 +351,7 @@ class SubmissionService:
             signature=c.signature,
             signer_kid=c.key_id,
             notice=s.notice,
-            # Non-open items are sealed at rest; open ones are public anyway.
-            seal=any(
-                level is not DisclosureLevel.OPEN for level in content.item.disclosure.values()
-            ),
+            seal=content.item.sealed_at_rest,
             origin=at.origin,
             disclosure_until=content.item.disclosure_until(s.payload, s.occurred_at),
         )

@@ -330,3 +330,13 @@ def test_property_the_one_prohibited_key_in_a_payload_is_the_one_path_reported(
     assume(key not in target)
     target[key] = "x"
     assert prohibited_paths(payload, NONE) == [f"{path}.{key}"]
+
+
+def test_a_kept_answer_is_the_answer_and_the_keeping_stays_bounded() -> None:
+    keys = [f"note_{i}" for i in range(3 * art16._KEPT_KEYS)] + ["bloodType", "x" * 65]
+    fresh = [art16._build(art16.PROHIBITED)._names(k) for k in keys]
+    matcher = art16._build(art16.PROHIBITED)
+    assert [matcher.names(k) for k in keys] == fresh
+    assert [matcher.names(k) for k in keys] == fresh  # from what was kept
+    assert len(matcher._answers) <= art16._KEPT_KEYS
+    assert "x" * 65 not in matcher._answers  # long keys are not kept

@@ -35,10 +35,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class _Bytes(LargeBinary):
+    """Bytes bound as they are. sqlite3 and psycopg take bytes as BLOB and bytea; LargeBinary
+    wraps every value in the driver's Binary first, 15% of storing a batch of records."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
 # MariaDB's BLOB stops at 64 KiB; payloads and documents may be larger.
-Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+Blob = _Bytes().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 # A SHA-256 that is looked up: MariaDB indexes a BLOB only by a prefix, a VARBINARY whole.
-Hash = LargeBinary(32).with_variant(mysql.VARBINARY(32), "mysql", "mariadb")
+Hash = _Bytes(32).with_variant(mysql.VARBINARY(32), "mysql", "mariadb")
 
 
 def ExactText(length: int) -> String:  # noqa: N802 - a type, spelled like one
