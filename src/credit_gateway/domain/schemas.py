@@ -16,6 +16,8 @@ annotations. Each applies only to instances of its type, as in the specification
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -119,19 +121,19 @@ def _string_checks(schema: Mapping[str, Any]) -> list[Check]:
     return checks
 
 
+def _holds(holds: Callable[[Any, Any], bool], bound: Any, value: Any) -> bool:
+    return not _is_number(value) or holds(value, bound)
+
+
 def _number_checks(schema: Mapping[str, Any]) -> list[Check]:
     checks: list[Check] = []
-    for keyword, holds in (("minimum", lambda v, b: v >= b), ("maximum", lambda v, b: v <= b)):
+    for keyword, holds in (("minimum", operator.ge), ("maximum", operator.le)):
         if keyword not in schema:
             continue
         bound = schema[keyword]
         if not _is_number(bound):
             raise _Unsupported
-
-        def check(v: Any, bound: Any = bound, holds: Any = holds) -> bool:
-            return not _is_number(v) or bool(holds(v, bound))
-
-        checks.append(check)
+        checks.append(functools.partial(_holds, holds, bound))
     return checks
 
 
@@ -148,7 +150,6 @@ def _object_checks(schema: Mapping[str, Any]) -> list[Check]:
     if type(closed) is not bool:
         raise _Unsupported  # a schema for the other members: not taken
     names = frozenset(members)
-
     checked = tuple(members.items())
 
     def check(v: Any) -> bool:

@@ -43,7 +43,6 @@ from credit_gateway.domain.records import (
     unstorable,
 )
 from credit_gateway.domain.release import Subject as NamedSubject
-from credit_gateway.domain.schemas import Check
 from credit_gateway.domain.timestamps import civil_date
 from credit_gateway.errors import Conflict, PeerError
 from credit_gateway.runtime.gateway import Gateway
@@ -178,9 +177,9 @@ class SubmissionService:
     gateway: Gateway
     # By catalog version and item: a few hundred at most, bounded so that catalog loads over a
     # long life do not accumulate them.
-    _validators: BoundedCache[tuple[str, str], tuple[Draft202012Validator, Check | None]] = field(
-        default_factory=lambda: BoundedCache(1024)
-    )
+    _validators: BoundedCache[
+        tuple[str, str], tuple[Draft202012Validator, schemas.Check | None]
+    ] = field(default_factory=lambda: BoundedCache(1024))
 
     def submit(self, provider_id: str, records: Iterable[Incoming]) -> list[RecordOutcome]:
         """A whole submission at once: begin, check, finish."""

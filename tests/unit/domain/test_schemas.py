@@ -5,18 +5,17 @@ refuses every schema that uses anything else."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from support.harness import CATALOG_FILE
 
 from credit_gateway.domain.schemas import compiled
 
-CATALOG = Path(__file__).resolve().parents[3] / "src" / "credit_gateway" / "data" / "catalog.json"
-SCHEMAS = {item["code"]: item["schema"] for item in json.loads(CATALOG.read_text())["items"]}
+SCHEMAS = {i["code"]: i["schema"] for i in json.loads(CATALOG_FILE.read_text())["items"]}
 
 SCALARS = (
     st.none()
