@@ -121,6 +121,7 @@ _USCC_LENGTH: Final = 18
 # a character's value is its index here (0..30).
 _USCC_ALPHABET: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_VALUE: Final = {char: value for value, char in enumerate(_USCC_ALPHABET)}
+_USCC_CHARS: Final = frozenset(_USCC_ALPHABET)
 # GB 32100-2015 Table 2: W_i = 3^(i-1) mod 31 for i = 1..17.
 _USCC_WEIGHTS: Final = tuple(pow(3, i, 31) for i in range(17))
 
@@ -158,6 +159,8 @@ def organisation_code_check_character(first8: str) -> str:
 
 
 def _require_uscc_alphabet(text: str, what: str) -> None:
+    if _USCC_CHARS.issuperset(text):  # the usual case, in C; the loop only to say where
+        return
     for position, char in enumerate(text, start=1):
         if char not in _USCC_VALUE:
             raise IdentifierError(
@@ -405,17 +408,21 @@ def parse_subject_code(
     resident-id error when every character but the last is an ASCII digit, else the USCC error.
     """
     readings: dict[SubjectKind, UnifiedSocialCreditCode | ResidentIdNumber] = {}
-    try:
-        readings[SubjectKind.NATURAL_PERSON] = ResidentIdNumber.parse(text, today=today)
-    except IdentifierError as error:
-        resident_error = error
+    # Only a code whose characters but the last are ASCII digits can be a resident id, and only
+    # such a code's resident-id error is ever raised: the others are not read that way.
+    body = text[:-1]
+    plausibly_resident = bool(body) and _DIGITS.issuperset(body)
+    if plausibly_resident:
+        try:
+            readings[SubjectKind.NATURAL_PERSON] = ResidentIdNumber.parse(text, today=today)
+        except IdentifierError as error:
+            resident_error = error
     try:
         uscc = UnifiedSocialCreditCode.parse(text)
         readings[uscc_subject_kind(uscc)] = uscc
     except IdentifierError as uscc_error:
         if not readings:
-            body = text[:-1]
-            if body and set(body) <= _DIGITS:
+            if plausibly_resident:
                 raise resident_error from None
             raise uscc_error from None
     if kind is not None:

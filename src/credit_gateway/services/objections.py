@@ -120,7 +120,7 @@ class ObjectionService:
             else:
                 original = store.objected_record(session, objection.record_id)
                 assert original is not None  # a record is archived, never deleted
-                submitted = self.submission.submitted(checked)
+                submitted = checked.submitted
                 named = submitted.subject
                 rules.check_correction(original, submitted.item.code, named.lookup, named.kind)
                 replacement = rules.correction_stored(

@@ -65,7 +65,7 @@ from credit_gateway.services.submission import (
     Violation,
     reject,
     rejected,
-    signed,
+    signature_problem,
 )
 
 METHOD = "PushRecords"  # the refusals' audit entries
@@ -317,9 +317,9 @@ class PushService:
         )
         if isinstance(keys, Violation):
             return keys
-        checked = signed(content, record, keys)
-        if isinstance(checked, Violation):
-            return _in_record(checked)
+        problem = signature_problem(content, record, keys)
+        if problem is not None:
+            return _in_record(problem)
         origin = record_store.Origin(
             pushed.provider_code,
             pushed.provider_jwks.decode(),  # UTF-8: provider_keys parsed it
@@ -334,4 +334,4 @@ class PushService:
             id_field="origin_record_id",
             kind_field=RECORD + "subject_kind",
         )
-        return replace(checked, stored_as=stored_as)
+        return self.records.checked(content, record, stored_as)

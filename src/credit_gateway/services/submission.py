@@ -126,12 +126,13 @@ class Content:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A record ready to store: its content checked and its provider's signature verified."""
+    """A record ready to store: its content checked and its provider's signature verified;
+    `submitted` is what the store writes, built on the check's thread (`SubmissionService.
+    checked`) so that the write after the stream does no more than write."""
 
     content: Content
-    signature: bytes
-    key_id: str
     stored_as: StoredAs
+    submitted: record_store.Submitted
 
 
 @dataclass
@@ -201,7 +202,10 @@ class SubmissionService:
         for index, incoming in enumerate(records, first):
             content = self.content(index, incoming, provider, may_submit, batch.catalog, now)
             checked = (
-                content if isinstance(content, Violation) else signed(content, incoming, batch.keys)
+                content
+                if isinstance(content, Violation)
+                else signature_problem(content, incoming, batch.keys)
+                or self.checked(content, incoming, StoredAs(provider, incoming.provider_record_id))
             )
             batch.tally.add(index, incoming.provider_record_id, checked)
 
@@ -319,7 +323,7 @@ class SubmissionService:
         if not batch:
             return []
         gw = self.gateway
-        submitted = [self.submitted(c) for c in batch]
+        submitted = [c.submitted for c in batch]
         try:
             stored = record_store.store_submission(
                 gw.db, gw.envelope, submitted, gw.clock(), abandoned, careful=False
@@ -334,8 +338,15 @@ class SubmissionService:
             raise Abandoned  # nothing was stored
         return [_outcome(c, s) for c, s in zip(batch, stored, strict=True)]
 
-    def submitted(self, c: Checked) -> record_store.Submitted:
-        content, s, at = c.content, c.content.submission, c.stored_as
+    def checked(self, content: Content, incoming: Incoming, stored_as: StoredAs) -> Checked:
+        """The record to store, `content` with its provider's signature (verified), where
+        `stored_as` says."""
+        return Checked(content, stored_as, self._submitted(content, incoming, stored_as))
+
+    def _submitted(
+        self, content: Content, incoming: Incoming, at: StoredAs
+    ) -> record_store.Submitted:
+        s = content.submission
         subject = NamedSubject(
             content.subject_kind, s.subject_code, self.gateway.subject_lookup(s.subject_code)
         )
@@ -347,8 +358,8 @@ class SubmissionService:
             occurred_at=s.occurred_at,
             digest=content.digest,
             payload=content.payload_bytes,
-            signature=c.signature,
-            signer_kid=c.key_id,
+            signature=incoming.signature,
+            signer_kid=incoming.key_id,
             notice=s.notice,
             seal=content.item.sealed_at_rest,
             origin=at.origin,
@@ -370,10 +381,11 @@ def _provides(provider_id: str) -> Callable[[CatalogItem], Violation | None]:
     return refused
 
 
-def signed(
+def signature_problem(
     content: Content, incoming: Incoming, keys: Mapping[str, ec.EllipticCurvePublicKey]
-) -> Checked | Violation:
-    """The record, its provider's signature verified under `keys` (by `incoming.key_id`)."""
+) -> Violation | None:
+    """Why the provider's signature does not verify under `keys` (by `incoming.key_id`), or
+    None."""
     key = keys.get(incoming.key_id)
     if key is None:
         return reject("BAD_SIGNATURE", "key_id", "not a key the provider registered")
@@ -387,10 +399,7 @@ def signed(
             "does not verify over the record's canonical bytes (docs/canonical.md), "
             f"with occurred_at as {content.occurred_at_signed}",
         )
-    s = content.submission
-    return Checked(
-        content, incoming.signature, incoming.key_id, StoredAs(s.provider_id, s.provider_record_id)
-    )
+    return None
 
 
 def reject(reason: str, path: str = "", description: str = "") -> Violation:

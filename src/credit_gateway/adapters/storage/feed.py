@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from credit_gateway.adapters.storage import bulk
 from credit_gateway.adapters.storage.tables import (
     ARCHIVED,
     FeedHeadRow,
@@ -58,21 +59,14 @@ def append(session: Session, changes: Sequence[Change], now: datetime) -> None:
         session.flush()
     first = int(head.seq) + 1
     head.seq = first + len(changes) - 1
-    session.execute(
-        core(RecordChangeRow).insert(),
-        [
-            {
-                "seq": first + n,
-                "record_id": c.record_id,
-                "item_code": c.item_code,
-                "subject_id": c.subject_id,
-                "kind": c.kind,
-                "replaces": c.replaces,
-                "at": now,
-            }
-            for n, c in enumerate(changes)
-        ],
-    )
+    rows = [
+        (first + n, c.record_id, c.item_code, c.subject_id, c.kind, c.replaces, now)
+        for n, c in enumerate(changes)
+    ]
+    bulk.insert_many(session, core(RecordChangeRow), _CHANGE_COLUMNS, rows)
+
+
+_CHANGE_COLUMNS = ("seq", "record_id", "item_code", "subject_id", "kind", "replaces", "at")
 
 
 # --------------------------------------------------------------------------- reads

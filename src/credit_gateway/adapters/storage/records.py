@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from credit_gateway.adapters.storage import feed, outbox
+from credit_gateway.adapters.storage import bulk, feed, outbox
 from credit_gateway.adapters.storage.db import Database
 from credit_gateway.adapters.storage.tables import ACTIVE, RecordRow, SubjectRow, core
 from credit_gateway.crypto.envelope import Envelope
@@ -162,43 +162,43 @@ def existing_digest(
     return None if row is None else (row[0], row[1])
 
 
-def record_values(envelope: Envelope, record: NewRecord, now: datetime) -> dict[str, Any]:
-    """A new record's row, column by column, with a new id and its payload sealed if it is to
-    be: for one ORM insert (`insert_record`) or many in one Core statement (`_store_at_once`)."""
+# A new record's columns, in the order of `record_row`'s values.
+RECORD_COLUMNS = (
+    "id", "provider_id", "provider_record_id", "item_code", "subject_id", "occurred_at",
+    "submitted_at", "digest", "payload_key_id", "payload", "signature", "signer_kid",
+    "notice_reference", "notice_delivered_at", "state", "labels", "disclosure_until",
+    "objection_filed_at", "archived_at", "archive_reason", "replaces", "origin_provider_code",
+    "provider_jwks", "origin_signature", "origin_kid", "origin_provider_record_id",
+)  # fmt: skip
+
+
+def record_row(
+    envelope: Envelope, record: NewRecord, now: datetime, subject_id: str | None = None
+) -> tuple[Any, ...]:
+    """A new record's row, RECORD_COLUMNS' values, with a new id and its payload sealed if it
+    is to be: for one ORM insert (`insert_record`) or many at once (`_store_at_once`, which
+    gives the subject's id found at the write)."""
     record_id = new_id("rec")
     key_id: str | None = None
     payload = record.payload
     if record.seal:
         key_id, payload = envelope.seal(payload, record_aad(record_id))
-    origin = record.origin
-    return {
-        "id": record_id,
-        "provider_id": record.provider_id,
-        "provider_record_id": record.provider_record_id,
-        "item_code": record.item_code,
-        "subject_id": record.subject_id,
-        "occurred_at": record.occurred_at,
-        "submitted_at": now,
-        "digest": record.digest,
-        "payload_key_id": key_id,
-        "payload": payload,
-        "signature": record.signature,
-        "signer_kid": record.signer_kid,
-        "notice_reference": None if record.notice is None else record.notice.number,
-        "notice_delivered_at": None if record.notice is None else record.notice.delivered_at,
-        "state": ACTIVE,
-        "labels": "",
-        "disclosure_until": record.disclosure_until,
-        "objection_filed_at": None,
-        "archived_at": None,
-        "archive_reason": None,
-        "replaces": record.replaces,
-        "origin_provider_code": origin and origin.provider_code,
-        "provider_jwks": origin and origin.provider_jwks,
-        "origin_signature": origin and origin.signature,
-        "origin_kid": origin and origin.key_id,
-        "origin_provider_record_id": origin and origin.provider_record_id,
-    }
+    notice, origin = record.notice, record.origin
+    return (
+        record_id, record.provider_id, record.provider_record_id, record.item_code,
+        record.subject_id if subject_id is None else subject_id, record.occurred_at, now,
+        record.digest, key_id, payload, record.signature, record.signer_kid,
+        None if notice is None else notice.number,
+        None if notice is None else notice.delivered_at,
+        ACTIVE, "", record.disclosure_until, None, None, None, record.replaces,
+        *(_NO_ORIGIN if origin is None else (
+            origin.provider_code, origin.provider_jwks, origin.signature, origin.key_id,
+            origin.provider_record_id,
+        )),
+    )  # fmt: skip
+
+
+_NO_ORIGIN = (None,) * 5
 
 
 def insert_record(
@@ -206,7 +206,7 @@ def insert_record(
 ) -> str | None:
     """Adds the record; `careful` flushes it in a savepoint and answers None if a concurrent
     insert of the same provider id won (the caller then reads what was stored)."""
-    row = RecordRow(**record_values(envelope, record, now))
+    row = RecordRow(**dict(zip(RECORD_COLUMNS, record_row(envelope, record, now), strict=True)))
     record_id = row.id
     if not careful:
         session.add(row)
@@ -309,7 +309,7 @@ def _store_at_once(
     known = _existing_digests(session, keys)
     subjects: dict[str, Subject | None] = {}
     stored: list[Stored] = []
-    rows: list[dict[str, Any]] = []  # inserted at the end, in one executemany
+    rows: list[tuple[Any, ...]] = []  # inserted at the end, in one executemany
     with session.no_autoflush:
         for item in batch:
             named, record = item.subject, item.record
@@ -329,12 +329,11 @@ def _store_at_once(
                 if held.kind is not named.kind:  # added meanwhile by a concurrent submission
                     stored.append(Stored("", "", new=False, stored_kind=held.kind))
                     continue
-            values = record_values(envelope, replace(record, subject_id=held.id), now)
-            rows.append(values)
-            known[key] = (values["id"], record.digest)
-            stored.append(Stored(values["id"], record.digest, new=True, subject_id=held.id))
-    if rows:
-        session.execute(core(RecordRow).insert(), rows)
+            row = record_row(envelope, record, now, held.id)
+            rows.append(row)
+            known[key] = (row[0], record.digest)
+            stored.append(Stored(row[0], record.digest, new=True, subject_id=held.id))
+    bulk.insert_many(session, core(RecordRow), RECORD_COLUMNS, rows)
     return stored
 
 
