@@ -84,9 +84,13 @@ def test_columns_in_another_order_land_in_theirs(probe: Database) -> None:
 
 
 def test_a_rollback_takes_the_rows_back(probe: Database) -> None:
-    with pytest.raises(RuntimeError), probe.transaction() as session:
-        bulk.insert_many(session, PROBE, COLUMNS, rows(10))
-        raise RuntimeError("the transaction fails after the insert")
+    def fails_after_the_insert() -> None:
+        with probe.transaction() as session:
+            bulk.insert_many(session, PROBE, COLUMNS, rows(10))
+            raise RuntimeError("the transaction fails after the insert")
+
+    with pytest.raises(RuntimeError):
+        fails_after_the_insert()
     assert read_back(probe) == []
 
 
@@ -101,7 +105,7 @@ def test_a_type_that_binds_none_as_a_value_is_refused(probe: Database) -> None:
     table = Table(
         "bulk_json", MetaData(), Column("id", Integer, primary_key=True), Column("doc", JSON)
     )
-    with pytest.raises(ValueError, match="bulk_json.doc"), probe.transaction() as session:
+    with pytest.raises(ValueError, match=r"bulk_json\.doc"), probe.transaction() as session:
         bulk.insert_many(session, table, ("id", "doc"), [(1, None)])
 
 
