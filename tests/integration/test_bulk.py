@@ -125,3 +125,11 @@ def test_a_column_left_out_that_the_insert_binds_is_refused(probe: Database) -> 
     )
     with pytest.raises(ValueError, match="bulk_default"), probe.transaction() as session:
         bulk.insert_many(session, table, ("id",), [(1,)])
+
+
+def test_one_instant_in_two_zones_is_one_time(probe: Database) -> None:
+    # insert_many converts each distinct value of a column once: equal instants are equal.
+    same = [(1, "a", AT, AT, None, None), (2, "b", AT.astimezone(EAST), AT, None, None)]
+    with probe.transaction() as session:
+        bulk.insert_many(session, PROBE, COLUMNS, same)
+    assert [r[2] for r in read_back(probe)] == [AT, AT]

@@ -49,7 +49,10 @@ def insert_many(
     plan = _plan(connection.dialect, table, columns)
     converted: Sequence[Sequence[Any]] = rows
     if plan.converters:
-        converted = [_converted(row, plan.converters) for row in rows]
+        # A batch repeats its times (when it was submitted, when its records occurred), and a
+        # processor is a function of the value: each distinct value converted once.
+        memo: dict[Any, Any] = {}
+        converted = [_converted(row, plan.converters, memo) for row in rows]
     if plan.positions is None:
         params: Any = [dict(zip(plan.names, row, strict=True)) for row in converted]
     elif plan.positions == tuple(range(len(columns))):
@@ -59,11 +62,20 @@ def insert_many(
     connection.exec_driver_sql(plan.sql, params)
 
 
-def _converted(row: Sequence[Any], converters: tuple[tuple[int, Convert], ...]) -> list[Any]:
+def _converted(
+    row: Sequence[Any], converters: tuple[tuple[int, Convert], ...], memo: dict[Any, Any]
+) -> list[Any]:
     values = list(row)
     for index, convert in converters:
         value = values[index]
-        if value is not None:  # NULL: no processor to run (_compile made sure)
+        if value is None:  # NULL: no processor to run (_compile made sure)
+            continue
+        key = (index, type(value), value)
+        try:
+            values[index] = memo[key]
+        except KeyError:
+            values[index] = memo[key] = convert(value)
+        except TypeError:  # not hashable
             values[index] = convert(value)
     return values
 
