@@ -62,10 +62,13 @@ class MasterKey:
 class SubjectLookup:
     """Keyed hash of personal identifiers: equal codes meet in an index, the code is not stored."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self, master: MasterKey) -> None:
-        self._key = master.derive("subject-lookup")
+        # Keyed once; each code hashed on a copy (the key's pads are not derived again).
+        self._keyed = hmac.new(master.derive("subject-lookup"), digestmod=sha256)
 
     def __call__(self, code: str) -> str:
-        return hmac.new(self._key, code.encode(), sha256).hexdigest()
+        mac = self._keyed.copy()
+        mac.update(code.encode())
+        return mac.hexdigest()

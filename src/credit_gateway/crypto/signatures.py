@@ -18,10 +18,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from credit_gateway.errors import PeerError
 
 _COORD = 32
+_ES256 = ec.ECDSA(hashes.SHA256())  # stateless: one for every signature
 
 
 def sign_es256(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
-    r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+    r, s = decode_dss_signature(key.sign(data, _ES256))
     return r.to_bytes(_COORD, "big") + s.to_bytes(_COORD, "big")
 
 
@@ -34,6 +35,6 @@ def verify_es256(
         int.from_bytes(signature[:_COORD], "big"), int.from_bytes(signature[_COORD:], "big")
     )
     try:
-        key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+        key.verify(der, data, _ES256)
     except InvalidSignature as exc:
         raise PeerError(f"{what}: signature does not verify", reason="BAD_SIGNATURE") from exc
