@@ -83,12 +83,16 @@ async def read_in_chunks(
     max_records: int,
 ) -> None:
     """Reads the stream to its end, handing its records to `check` (with the stream index of a
-    chunk's first) CHUNK at a time on stream threads, so the loop never runs the checks. Up to
+    chunk's first) CHUNK at a time on stream threads, so the loop never runs the checks (nor
+    `convert`, which turns the chunk's messages into records there). Up to
     CHECKING chunks are checked at once while the next is read: the checks' ES256 verifications
     release the GIL, so two of them use both cores. More than `max_records` refuses the stream;
     a check's error fails it, after the chunks in flight are done (nothing runs on after)."""
+    def converted_and_checked(chunk: list[M], first: int) -> None:
+        check([convert(pb) for pb in chunk], first)
+
     read = 0
-    chunk: list[R] = []
+    chunk: list[M] = []
     checking: deque[asyncio.Future[None]] = deque()
     try:
         async for pb in messages:
@@ -97,14 +101,16 @@ async def read_in_chunks(
                     f"a submission stream carries at most {max_records} records",
                     reason="STREAM_TOO_LONG",
                 )
-            chunk.append(convert(pb))
+            chunk.append(pb)
             read += 1
             if len(chunk) >= CHUNK:
                 if len(checking) >= CHECKING:
                     await checking.popleft()
-                checking.append(asyncio.ensure_future(blocking.stream(check, chunk, read - CHUNK)))
+                job = blocking.stream(converted_and_checked, chunk, read - CHUNK)
+                checking.append(asyncio.ensure_future(job))
                 chunk = []
-        checking.append(asyncio.ensure_future(blocking.stream(check, chunk, read - len(chunk))))
+        job = blocking.stream(converted_and_checked, chunk, read - len(chunk))
+        checking.append(asyncio.ensure_future(job))
         while checking:
             await checking.popleft()
     finally:
