@@ -88,6 +88,7 @@ async def read_in_chunks(
     CHECKING chunks are checked at once while the next is read: the checks' ES256 verifications
     release the GIL, so two of them use both cores. More than `max_records` refuses the stream;
     a check's error fails it, after the chunks in flight are done (nothing runs on after)."""
+
     def converted_and_checked(chunk: list[M], first: int) -> None:
         check([convert(pb) for pb in chunk], first)
 
