@@ -15,7 +15,6 @@ from credit_gateway.adapters.grpc.submission import (
     finish_unless_gone,
     incoming,
     read_in_chunks,
-    submission_result,
 )
 from credit_gateway.adapters.grpc.v1 import exchange_pb2, submission_pb2
 from credit_gateway.runtime.blocking import Blocking
@@ -43,10 +42,9 @@ class Push:
             functools.partial(self.service.check, batch),
             self.gateway.settings.max_stream_messages,
         )
-        outcomes = await finish_unless_gone(
+        return await finish_unless_gone(
             self.blocking, context, functools.partial(self.service.finish, batch)
         )
-        return submission_result(outcomes)
 
 
 def pushed(pb: exchange_pb2.PushedRecord) -> PushedIncoming:
