@@ -1,5 +1,5 @@
 """Many rows of one table in one statement, bound as the driver takes them (the hot paths: a
-submission's or a push's records, the feed's changes).
+submission's or a push's records, their outbox entries, the feed's changes).
 
 A Core insert of a list of dicts spends most of its time on SQLAlchemy's work per row: a
 parameter dict built for each, then each value passed through its type's bind processor. For

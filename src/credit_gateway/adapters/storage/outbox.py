@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from credit_gateway.adapters.storage import bulk
 from credit_gateway.adapters.storage.agreements import parse_document
 from credit_gateway.adapters.storage.peers import get_peer, record_action
 from credit_gateway.adapters.storage.tables import (
@@ -83,23 +84,18 @@ def enqueue(
         if not_in_force(state, Operation.PUSH, now) is None
     ]
     entries = [
-        {
-            "id": new_id("obx"),
-            "peer": peer,
-            "record_id": record_id,
-            "partition": partition_of(subject_id),
-            "state": PENDING,
-            "attempts": 0,
-            "next_at": now,
-            "last_error": None,
-            "created_at": now,
-            "delivered_at": None,
-        }
+        (new_id("obx"), peer, record_id, partition_of(subject_id), PENDING, 0, now, None, now, None)
         for record_id, subject_id, item in records
         for peer in dict.fromkeys(p for p, agreement in sharing if agreement.covers_item(item))
     ]
-    if entries:
-        session.execute(core(OutboxRow).insert(), entries)
+    # In the submission's write, beside its records: bound as they are (storage/bulk.py).
+    bulk.insert_many(session, core(OutboxRow), _NEW_ENTRY_COLUMNS, entries)
+
+
+_NEW_ENTRY_COLUMNS = (  # a new entry's, in the order enqueue gives them
+    "id", "peer", "record_id", "partition", "state", "attempts", "next_at", "last_error",
+    "created_at", "delivered_at",
+)  # fmt: skip
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
