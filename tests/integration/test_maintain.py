@@ -384,6 +384,31 @@ def test_a_replica_runs_maintain_only_while_it_holds_the_lease(harness: Harness)
     assert refused.value.reason == "MAINTAIN_LEASE_HELD"
 
 
+def test_a_run_holds_the_lease_at_the_instant_it_applies_the_rules_at(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clock read once a run: one that moves between reads (here an hour a read) cannot
+    leave a run applying the rules at a time its lease has already run out at."""
+    h = harness
+    consent = consented(h).granted(valid_until=to_timestamp(h.clock.now + timedelta(minutes=30)))
+    runner = Maintenance(h.gateway, "replica-a")
+
+    def ticking() -> datetime:
+        h.clock.advance(hours=1)
+        return h.clock.now
+
+    monkeypatch.setattr(h.gateway, "clock", ticking)
+    report = runner.scheduled()
+    assert report is not None
+    assert report.counts["consent-expired"] == 1
+    (entry,) = entries(h.db, "maintain.consent-expired")
+    assert entry["consent"] == consent.consent.consent_id
+    with h.db.transaction(write=False) as session:
+        lease = leases.held(session, LEASE, datetime.fromisoformat(entry["at"]))
+    assert lease is not None
+    assert lease.holder == "replica-a"
+
+
 # --- inside serve --------------------------------------------------------------------------------
 
 

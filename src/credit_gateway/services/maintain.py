@@ -146,8 +146,7 @@ class Maintenance:
 
     # --- the lease ---------------------------------------------------------------------------
 
-    def take_lease(self) -> bool:
-        now = self.gateway.clock()
+    def take_lease(self, now: datetime) -> bool:
         with self.db.transaction() as session:
             return leases.take(session, LEASE, self.holder, now, now + self.lease_time)
 
@@ -168,17 +167,20 @@ class Maintenance:
 
     def scheduled(self) -> Report | None:
         """Serve's tick: a run if this replica holds the lease or takes it, renewed as it goes
-        and kept for the next tick; None when another holds it."""
-        if not self.take_lease():
+        and kept for the next tick; None when another holds it. The lease is taken at the
+        run's `now`, so it is held at every instant the rules are applied at."""
+        now = self.gateway.clock()
+        if not self.take_lease(now):
             return None
-        return self.run(self.renew_lease)
+        return self.run(now, self.renew_lease)
 
     def once(self, *, force: bool = False) -> Report:
         """`credit-gateway maintain`: a run under the lease, given back at the end. Refused
         (MAINTAIN_LEASE_HELD) while another holds it, unless `force`: then it runs beside it."""
-        if self.take_lease():
+        now = self.gateway.clock()
+        if self.take_lease(now):
             try:
-                return self.run(self.renew_lease)
+                return self.run(now, self.renew_lease)
             finally:
                 self.release_lease()
         if not force:
@@ -193,12 +195,11 @@ class Maintenance:
                 "maintain_interval_seconds; --force runs them beside it",
                 reason="MAINTAIN_LEASE_HELD",
             )
-        return self.run()
+        return self.run(now)
 
-    def run(self, keep: Callable[[], bool] = lambda: True) -> Report:
+    def run(self, now: datetime, keep: Callable[[], bool] = lambda: True) -> Report:
         """Every rule at one `now`. Between batches `keep()` renews the lease: False (lost)
         stops the run there."""
-        now = self.gateway.clock()
         counts = dict.fromkeys(JOBS, 0)
         batched = (
             (OBJECTIONS, self._suspend_objections),
