@@ -4,9 +4,14 @@ effect; with the peer killed mid-delivery, staying down, or two replicas deliver
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import signal
-from collections.abc import Iterator
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +35,17 @@ from support.two_gateways import (
 )
 from support.waiting import wait_until
 
+from credit_gateway.adapters.grpc.peer_client import PeerClient
 from credit_gateway.adapters.storage import outbox
-from credit_gateway.services.delivery import client_key_id
+from credit_gateway.adapters.storage.peers import PeerCredentials
+from credit_gateway.services.delivery import (
+    Acknowledgement,
+    Delivery,
+    Sender,
+    SenderFor,
+    Shipment,
+    client_key_id,
+)
 
 pytestmark = pytest.mark.usefixtures("no_outside_settings")
 
@@ -177,3 +191,135 @@ def test_two_replicas_deliver_every_record_once(
         assert count_pushed(nat.db, PROVINCIAL) == n
         # No record was sent by both: each released once per attempt, the failed ones too.
         sent_once_per_attempt(prov.db, "national")
+
+
+# --- a lease lost in the middle of a send -----------------------------------------------------
+
+MINUTE = timedelta(minutes=1)
+IDLE = {"outbox_poll_ms": 3_600_000}  # serve's own worker never polls: the test's workers do
+
+
+async def on_a_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
+def workers(pair: Pair, *holders: str, before_push: Callable[[], Awaitable[None]] | None = None):
+    """Delivery workers of the provincial gateway, beside serve's, with real peer clients; the
+    first's sends wait for `before_push` first."""
+    gateway = pair.provincial.harness.gateway
+
+    class Paused:
+        def __init__(self, inner: Sender) -> None:
+            self.inner = inner
+
+        async def push(self, shipments: Sequence[Shipment]) -> Mapping[int, Acknowledgement]:
+            if before_push is not None:
+                await before_push()
+            return await self.inner.push(shipments)
+
+        async def close(self) -> None:
+            await self.inner.close()
+
+    def sender_for(paused: bool) -> SenderFor:
+        def make(credentials: PeerCredentials) -> Sender:
+            client = PeerClient(
+                credentials, float(gateway.settings.peer_timeout_seconds), gateway.clock
+            )
+            return Paused(client) if paused else client
+
+        return make
+
+    return [
+        Delivery(gateway, holder, sender_for(n == 0), random.random)
+        for n, holder in enumerate(holders)
+    ]
+
+
+def test_a_lease_lost_mid_send_leaves_the_claimed_entries_to_that_send(
+    tmp_path: Path, database_url: str, national_url: str
+) -> None:
+    """A send outlasts the lease (a slow peer: a send may take 2 x peer_timeout_seconds, more
+    than outbox_lease_seconds); the replica that takes the lease meanwhile finds the entries
+    in flight and sends nothing again."""
+    n = 4
+    with two_gateways(tmp_path, database_url, national_url, provincial=IDLE) as pair:
+        prov, nat = pair.provincial, pair.national
+        prov.submit(prov.records(n, subjects=1))  # one subject: one partition
+        meanwhile: list[int] = []
+
+        async def the_lease_runs_out_and_b_polls() -> None:
+            pair.clock.advance(seconds=a.lease_time.total_seconds() + 1)
+            meanwhile.append(await b.poll(on_a_thread))
+
+        a, b = workers(pair, "replica-a", "replica-b", before_push=the_lease_runs_out_and_b_polls)
+
+        async def scenario() -> int:
+            try:
+                return await a.poll(on_a_thread)
+            finally:
+                await a.close()
+                await b.close()
+
+        assert asyncio.run(scenario()) == n
+        assert meanwhile == [0]  # b held the lease, and found nothing due
+        assert outbox_states(prov.db) == {outbox.DELIVERED: n}
+        assert count_pushed(nat.db, PROVINCIAL) == n
+        sent_once_per_attempt(prov.db, "national")  # released once each: by a
+
+
+def test_entries_a_dead_worker_claimed_are_due_again_once_its_send_could_not_still_be_going(
+    tmp_path: Path, database_url: str, national_url: str
+) -> None:
+    n = 3
+    with two_gateways(tmp_path, database_url, national_url, provincial=IDLE) as pair:
+        prov, nat = pair.provincial, pair.national
+        prov.submit(prov.records(n, subjects=1))
+        a, b = workers(pair, "replica-a", "replica-b")
+        (partition,) = a.due_partitions()
+        assert a.lease(partition)
+        claimed = a.prepare(partition)  # released and committed; then a dies before it sends
+        assert claimed.claimed == n
+
+        async def poll_b() -> int:
+            try:
+                return await b.poll(on_a_thread)
+            finally:
+                await b.close()
+
+        pair.clock.advance(seconds=a.lease_time.total_seconds() + 1)
+        assert b.due_partitions() == []  # a's lease ran out, its claim not yet
+        pair.clock.advance(seconds=a.in_flight.total_seconds())
+        assert asyncio.run(poll_b()) == n
+        assert outbox_states(prov.db) == {outbox.DELIVERED: n}
+        assert count_pushed(nat.db, PROVINCIAL) == n
+        # Released twice each, on record: by a (never sent) and by b.
+        assert Counter(released_by_delivery(prov.db, "national")) == {
+            r.record_id: 2 for r in outbox_rows(prov.db)
+        }
+
+
+def test_two_claims_at_once_take_an_entry_once(
+    tmp_path: Path, database_url: str, national_url: str
+) -> None:
+    """Two workers that both think they hold the partition (one's lease ran out while it
+    claimed): the second claim waits on the first's rows and finds them no longer due."""
+    with two_gateways(tmp_path, database_url, national_url, provincial=IDLE) as pair:
+        prov = pair.provincial
+        prov.submit(prov.records(3, subjects=1))
+        db, now = prov.db, pair.clock.now
+        (partition,) = workers(pair, "replica-a")[0].due_partitions()
+        second: list[list[outbox.Entry]] = []
+
+        def claim_second() -> None:
+            with db.transaction() as session:
+                second.append(outbox.claim(session, partition, 10, now, now + MINUTE))
+
+        with db.transaction() as session:
+            first = outbox.claim(session, partition, 10, now, now + MINUTE)
+            racer = threading.Thread(target=claim_second)
+            racer.start()
+            racer.join(timeout=1)
+            assert racer.is_alive()  # waiting on the first's rows (SQLite: on its writer)
+        racer.join(timeout=10)
+        assert len(first) == 3
+        assert second == [[]]

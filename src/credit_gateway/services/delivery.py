@@ -5,7 +5,9 @@ a `Sender` (adapters/grpc/peer_client.py), the rows storage/outbox.py's.
 One poll (`Delivery.poll`), for each outbox partition with entries due:
 1. take or renew the partition's lease (storage/outbox.take_lease): only its holder delivers it,
    so with several replicas each partition has one deliverer;
-2. in ONE transaction: claim up to outbox_batch due entries; rebuild each record as its
+2. in ONE transaction: claim up to outbox_batch due entries, in flight (not due) for as long as
+   a send may take plus a lease, so that a replica taking the lease after it ran out mid-send
+   does not release them again; rebuild each record as its
    provider signed it; per peer, decide the records (domain/exchange.decide_batch on the
    EXCHANGE_DELIVERY channel, under the peer platform's push agreement, with its purpose);
    write the decisions' audit entries, mark the withheld entries `withheld` (never sent) and
@@ -16,8 +18,9 @@ One poll (`Delivery.poll`), for each outbox partition with entries due:
    of the call) -> attempts + 1 and due again after `backoff`, dead after outbox_max_attempts.
 
 Exactly once in effect: the peer dedups by (origin platform, origin_record_id), and our origin
-record id is our record's id, so an entry sent again (its acknowledgement lost, the lease lost
-mid-send, the process killed) comes back DUPLICATE and is delivered.
+record id is our record's id, so an entry sent again (its acknowledgement lost, the process
+killed mid-send) comes back DUPLICATE and is delivered. A lease lost mid-send does not send it
+again: its claim keeps it from the next holder until the send is over.
 """
 
 from __future__ import annotations
@@ -275,6 +278,10 @@ class Delivery:
         self.batch = s.outbox_batch
         self.lease_time = timedelta(seconds=s.outbox_lease_seconds)
         self.timeout = float(s.peer_timeout_seconds)
+        self.send_bound = 2 * self.timeout  # a whole send: its token and its call
+        # A claimed entry is settled before then by a worker that lives; one that died leaves
+        # it due again then.
+        self.in_flight = timedelta(seconds=self.send_bound) + self.lease_time
         self._senders: dict[str, Sender] = {}
         self._busy: set[int] = set()  # partitions this worker is delivering now
 
@@ -320,11 +327,11 @@ class Delivery:
         answer: Mapping[int, Acknowledgement] | PeerUnavailable
         try:
             # The sender bounds each step by the timeout; this bounds the whole (token and call).
-            answer = await asyncio.wait_for(sender.push(batch.shipments), 2 * self.timeout)
+            answer = await asyncio.wait_for(sender.push(batch.shipments), self.send_bound)
         except PeerUnavailable as error:
             answer = error
         except TimeoutError:
-            answer = PeerUnavailable(f"no answer within {2 * self.timeout:g} s")
+            answer = PeerUnavailable(f"no answer within {self.send_bound:g} s")
         if isinstance(answer, PeerUnavailable):
             log.warning(
                 "delivery failed", extra={"fields": {"peer": peer.name, "error": str(answer)}}
@@ -359,7 +366,7 @@ class Delivery:
         now = gw.clock()
         catalog = gw.catalog.get()
         with gw.db.transaction() as session:
-            entries = outbox.claim(session, partition, self.batch, now)
+            entries = outbox.claim(session, partition, self.batch, now, now + self.in_flight)
             if not entries:
                 return Claimed(0, ())
             ids = [e.record_id for e in entries]

@@ -178,17 +178,28 @@ def release_leases(session: Session, holder: str, now: datetime) -> None:
     session.execute(update(OutboxLeaseRow).where(OutboxLeaseRow.holder == holder).values(until=now))
 
 
-def claim(session: Session, partition: int, limit: int, now: datetime) -> list[Entry]:
+def claim(
+    session: Session, partition: int, limit: int, now: datetime, until: datetime
+) -> list[Entry]:
     """Up to `limit` due pending entries of the partition, oldest first (a subject's records in
-    the order stored). The caller holds the partition's lease."""
+    the order stored), in flight until `until`: not due to anyone before then, unless settled.
+
+    The caller holds the partition's lease, but a lease can run out in the middle of a slow
+    send, and a replica that then takes it must not release the same entries again. The rows
+    are read FOR UPDATE: a concurrent claim waits on them, and then (PostgreSQL re-checks the
+    condition on the committed row, InnoDB's locking read sees the latest; SQLite has one
+    writer) finds them no longer due."""
     query = (
         select(*_ENTRY_COLUMNS)
         .where(OutboxRow.state == PENDING, OutboxRow.partition == partition)
         .where(OutboxRow.next_at <= now)
         .order_by(OutboxRow.created_at, OutboxRow.id)
         .limit(limit)
+        .with_for_update()
     )
-    return _entries(session, query)
+    entries = _entries(session, query)
+    _set_state(session, [e.id for e in entries], next_at=until)
+    return entries
 
 
 def _set_state(session: Session, ids: Sequence[str], **values: object) -> None:
