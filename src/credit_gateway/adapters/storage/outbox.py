@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from credit_gateway.adapters.storage import bulk
 from credit_gateway.adapters.storage.agreements import parse_document
+from credit_gateway.adapters.storage.leases import take_row
 from credit_gateway.adapters.storage.peers import get_peer, record_action
 from credit_gateway.adapters.storage.tables import (
     AgreementRow,
@@ -145,32 +145,9 @@ def due_partitions(session: Session, now: datetime) -> list[int]:
 def take_lease(
     session: Session, partition: int, holder: str, now: datetime, until: datetime
 ) -> bool:
-    """Takes or renews the partition's lease until `until`: True if `holder` holds it now.
-    The first taker makes the partition's row; then one conditional UPDATE takes it (free,
-    expired, or ours already), and a concurrent taker waits on the row's lock, then finds it
-    held. The row is made before any UPDATE looks for it: an UPDATE that finds no row would
-    lock the gap (InnoDB), and two such takers inserting into one gap deadlock."""
-    if (
-        session.scalar(
-            select(OutboxLeaseRow.partition).where(OutboxLeaseRow.partition == partition)
-        )
-        is None
-    ):
-        try:
-            with session.begin_nested():
-                session.add(OutboxLeaseRow(partition=partition, holder=holder, until=until))
-            return True
-        except IntegrityError:
-            pass  # made meanwhile by another replica: take it as an existing one
-    taken = session.execute(
-        update(OutboxLeaseRow)
-        .where(
-            OutboxLeaseRow.partition == partition,
-            (OutboxLeaseRow.holder == holder) | (OutboxLeaseRow.until <= now),
-        )
-        .values(holder=holder, until=until)
-    )
-    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
+    """Takes or renews the partition's lease until `until`: True if `holder` holds it now (the
+    one conditional UPDATE of storage/leases.take_row, as the runner leases)."""
+    return take_row(session, OutboxLeaseRow, "partition", partition, holder, now, until)
 
 
 def release_leases(session: Session, holder: str, now: datetime) -> None:
