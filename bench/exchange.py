@@ -45,6 +45,7 @@ PUSH = "/credit_gateway.v1.ExchangeService/PushRecords"
 SUBSCRIBE = "/credit_gateway.v1.ExchangeService/SubscribeChanges"
 # The bare baselines on bench/server.py's bare-aio server.
 COUNT = "/bench.Stream/Count"  # client stream in, its message count out
+VERIFY = "/bench.Stream/Verify"  # Count, each pushed record's two signatures verified
 SPRAY = "/bench.Stream/Spray"  # "N SIZE" in, N messages of SIZE bytes out
 
 

@@ -4,7 +4,8 @@
 - `bare-aio CERTS`: grpc.aio, the same echo (the baseline every gateway figure is a ratio to),
   and the exchange's streaming baselines: `bench.Stream/Count`, a client stream answered with
   its message count, and `bench.Stream/Spray`, which answers "N SIZE" with N messages of SIZE
-  bytes (bytes in, bytes out: no protobuf on either side);
+  bytes (bytes in, bytes out: no protobuf on either side); and `bench.Stream/Verify`, the client
+  stream of pushed records doing only the cryptography a push cannot skip (`_verify_chunk`);
 - `gateway CONFIG`: the real gateway, plus an echo method behind its interceptor (the auth layer
   alone), served like `credit-gateway serve` serves it;
 - `raw-release CONFIG`: the bare grpc.aio server whose echo runs the release path's own
@@ -19,6 +20,7 @@ Prints `READY <port>` when serving; on SIGTERM stops and prints its peak RSS as 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import resource
 import signal
@@ -56,12 +58,70 @@ def serve_bare_threaded(certs: Path) -> None:
     server.stop(1).wait()
 
 
+VERIFY_CHUNK = 500  # as the gateway's stream reader hands records to its checks
+
+
+def _verify_chunk(messages: list[bytes], origin_key: Any, provider_keys: dict[bytes, Any]) -> int:
+    """What no push can skip, a record at a time: the PushedRecord parsed, the provider's
+    canonical bytes and the origin's claim over them made, and both ES256 signatures verified
+    (the provider's keys parsed once a distinct JWK Set, as the gateway caches them). Nothing
+    of the gateway's other checks, its audit or its store."""
+    from credit_gateway.adapters.grpc.convert import to_datetime
+    from credit_gateway.adapters.grpc.v1 import exchange_pb2
+    from credit_gateway.crypto.jwks import ec_keys
+    from credit_gateway.crypto.signatures import verify_es256
+    from credit_gateway.domain.pushed import OriginClaim
+    from credit_gateway.domain.records import Submission
+
+    for message in messages:
+        pushed = exchange_pb2.PushedRecord.FromString(message)
+        record = pushed.record
+        jwks = pushed.provider_jwks
+        keys = provider_keys.get(jwks)
+        if keys is None:
+            keys = provider_keys[jwks] = ec_keys(json.loads(jwks))
+        signing = Submission(
+            pushed.provider_code, record.provider_record_id, record.item_code,
+            record.subject_code, json.loads(record.payload_json),
+            to_datetime(record.occurred_at, "occurred_at"), None,
+        ).signing_bytes()  # fmt: skip
+        claim = OriginClaim(
+            pushed.origin_record_id, pushed.provider_code, jwks,
+            hashlib.sha256(signing).hexdigest(), record.signature,
+        )  # fmt: skip
+        verify_es256(origin_key, claim.signing_bytes(), pushed.origin_signature, what="origin")
+        verify_es256(keys[record.key_id], signing, record.signature, what="provider")
+    return len(messages)
+
+
 def _stream_handler() -> grpc.GenericRpcHandler:
     async def count(requests: AsyncIterator[bytes], _context: object) -> bytes:
         n = 0
         async for _ in requests:
             n += 1
         return str(n).encode()
+
+    async def verify(requests: AsyncIterator[bytes], context: Any) -> bytes:
+        """As the gateway reads a push: chunks checked on two threads while the next is read."""
+        from cryptography.x509 import load_pem_x509_certificate
+
+        (pem,) = context.auth_context()["x509_pem_cert"]
+        origin_key = load_pem_x509_certificate(pem).public_key()
+        provider_keys: dict[bytes, Any] = {}
+        loop = asyncio.get_running_loop()
+        checking: list[asyncio.Future[int]] = []
+        chunk: list[bytes] = []
+        verified = 0
+        async for message in requests:
+            chunk.append(message)
+            if len(chunk) == VERIFY_CHUNK:
+                if len(checking) >= 2:
+                    verified += await checking.pop(0)
+                job = loop.run_in_executor(None, _verify_chunk, chunk, origin_key, provider_keys)
+                checking.append(job)
+                chunk = []
+        checking.append(loop.run_in_executor(None, _verify_chunk, chunk, origin_key, provider_keys))
+        return str(verified + sum(await asyncio.gather(*checking))).encode()
 
     async def spray(request: bytes, _context: object) -> AsyncIterator[bytes]:
         n, size = (int(x) for x in request.split())
@@ -73,6 +133,7 @@ def _stream_handler() -> grpc.GenericRpcHandler:
         "bench.Stream",
         {
             "Count": grpc.stream_unary_rpc_method_handler(count),
+            "Verify": grpc.stream_unary_rpc_method_handler(verify),
             "Spray": grpc.unary_stream_rpc_method_handler(spray),
         },
     )
