@@ -588,18 +588,19 @@ def exchange_rows(bench: Bench, config: Path, backend: str) -> None:
     if feed["records"] != args.records:
         raise SystemExit(f"the feed sent {feed['records']} changes, not {args.records}")
     with server("bare-aio", certs) as (port, bare_stats):
-        count_cpu: dict[str, Any] = {}
-        with server_cpu(bare_stats["pid"], count_cpu, args.records):
-            counted = load.run("stream", port, exchange.COUNT, stream, client=national)
-        counted.update(count_cpu)
-        if bytes.fromhex(counted.pop("response_hex")) != str(args.records).encode():
-            raise SystemExit("the bare client stream did not count every message")
-        verify_cpu: dict[str, Any] = {}
-        with server_cpu(bare_stats["pid"], verify_cpu, args.records):
-            verified = load.run("stream", port, exchange.VERIFY, stream, client=national)
-        verified.update(verify_cpu)
-        if bytes.fromhex(verified.pop("response_hex")) != str(args.records).encode():
-            raise SystemExit("the bare verifying stream did not verify every message")
+
+        def bare_stream(method: str) -> dict[str, Any]:
+            """The pushed messages through a bare client stream, which answers their count."""
+            cpu: dict[str, Any] = {}
+            with server_cpu(bare_stats["pid"], cpu, args.records):
+                result = load.run("stream", port, method, stream, client=national)
+            result.update(cpu)
+            if bytes.fromhex(result.pop("response_hex")) != str(args.records).encode():
+                raise SystemExit(f"{method} did not take every message")
+            return result
+
+        counted = bare_stream(exchange.COUNT)
+        verified = bare_stream(exchange.VERIFY)
         # The gateway's messages again, bytes for bytes: as many, each of their mean size.
         size = feed["bytes"] // feed["messages"]
         spray = load.run(

@@ -58,23 +58,18 @@ def serve_bare_threaded(certs: Path) -> None:
     server.stop(1).wait()
 
 
-VERIFY_CHUNK = 500  # as the gateway's stream reader hands records to its checks
-
-
-def _verify_chunk(messages: list[bytes], origin_key: Any, provider_keys: dict[bytes, Any]) -> int:
-    """What no push can skip, a record at a time: the PushedRecord parsed, the provider's
-    canonical bytes and the origin's claim over them made, and both ES256 signatures verified
-    (the provider's keys parsed once a distinct JWK Set, as the gateway caches them). Nothing
-    of the gateway's other checks, its audit or its store."""
+def _verify_chunk(records: list[Any], origin_key: Any, provider_keys: dict[bytes, Any]) -> None:
+    """What no push can skip, a record at a time: the provider's canonical bytes and the
+    origin's claim over them made, and both ES256 signatures verified (the provider's keys
+    parsed once a distinct JWK Set, as the gateway caches them). Nothing of the gateway's other
+    checks, its audit or its store."""
     from credit_gateway.adapters.grpc.convert import to_datetime
-    from credit_gateway.adapters.grpc.v1 import exchange_pb2
     from credit_gateway.crypto.jwks import ec_keys
     from credit_gateway.crypto.signatures import verify_es256
     from credit_gateway.domain.pushed import OriginClaim
     from credit_gateway.domain.records import Submission
 
-    for message in messages:
-        pushed = exchange_pb2.PushedRecord.FromString(message)
+    for pushed in records:
         record = pushed.record
         jwks = pushed.provider_jwks
         keys = provider_keys.get(jwks)
@@ -91,10 +86,13 @@ def _verify_chunk(messages: list[bytes], origin_key: Any, provider_keys: dict[by
         )  # fmt: skip
         verify_es256(origin_key, claim.signing_bytes(), pushed.origin_signature, what="origin")
         verify_es256(keys[record.key_id], signing, record.signature, what="provider")
-    return len(messages)
 
 
 def _stream_handler() -> grpc.GenericRpcHandler:
+    from credit_gateway.runtime.blocking import Blocking
+
+    blocking = Blocking(1, 2)  # the verifying stream's threads, as the gateway's streams have
+
     async def count(requests: AsyncIterator[bytes], _context: object) -> bytes:
         n = 0
         async for _ in requests:
@@ -102,26 +100,25 @@ def _stream_handler() -> grpc.GenericRpcHandler:
         return str(n).encode()
 
     async def verify(requests: AsyncIterator[bytes], context: Any) -> bytes:
-        """As the gateway reads a push: chunks checked on two threads while the next is read."""
+        """Read as the gateway reads a push (adapters/grpc/submission.read_in_chunks: each chunk
+        parsed and checked on a stream thread, two at once, while the next is read)."""
         from cryptography.x509 import load_pem_x509_certificate
+
+        from credit_gateway.adapters.grpc.submission import read_in_chunks
+        from credit_gateway.adapters.grpc.v1 import exchange_pb2
 
         (pem,) = context.auth_context()["x509_pem_cert"]
         origin_key = load_pem_x509_certificate(pem).public_key()
         provider_keys: dict[bytes, Any] = {}
-        loop = asyncio.get_running_loop()
-        checking: list[asyncio.Future[int]] = []
-        chunk: list[bytes] = []
-        verified = 0
-        async for message in requests:
-            chunk.append(message)
-            if len(chunk) == VERIFY_CHUNK:
-                if len(checking) >= 2:
-                    verified += await checking.pop(0)
-                job = loop.run_in_executor(None, _verify_chunk, chunk, origin_key, provider_keys)
-                checking.append(job)
-                chunk = []
-        checking.append(loop.run_in_executor(None, _verify_chunk, chunk, origin_key, provider_keys))
-        return str(verified + sum(await asyncio.gather(*checking))).encode()
+        chunks: list[int] = []  # each chunk's length, appended on its thread
+
+        def check(records: list[Any], _first: int) -> None:
+            _verify_chunk(records, origin_key, provider_keys)
+            chunks.append(len(records))
+
+        convert = exchange_pb2.PushedRecord.FromString
+        await read_in_chunks(blocking, requests, convert, check, sys.maxsize)
+        return str(sum(chunks)).encode()
 
     async def spray(request: bytes, _context: object) -> AsyncIterator[bytes]:
         n, size = (int(x) for x in request.split())
